@@ -1,0 +1,55 @@
+"""Errors raised on bad input or failed work.
+
+Every error carries one sentence that says what is wrong and what to do, so
+widgets and the command line can show ``str(error)`` as it is.
+"""
+
+from __future__ import annotations
+
+
+class CcfAlignError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DimensionError(CcfAlignError, ValueError):
+    """An array has the wrong number of dimensions."""
+
+
+class VoxelSizeError(CcfAlignError, ValueError):
+    """A voxel size is zero, negative, not finite or of the wrong length."""
+
+
+class MissingVoxelSizeError(VoxelSizeError):
+    """A file carries no voxel size and none was given."""
+
+
+class OrientationError(CcfAlignError, ValueError):
+    """An orientation code is unknown, inconsistent or missing."""
+
+
+class EmptyVolumeError(CcfAlignError, ValueError):
+    """A volume holds no usable values (all NaN, or all zero where tissue is needed)."""
+
+
+class AffineError(CcfAlignError, ValueError):
+    """An index-to-world affine is singular, sheared or not finite."""
+
+
+class CropError(CcfAlignError, ValueError):
+    """A crop box is empty or lies outside the volume."""
+
+
+class MissingFileError(CcfAlignError, FileNotFoundError):
+    """A file that was asked for does not exist."""
+
+
+class UnreadableFileError(CcfAlignError, OSError):
+    """A file exists but cannot be read: unknown format, corrupt or truncated."""
+
+
+class WriteError(CcfAlignError, OSError):
+    """A file could not be written (folder not writable, disk full)."""
+
+
+class Cancelled(CcfAlignError):
+    """Work was cancelled by the user; nothing half-made was kept."""

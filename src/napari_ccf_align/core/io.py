@@ -1,0 +1,318 @@
+"""Reading and writing volumes: NRRD, NIfTI, MHA/MHD (SimpleITK) and TIFF (tifffile).
+
+Every reader returns a :class:`~napari_ccf_align.core.volume.Volume` in the RAS
+world; every writer writes under a temporary name in the target folder and
+renames, so a failed write never leaves a half-written file under the final name.
+
+A generic read keeps the header's meaning (an NRRD that says LPS is read as
+LPS). Files whose headers are known to be wrong, such as the raw Allen NRRDs,
+are read through :mod:`napari_ccf_align.core.atlas`, which states the truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import tifffile
+
+from . import space
+from .errors import (
+    MissingFileError,
+    MissingVoxelSizeError,
+    OrientationError,
+    UnreadableFileError,
+    WriteError,
+)
+from .volume import Volume, from_sitk, to_sitk
+
+#: File endings read and written through SimpleITK.
+SITK_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+#: File endings read and written through tifffile.
+TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
+#: Every file ending :func:`read_volume` accepts.
+SUFFIXES = SITK_SUFFIXES + TIFF_SUFFIXES
+
+_TIFF_UNITS_UM = {"micron": 1.0, "um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "mm": 1000.0, "nm": 1e-3}
+
+
+def suffix_of(path: str | os.PathLike) -> str:
+    """Lower-case file ending, double endings (``.nii.gz``, ``.ome.tif``) included."""
+    name = Path(path).name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    return Path(name).suffix
+
+
+def is_supported(path: str | os.PathLike) -> bool:
+    """Whether :func:`read_volume` knows the file's ending."""
+    return suffix_of(path) in SUFFIXES
+
+
+def _stem(path: Path) -> str:
+    suffix = suffix_of(path)
+    return path.name[: -len(suffix)] if suffix else path.name
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_volume(
+    path: str | os.PathLike,
+    *,
+    voxel_size_um: float | Sequence[float] | None = None,
+    orientation: str | None = None,
+    style: space.OrientationStyle = "nibabel",
+    name: str | None = None,
+) -> Volume:
+    """Read a 2D or 3D image file into a Volume in the RAS world.
+
+    Parameters
+    ----------
+    path : str or path-like
+        NRRD, NIfTI (``.nii``, ``.nii.gz``), MHA/MHD or TIFF file.
+    voxel_size_um : float or sequence of float, optional
+        Voxel size in µm per array axis (numpy order). Needed for TIFF files whose
+        metadata carries none; for other formats it replaces the header's spacing
+        (and then ``orientation`` must be given too).
+    orientation : str, optional
+        Orientation code of the array axes. Required for TIFF files (they carry no
+        trustworthy orientation); for other formats it replaces the header's.
+    style : {"nibabel", "brainglobe"}
+        How ``orientation`` is written.
+    name : str, optional
+        Volume name; default the file name without its ending.
+
+    Raises
+    ------
+    MissingFileError, UnreadableFileError, MissingVoxelSizeError, OrientationError
+        Each with one sentence saying what is wrong and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
+    suffix = suffix_of(path)
+    name = name or _stem(path)
+    if suffix in TIFF_SUFFIXES:
+        return _read_tiff(path, voxel_size_um, orientation, style, name)
+    if suffix in SITK_SUFFIXES:
+        volume = _read_sitk(path, name)
+        if orientation is not None or voxel_size_um is not None:
+            volume = _override_geometry(volume, voxel_size_um, orientation, style)
+        return volume
+    raise UnreadableFileError(
+        f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), MHA/MHD "
+        "or TIFF."
+    )
+
+
+def _read_sitk(path: Path, name: str) -> Volume:
+    try:
+        if path.name.lower().endswith(".gz"):
+            _check_gzip_complete(path)
+        image = sitk.ReadImage(str(path))
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise UnreadableFileError(
+            f"{path.name} could not be read (corrupt, truncated or not really "
+            f"{suffix_of(path)}): {_first_line(exc)}; check the file or export it again."
+        ) from None
+    return from_sitk(image, name, {"source": str(path)})
+
+
+def _check_gzip_complete(path: Path) -> None:
+    """Raise EOFError if a gzip file is truncated (ITK's NIfTI reader pads it with zeros)."""
+    with gzip.open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:
+    if orientation is None:
+        raise OrientationError(
+            "A voxel size was given without an orientation code: give both, or neither to keep "
+            "the file's header."
+        )
+    size = volume.spacing * 1000.0 if voxel_size_um is None else voxel_size_um
+    size_mm = space.check_voxel_size(size, volume.ndim, "µm") / 1000.0
+    meta = {**volume.metadata, "header_overridden": True}
+    return Volume.from_array(
+        volume.data, size_mm, orientation, style, name=volume.name, metadata=meta
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    detail = next(
+        (ln for ln in lines if "Description" in ln or "ERROR" in ln), lines[-1] if lines else ""
+    )
+    return detail.split("Description:")[-1].strip()[:200]
+
+
+def tiff_voxel_size_um(path: str | os.PathLike) -> np.ndarray | None:
+    """Voxel size (µm, numpy axis order) that a TIFF's metadata gives, or None.
+
+    Looks at this plugin's own JSON metadata, then ImageJ's ``spacing`` and the
+    X/Y resolution tags.
+    """
+    with tifffile.TiffFile(path) as tif:
+        own = plugin_tiff_metadata(tif)
+        if own and "voxel_size_um" in own:
+            return np.asarray(own["voxel_size_um"], dtype=float)
+        page = tif.pages.first
+        ndim = len(tif.series[0].shape)
+        ij = tif.imagej_metadata or {}
+        unit = str(ij.get("unit", "")).strip()
+        scale = _TIFF_UNITS_UM.get(unit)
+        xr, yr = page.tags.get("XResolution"), page.tags.get("YResolution")
+        if scale is None or xr is None or yr is None:
+            return None
+        x = scale * xr.value[1] / xr.value[0]
+        y = scale * yr.value[1] / yr.value[0]
+        if ndim == 2:
+            return np.array([y, x])
+        if "spacing" not in ij:
+            return None
+        return np.array([scale * float(ij["spacing"]), y, x])
+
+
+def plugin_tiff_metadata(tif: tifffile.TiffFile) -> dict | None:
+    meta = tif.shaped_metadata
+    if meta and isinstance(meta[0], dict) and "ccf_align" in meta[0]:
+        return json.loads(meta[0]["ccf_align"])
+    return None
+
+
+def _read_tiff(path: Path, voxel_size_um, orientation, style, name) -> Volume:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            data = tif.asarray()
+            own = plugin_tiff_metadata(tif) or {}
+    except Exception as exc:  # tifffile raises many kinds on corrupt files
+        raise UnreadableFileError(
+            f"{path.name} could not be read as TIFF ({type(exc).__name__}: {exc}); check the file "
+            "or export it again."
+        ) from None
+    data = np.squeeze(data)
+    if orientation is None:
+        orientation = own.get("orientation")
+        style = "nibabel"
+    if orientation is None:
+        raise OrientationError(
+            f"{path.name} is a TIFF, which carries no trustworthy orientation: give its "
+            "orientation code (e.g. 'PIR' or BrainGlobe 'asl')."
+        )
+    if voxel_size_um is None:
+        voxel_size_um = tiff_voxel_size_um(path)
+    if voxel_size_um is None:
+        raise MissingVoxelSizeError(
+            f"{path.name} has no voxel size in its metadata: give the voxel size in µm."
+        )
+    size_mm = space.check_voxel_size(voxel_size_um, data.ndim, "µm") / 1000.0
+    return Volume.from_array(
+        data,
+        size_mm,
+        orientation,
+        style,
+        origin_mm=own.get("origin_mm"),
+        name=name,
+        metadata={"source": str(path)},
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    The temporary name keeps the file ending (writers choose the format by it).
+    On failure the temporary file is removed and a :class:`WriteError` says why.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{_stem(path)}.", suffix=f".partial{suffix_of(path)}", dir=folder
+        )
+    except OSError as exc:
+        raise _write_error(folder, exc) from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException as exc:
+        tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError | RuntimeError) and not isinstance(exc, WriteError):
+            raise _write_error(folder, exc) from None
+        raise
+
+
+def _write_error(folder: Path, exc: BaseException) -> WriteError:
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
+        return WriteError(
+            f"The disk holding {folder} is full: free some space or choose another folder."
+        )
+    if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WriteError(f"The folder {folder} is not writable: choose a folder you can write to.")
+    return WriteError(
+        f"Could not write into {folder} ({_first_line(exc)}): check the folder and disk."
+    )
+
+
+def write_volume(volume: Volume, path: str | os.PathLike, compress: bool = True) -> Path:
+    """Write a Volume so that other tools place its voxels where we do.
+
+    NIfTI, NRRD and MHA go through SimpleITK (LPS headers, which nibabel,
+    ITK-SNAP and 3D Slicer convert as we do). TIFF stores the array with the
+    orientation code, voxel size and origin in this plugin's JSON metadata; only
+    axis-aligned volumes can be written to TIFF.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    suffix = suffix_of(path)
+    with atomic_path(path) as tmp:
+        if suffix in SITK_SUFFIXES:
+            sitk.WriteImage(to_sitk(volume), str(tmp), compress)
+        elif suffix in TIFF_SUFFIXES:
+            _write_tiff(volume, tmp)
+        else:
+            raise WriteError(
+                f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha "
+                "or .tif."
+            )
+    return path
+
+
+def _write_tiff(volume: Volume, path: Path) -> None:
+    code = volume.orientation
+    expected = space.orientation_affine(code, volume.spacing, volume.affine[:-1, -1])
+    if volume.world_axes != space.world_axes_of(code) or not np.allclose(
+        expected, volume.affine, atol=1e-9
+    ):
+        raise WriteError(
+            f"{volume.name!r} is oblique, which TIFF cannot describe: write NIfTI or NRRD instead."
+        )
+    own = {
+        "orientation": code,
+        "voxel_size_um": (volume.spacing * 1000.0).tolist(),
+        "origin_mm": volume.affine[:-1, -1].tolist(),
+    }
+    tifffile.imwrite(path, volume.data, metadata={"ccf_align": json.dumps(own)})

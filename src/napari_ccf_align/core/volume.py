@@ -1,0 +1,269 @@
+"""Volume: an array plus the affine that places it in the RAS world.
+
+A :class:`Volume` never changes its array in place; every operation returns a
+new Volume (often sharing memory through a numpy view).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import space
+from .errors import CropError, DimensionError, EmptyVolumeError
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """An image array and where it sits in the world.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2D or 3D array, in its own axis order.
+    affine : numpy.ndarray
+        ``(ndim + 1, ndim + 1)`` map from array index to world millimetres.
+    name : str
+        Human-readable name (becomes the napari layer name).
+    world_axes : str
+        World axes the affine maps to, in RAS order: ``"RAS"`` for 3D volumes; two
+        of those letters for a 2D section (e.g. ``"RS"`` for a coronal one).
+    metadata : Mapping
+        Free-form provenance (source file, orientation code as given, ...).
+
+    Examples
+    --------
+    >>> v = Volume.from_array(np.zeros((4, 5, 6)), voxel_size_mm=0.1, orientation="PIR")
+    >>> v.index_to_world([1, 0, 0]).round(6)
+    array([ 0. , -0.1,  0. ])
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    name: str = "volume"
+    world_axes: str = space.WORLD_AXES
+    metadata: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        data = np.asarray(self.data)
+        if data.ndim not in (2, 3):
+            raise DimensionError(
+                f"{self.name!r} has {data.ndim} dimensions (shape {data.shape}) but a 2D or 3D "
+                "image is needed: pick one channel or time point first."
+            )
+        if len(self.world_axes) != data.ndim:
+            raise DimensionError(
+                f"{self.name!r} is {data.ndim}D but its world axes are {self.world_axes!r}: give "
+                f"{data.ndim} world axes."
+            )
+        if data.dtype.kind == "f" and data.size and not np.isfinite(data).any():
+            raise EmptyVolumeError(
+                f"{self.name!r} contains only NaN or infinite values: check the file or the "
+                "processing that produced it."
+            )
+        if data.dtype.kind not in "biuf":
+            raise DimensionError(
+                f"{self.name!r} has data type {data.dtype}, which is not a grey-value image: give "
+                "a numeric array (one channel)."
+            )
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "affine", space.check_affine(self.affine, data.ndim))
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_array(
+        cls,
+        data: np.ndarray,
+        voxel_size_mm: float | Sequence[float],
+        orientation: str,
+        style: space.OrientationStyle = "nibabel",
+        origin_mm: Sequence[float] | None = None,
+        name: str = "volume",
+        metadata: Mapping | None = None,
+    ) -> Volume:
+        """A Volume from an array, its voxel size and orientation code.
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+            2D or 3D array.
+        voxel_size_mm : float or sequence of float
+            Voxel size along each array axis, mm.
+        orientation : str
+            Orientation code, one letter per array axis.
+        style : {"nibabel", "brainglobe"}
+            How ``orientation`` is written (see :func:`space.parse_orientation`).
+        origin_mm : sequence of float, optional
+            World position (RAS mm) of index 0; default the world origin.
+        """
+        data = np.asarray(data)
+        if data.ndim not in (2, 3):
+            raise DimensionError(
+                f"{name!r} has {data.ndim} dimensions (shape {data.shape}) but a 2D or 3D image "
+                "is needed: pick one channel or time point first."
+            )
+        code = space.parse_orientation(orientation, style, data.ndim)
+        affine = space.orientation_affine(code, voxel_size_mm, origin_mm)
+        meta = {"orientation": code, **(metadata or {})}
+        return cls(data, affine, name, space.world_axes_of(code), meta)
+
+    # -- geometry ---------------------------------------------------------------------
+
+    @property
+    def ndim(self) -> int:
+        """Number of array axes (2 or 3)."""
+        return self.data.ndim
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Array shape, in the array's own axis order."""
+        return self.data.shape
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel size along each array axis, mm."""
+        return space.spacing_of(self.affine)
+
+    @property
+    def orientation(self) -> str:
+        """Nibabel-style code of the world directions closest to the array axes."""
+        return space.affine_orientation(self.affine, self.world_axes)
+
+    def index_to_world(self, index: np.ndarray) -> np.ndarray:
+        """World (RAS mm) position of array indices (``(..., ndim)``)."""
+        return space.apply_affine(self.affine, index)
+
+    def world_to_index(self, points: np.ndarray) -> np.ndarray:
+        """Fractional array indices of world (RAS mm) points (``(..., ndim)``)."""
+        return space.apply_affine(np.linalg.inv(self.affine), points)
+
+    @property
+    def center_mm(self) -> np.ndarray:
+        """World position (RAS mm) of the grid's centre."""
+        return self.index_to_world((np.asarray(self.shape) - 1) / 2.0)
+
+    def corners_mm(self) -> np.ndarray:
+        """World positions (RAS mm) of the 2**ndim corner voxel centres."""
+        import itertools
+
+        idx = np.array(list(itertools.product(*[(0, s - 1) for s in self.shape])), dtype=float)
+        return self.index_to_world(idx)
+
+    # -- derived volumes ---------------------------------------------------------------
+
+    def with_data(self, data: np.ndarray, name: str | None = None) -> Volume:
+        """Same grid, other values (e.g. a filtered copy)."""
+        if np.shape(data) != self.shape:
+            raise DimensionError(
+                f"New data has shape {np.shape(data)} but the grid is {self.shape}: give an array "
+                "of the same shape."
+            )
+        return replace(self, data=np.asarray(data), name=name or self.name)
+
+    def transformed(self, matrix: np.ndarray, name: str | None = None) -> Volume:
+        """Same array, moved by a world transform (no resampling): affine <- matrix @ affine."""
+        return replace(self, affine=np.asarray(matrix) @ self.affine, name=name or self.name)
+
+    def reoriented(self, target: str = "RAS") -> Volume:
+        """The same voxels with array axes running along ``target`` (nibabel code).
+
+        Only the array layout changes; every voxel keeps its world position.
+        """
+        order, flip = space.reorientation(self.affine, target, self.world_axes)
+        data = np.transpose(self.data, order)
+        n = self.ndim
+        perm = np.zeros((n + 1, n + 1))
+        for new, old in enumerate(order):
+            perm[old, new] = 1.0
+        perm[n, n] = 1.0
+        flips = np.eye(n + 1)
+        shape = data.shape
+        slices = []
+        for k, f in enumerate(flip):
+            if f:
+                flips[k, k] = -1.0
+                flips[k, n] = shape[k] - 1
+            slices.append(slice(None, None, -1) if f else slice(None))
+        return replace(self, data=data[tuple(slices)], affine=self.affine @ perm @ flips)
+
+    def cropped(self, box: Sequence[tuple[int, int]], name: str | None = None) -> Volume:
+        """Voxels ``start <= index < stop`` along each axis, kept where they were in the world.
+
+        Parameters
+        ----------
+        box : sequence of (int, int)
+            ``(start, stop)`` voxel indices per array axis.
+
+        Raises
+        ------
+        CropError
+            If the box has the wrong length, is empty, or lies outside the volume.
+        """
+        if len(box) != self.ndim:
+            raise CropError(
+                f"The crop box has {len(box)} ranges but the volume has {self.ndim} axes: give one "
+                "(start, stop) range per axis."
+            )
+        slices = []
+        for k, ((start, stop), size) in enumerate(zip(box, self.shape, strict=True)):
+            start, stop = int(start), int(stop)
+            if start < 0 or stop > size or start >= stop:
+                raise CropError(
+                    f"The crop range {start}..{stop} on axis {k} is empty or outside the volume "
+                    f"(0..{size}): choose a range inside the volume with start < stop."
+                )
+            slices.append(slice(start, stop))
+        shift = np.eye(self.ndim + 1)
+        shift[: self.ndim, self.ndim] = [s.start for s in slices]
+        return replace(
+            self, data=self.data[tuple(slices)], affine=self.affine @ shift, name=name or self.name
+        )
+
+
+# --------------------------------------------------------------------------- SimpleITK boundary
+
+
+def to_sitk(volume: Volume, dtype: type | None = None) -> sitk.Image:
+    """SimpleITK image (LPS physical space) holding the volume at the same world place."""
+    data = volume.data if dtype is None else volume.data.astype(dtype, copy=False)
+    if data.dtype == np.bool_:
+        data = data.astype(np.uint8)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(data))
+    origin, spacing, direction = space.itk_geometry(volume.affine, volume.world_axes)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
+
+
+def from_sitk(
+    image: sitk.Image,
+    name: str = "volume",
+    metadata: Mapping | None = None,
+    world_axes: str | None = None,
+) -> Volume:
+    """Volume (RAS world, numpy axis order) from a SimpleITK image (LPS, ITK order).
+
+    ``world_axes`` names the world axes of a 2D image (ITK's x, y are read as
+    L, P, so the default is ``"RA"``); 3D images are always ``"RAS"``.
+    """
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise DimensionError(
+            f"{name!r} has {image.GetNumberOfComponentsPerPixel()} components per voxel (colour "
+            "or vector image): give a single-channel image."
+        )
+    ndim = image.GetDimension()
+    if ndim not in (2, 3):
+        raise DimensionError(
+            f"{name!r} has {ndim} dimensions but a 2D or 3D image is needed: pick one channel or "
+            "time point first."
+        )
+    world_axes = space.WORLD_AXES if ndim == 3 else (world_axes or "RA")
+    affine = space.affine_from_itk(
+        image.GetOrigin(), image.GetSpacing(), image.GetDirection(), world_axes
+    )
+    return Volume(sitk.GetArrayFromImage(image), affine, name, world_axes, dict(metadata or {}))

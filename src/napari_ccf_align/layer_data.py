@@ -1,0 +1,73 @@
+"""Volumes as napari layer data, and back. No Qt; napari itself is not imported.
+
+napari's world axes here are the RAS world axes in RAS order, so a layer's
+``affine`` is a Volume's index-to-world affine, unchanged. napari cannot display
+an affine that permutes axes (the displayed block of the matrix becomes singular),
+so a layer always shows the Volume reoriented to RAS axis order: a numpy view with
+every voxel at the same world position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .core.volume import Volume
+
+#: Key under which a layer's metadata keeps its Volume.
+VOLUME_KEY = "ccf_align_volume"
+
+#: Axis labels for napari's world axes (R, A, S), naming where each axis increases.
+AXIS_LABELS = ("L→R (mm)", "P→A (mm)", "I→S (mm)")
+
+
+def displayable(volume: Volume) -> Volume:
+    """The Volume with array axes in world (RAS) order, as napari layers need it."""
+    return volume.reoriented(volume.world_axes)
+
+
+def layer_kwargs(volume: Volume, **extra: Any) -> dict:
+    """Keyword arguments that place ``volume`` (already :func:`displayable`) in napari's world."""
+    kwargs = {
+        "name": volume.name,
+        "affine": np.asarray(volume.affine),
+        "metadata": {VOLUME_KEY: volume},
+    }
+    kwargs.update(extra)
+    return kwargs
+
+
+def image_layer_data(volume: Volume, **extra: Any) -> tuple:
+    """``(data, kwargs, "image")`` for napari readers and sample-data contributions."""
+    volume = displayable(volume)
+    return (volume.data, layer_kwargs(volume, **extra), "image")
+
+
+def labels_layer_data(volume: Volume, **extra: Any) -> tuple:
+    """``(data, kwargs, "labels")`` for a label volume."""
+    volume = displayable(volume)
+    return (volume.data, layer_kwargs(volume, **extra), "labels")
+
+
+def volume_of_layer(layer: Any) -> Volume:
+    """The Volume a layer shows: the one kept in its metadata, else built from the layer.
+
+    A layer made elsewhere (by napari's own readers, say) is taken as it is placed
+    in the world: its data-to-world map becomes the affine.
+    """
+    kept = layer.metadata.get(VOLUME_KEY)
+    if isinstance(kept, Volume) and kept.data is layer.data:
+        return kept
+    ndim = layer.data.ndim
+    affine = np.asarray(layer.affine.affine_matrix) @ _scale_translate(layer)
+    world_axes = "RAS" if ndim == 3 else "RA"
+    return Volume(np.asarray(layer.data), affine, layer.name, world_axes)
+
+
+def _scale_translate(layer: Any) -> np.ndarray:
+    n = layer.data.ndim
+    m = np.eye(n + 1)
+    m[:n, :n] = np.diag(np.asarray(layer.scale, dtype=float))
+    m[:n, n] = np.asarray(layer.translate, dtype=float)
+    return m

@@ -1,0 +1,22 @@
+"""Shared fixtures: the real Allen files in ../shared/data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CCF_ALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder with the real Allen 100 µm template, annotation and structure graph."""
+    if not (SHARED_DATA / "average_template_100.nrrd").is_file():
+        pytest.skip(
+            f"real Allen 100 µm files not found in {SHARED_DATA} (set CCF_ALIGN_SHARED_DATA to "
+            "the folder holding average_template_100.nrrd to run this test)"
+        )
+    return SHARED_DATA

@@ -1,0 +1,160 @@
+"""Files: nibabel as the oracle for NIfTI, TIFF metadata, and one sentence per bad file."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import tifffile
+
+from napari_ccf_align.core import io, space
+from napari_ccf_align.core.errors import (
+    DimensionError,
+    EmptyVolumeError,
+    MissingFileError,
+    MissingVoxelSizeError,
+    OrientationError,
+    UnreadableFileError,
+    WriteError,
+)
+from napari_ccf_align.core.volume import Volume
+
+
+def _oblique_affine(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    a = np.eye(4)
+    a[:3, :3] = q @ np.diag(rng.uniform(0.05, 0.5, 3))
+    a[:3, 3] = rng.uniform(-10, 10, 3)
+    return a
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_nibabel_written_files_land_where_nibabel_says(tmp_path, seed, suffix):
+    affine = _oblique_affine(seed) if seed else np.diag([0.1, 0.2, 0.3, 1.0])
+    data = np.random.default_rng(seed).random((5, 6, 7)).astype(np.float32)
+    path = tmp_path / f"x{suffix}"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    v = io.read_volume(path)
+    # SimpleITK hands arrays over in C order: our axes are nibabel's (i, j, k) reversed.
+    idx = np.array([[0, 0, 0], [4, 5, 6], [1, 2, 3]], float)
+    expected = nib.affines.apply_affine(affine, idx)
+    np.testing.assert_allclose(v.index_to_world(idx[:, ::-1]), expected, atol=1e-5)
+    np.testing.assert_array_equal(v.data, data.T)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_files_we_write_read_back_through_nibabel(tmp_path, seed):
+    affine = _oblique_affine(seed)
+    v = Volume(np.random.default_rng(seed).random((5, 6, 7)).astype(np.float32), affine)
+    img = nib.load(io.write_volume(v, tmp_path / "y.nii.gz"))
+    idx = np.array([[0, 0, 0], [4, 5, 6], [1, 2, 3]], float)
+    got = nib.affines.apply_affine(img.affine, idx[:, ::-1])
+    np.testing.assert_allclose(got, v.index_to_world(idx), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), v.data.T)
+
+
+def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    v = Volume.from_array(np.ones((3, 3, 3)), 0.1, "RAS")
+    io.write_volume(v, tmp_path / "a.nrrd")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.nrrd"]
+    with pytest.raises(WriteError, match="cannot write"):
+        io.write_volume(v, tmp_path / "a.xyz")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.nrrd"]
+    with pytest.raises(WriteError, match="does not exist"):
+        io.write_volume(v, tmp_path / "missing" / "a.nrrd")
+
+
+def test_generic_nrrd_read_keeps_the_header_meaning(shared_data):
+    # The raw Allen header claims LPS with spacing 100; a generic read keeps that meaning.
+    v = io.read_volume(shared_data / "average_template_100.nrrd")
+    assert v.shape == (114, 80, 132)  # numpy order of ITK's (x, y, z) = (132, 80, 114)
+    np.testing.assert_allclose(v.spacing, 100.0)
+    # numpy axes are ITK's (z, y, x), which the header calls (S, P, L)
+    assert v.orientation == "SPL"
+    # Stated truth: NRRD sizes (AP, DV, ML) = PIR, so the C-order array is (ML, DV, AP) = RIP.
+    t = io.read_volume(
+        shared_data / "average_template_100.nrrd", voxel_size_um=100, orientation="RIP"
+    )
+    np.testing.assert_allclose(t.spacing, 0.1)
+
+
+def test_tiff_needs_orientation_and_voxel_size(tmp_path):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.ones((4, 5, 6), np.uint16))
+    with pytest.raises(OrientationError, match="TIFF, which carries no trustworthy orientation"):
+        io.read_volume(path)
+    with pytest.raises(MissingVoxelSizeError, match="no voxel size"):
+        io.read_volume(path, orientation="PIR")
+    v = io.read_volume(path, orientation="asl", style="brainglobe", voxel_size_um=(20, 10, 10))
+    assert v.orientation == "PIR"
+    np.testing.assert_allclose(v.spacing, [0.02, 0.01, 0.01])
+
+
+def test_imagej_tiff_voxel_size_is_read(tmp_path):
+    path = tmp_path / "ij.tif"
+    tifffile.imwrite(
+        path,
+        np.ones((4, 5, 6), np.uint16),
+        imagej=True,
+        resolution=(1 / 2.5, 1 / 2.5),
+        metadata={"spacing": 5.0, "unit": "um", "axes": "ZYX"},
+    )
+    np.testing.assert_allclose(io.tiff_voxel_size_um(path), [5.0, 2.5, 2.5])
+    v = io.read_volume(path, orientation="SAR")
+    np.testing.assert_allclose(v.spacing, [0.005, 0.0025, 0.0025])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MissingFileError, match="No file at"):
+        io.read_volume(tmp_path / "nope.nii.gz")
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz", ".mha", ".tif"])
+def test_garbage_file_is_unreadable(tmp_path, suffix):
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(b"this is not an image at all\n" * 10)
+    with pytest.raises(UnreadableFileError, match="could not be read"):
+        io.read_volume(path, orientation="RAS", voxel_size_um=10)
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz"])
+def test_truncated_file_is_unreadable(tmp_path, suffix):
+    v = Volume.from_array(np.random.default_rng(0).random((30, 30, 30)), 0.1, "RAS")
+    whole = io.write_volume(v, tmp_path / f"whole{suffix}").read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UnreadableFileError, match="could not be read"):
+        io.read_volume(cut)
+
+
+def test_unknown_format(tmp_path):
+    path = tmp_path / "x.png"
+    path.write_bytes(b"\x89PNG")
+    with pytest.raises(UnreadableFileError, match="not a format"):
+        io.read_volume(path)
+
+
+def test_four_d_file_and_nan_file_are_refused(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((2, 3, 4, 5), np.float32), np.eye(4)), tmp_path / "4d.nii")
+    with pytest.raises(DimensionError, match="2D or 3D"):
+        io.read_volume(tmp_path / "4d.nii")
+    # (ITK's NIfTI reader turns NaN into 0, so the all-NaN case is checked with MHA.)
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.full((2, 3, 4), np.nan, np.float32)), str(tmp_path / "n.mha")
+    )
+    with pytest.raises(EmptyVolumeError, match="only NaN"):
+        io.read_volume(tmp_path / "n.mha")
+
+
+def test_gz_suffix_detection():
+    assert io.suffix_of("a/b.NII.GZ") == ".nii.gz"
+    assert io.suffix_of("x.ome.tif") == ".ome.tif"
+    assert space.parse_orientation("pir", "nibabel") == "PIR"
+    assert gzip  # used by truncated-file tests through the writers
