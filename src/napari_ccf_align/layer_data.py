@@ -71,3 +71,42 @@ def _scale_translate(layer: Any) -> np.ndarray:
     m[:n, :n] = np.diag(np.asarray(layer.scale, dtype=float))
     m[:n, n] = np.asarray(layer.translate, dtype=float)
     return m
+
+
+def template_layer_data(template: Volume, resolution_um: int) -> tuple:
+    """Image layer data for the atlas template (grey, named after its resolution)."""
+    return image_layer_data(
+        template,
+        name=f"Allen CCF template ({resolution_um} µm)",
+        colormap="gray",
+        blending="additive",
+    )
+
+
+def annotation_layer_data(annotation: Volume, structures=None, resolution_um: int = 0) -> tuple:
+    """Labels layer data for the atlas annotation, with Allen colours and region names.
+
+    The layer's ``features`` table (``index``, ``acronym``, ``name``) makes napari's
+    status bar show the region under the cursor.
+    """
+    extra: dict = {"name": f"Allen CCF annotation ({resolution_um} µm)", "opacity": 0.5}
+    if structures is not None:
+        ids = [int(i) for i in np.unique(annotation.data) if int(i) in structures]
+        colors = structures.colors(ids)
+        extra["colormap"] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), **colors}
+        extra["features"] = {
+            "index": np.asarray(ids),
+            "acronym": np.asarray([structures[i].acronym for i in ids], dtype=object),
+            "name": np.asarray([structures[i].name for i in ids], dtype=object),
+        }
+    return labels_layer_data(annotation, **extra)
+
+
+def atlas_layer_data(atlas) -> list[tuple]:
+    """Layer data for a loaded :class:`~napari_ccf_align.core.atlas.Atlas`."""
+    layers = [template_layer_data(atlas.template, atlas.resolution_um)]
+    if atlas.annotation is not None:
+        layers.append(
+            annotation_layer_data(atlas.annotation, atlas.structures, atlas.resolution_um)
+        )
+    return layers

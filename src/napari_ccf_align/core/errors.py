@@ -53,3 +53,19 @@ class WriteError(CcfAlignError, OSError):
 
 class Cancelled(CcfAlignError):
     """Work was cancelled by the user; nothing half-made was kept."""
+
+
+class NetworkError(CcfAlignError, ConnectionError):
+    """A download could not reach its server."""
+
+
+class ChecksumError(CcfAlignError, ValueError):
+    """A downloaded or cached file is not the file that was expected."""
+
+
+class AtlasError(CcfAlignError, ValueError):
+    """An atlas request cannot be met (e.g. an unsupported resolution)."""
+
+
+class RegistrationError(CcfAlignError, RuntimeError):
+    """A registration could not run or did not converge to a usable result."""

@@ -247,7 +247,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             prefix=f".{_stem(path)}.", suffix=f".partial{suffix_of(path)}", dir=folder
         )
     except OSError as exc:
-        raise _write_error(folder, exc) from None
+        raise write_error(folder, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -256,11 +256,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError | RuntimeError) and not isinstance(exc, WriteError):
-            raise _write_error(folder, exc) from None
+            raise write_error(folder, exc) from None
         raise
 
 
-def _write_error(folder: Path, exc: BaseException) -> WriteError:
+def write_error(folder: Path, exc: BaseException) -> WriteError:
     text = str(exc)
     if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
         return WriteError(

@@ -1,0 +1,89 @@
+"""The small progress protocol shared by downloads and engines, and cancellation.
+
+Long work takes ``on_progress(event)`` and a :class:`CancelToken`. It never
+touches Qt: widgets forward events to the GUI thread through worker signals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import Cancelled
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of long work.
+
+    Parameters
+    ----------
+    stage : str
+        What is happening ("download", "register", "warp", ...).
+    done, total : float
+        Progress so far and its end, in the stage's unit (bytes, iterations);
+        ``total`` is 0 when unknown.
+    message : str
+        One line for a status bar.
+    level : int or None
+        Resolution level of a registration (0 = coarsest).
+    iteration : int or None
+        Optimiser iteration within the level.
+    metric : float or None
+        Metric value at this iteration.
+    elapsed_s : float
+        Seconds since the work started.
+    """
+
+    stage: str
+    done: float = 0.0
+    total: float = 0.0
+    message: str = ""
+    level: int | None = None
+    iteration: int | None = None
+    metric: float | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total`` in [0, 1], or None when the total is unknown."""
+        return min(1.0, self.done / self.total) if self.total > 0 else None
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def ignore_progress(event: ProgressEvent) -> None:
+    """A progress callback that does nothing."""
+
+
+class CancelToken:
+    """A thread-safe flag that long work checks between steps.
+
+    Examples
+    --------
+    >>> token = CancelToken()
+    >>> token.cancel()
+    >>> token.cancelled
+    True
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.started = time.perf_counter()
+
+    def cancel(self) -> None:
+        """Ask the work to stop as soon as it can."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self, what: str = "The work") -> None:
+        """Raise :class:`Cancelled` if cancellation was asked for."""
+        if self._event.is_set():
+            raise Cancelled(f"{what} was cancelled; nothing was changed.")

@@ -1,0 +1,184 @@
+"""Atlas: real downloads from a local HTTP server, cache, checksums, cancel; RAS anatomy."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import atlas
+from napari_ccf_align.core.errors import (
+    AtlasError,
+    Cancelled,
+    ChecksumError,
+    NetworkError,
+    WriteError,
+)
+from napari_ccf_align.core.progress import CancelToken
+
+from .http_mirror import build_mirror, serve
+
+
+@pytest.fixture(scope="module")
+def mirror(shared_data, tmp_path_factory):
+    return build_mirror(shared_data, tmp_path_factory.mktemp("mirror"))
+
+
+def test_download_then_cache_makes_no_request(mirror, tmp_path):
+    events = []
+    with serve(mirror) as (url, requests):
+        a = atlas.load_atlas(100, cache=tmp_path, base_url=url, on_progress=events.append)
+        assert len(requests) == 3
+        assert a.template.shape == (114, 132, 80)
+        assert a.annotation.shape == (114, 132, 80)
+        assert len(a.structures) > 1000
+        b = atlas.load_atlas(100, cache=tmp_path, base_url=url)
+        assert len(requests) == 3, "the second load must come from the cache"
+    np.testing.assert_array_equal(a.template.data, b.template.data)
+    assert events and events[-1].stage == "download" and events[-1].total > 0
+    recorded = json.loads((tmp_path / "recorded_sha256.json").read_text())
+    assert "structure_graph.json" in recorded  # unpinned file: hash of the first good download
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "annotation_100.nrrd",
+        "average_template_100.nrrd",
+        "recorded_sha256.json",
+        "structure_graph.json",
+    ]
+
+
+def test_corrupted_cache_file_is_downloaded_again(mirror, tmp_path):
+    with serve(mirror) as (url, requests):
+        atlas.load_atlas(100, annotation=False, cache=tmp_path, base_url=url)
+        path = tmp_path / "average_template_100.nrrd"
+        path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+        atlas.load_atlas(100, annotation=False, cache=tmp_path, base_url=url)
+        assert requests.count("/average_template/average_template_100.nrrd") == 2
+    assert atlas.sha256_of(path) == atlas.KNOWN_SHA256["average_template_100.nrrd"]
+
+
+def test_corrupted_bytes_give_checksum_error_and_no_file(mirror, tmp_path):
+    with serve(mirror, mode="corrupt") as (url, _), pytest.raises(ChecksumError, match="SHA-256"):
+        atlas.load_atlas(100, annotation=False, structures=False, cache=tmp_path, base_url=url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_download_leaves_no_file(mirror, tmp_path):
+    with serve(mirror, mode="cut") as (url, _), pytest.raises((NetworkError, ChecksumError)):
+        atlas.load_atlas(100, annotation=False, structures=False, cache=tmp_path, base_url=url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stopped_server_gives_network_error_naming_url_and_cache(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    with pytest.raises(NetworkError, match=r"127\.0\.0\.1.*place it at .*average_template_100"):
+        atlas.load_atlas(100, cache=tmp_path, base_url=f"http://127.0.0.1:{port}/")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_mid_download_leaves_no_file(mirror, tmp_path):
+    token = CancelToken()
+
+    def on_progress(event):
+        if event.done > 100_000:
+            token.cancel()
+
+    with serve(mirror, mode="slow") as (url, _), pytest.raises(Cancelled, match="cancelled"):
+        atlas.load_atlas(
+            100,
+            annotation=False,
+            structures=False,
+            cache=tmp_path,
+            base_url=url,
+            on_progress=on_progress,
+            cancel=token,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_resolution():
+    with pytest.raises(AtlasError, match="choose 10, 25, 50 or 100"):
+        atlas.load_atlas(30)
+
+
+def test_disk_full_during_download_says_so(tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atlas.pooch, "retrieve", full)
+    with pytest.raises(WriteError, match="is full"):
+        atlas.load_atlas(100, cache=tmp_path, base_url="http://127.0.0.1:9/")
+
+
+def test_unwritable_cache_file_in_place_of_folder(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(WriteError, match="not writable"):
+        atlas.load_atlas(100, cache=blocker)
+
+
+def test_download_size_is_known_before_download(tmp_path):
+    files = atlas.remote_files(100, base_url="http://127.0.0.1:9/")
+    assert atlas.download_size(files[:2], tmp_path) == 749_680 + 202_483
+    assert atlas.remote_files(25)[0].size == 32_998_960
+
+
+# ------------------------------------------------------------------ anatomy on the real files
+
+
+@pytest.fixture(scope="module")
+def real_atlas(shared_data):
+    return atlas.load_atlas_files(
+        shared_data / "average_template_100.nrrd",
+        shared_data / "annotation_100.nrrd",
+        shared_data / "allen_structure_graph.json",
+    )
+
+
+def _mean_world(real_atlas, sid, axis):
+    mask = real_atlas.structures.mask(real_atlas.annotation.data, sid)
+    return real_atlas.annotation.index_to_world(np.argwhere(mask).mean(0))[axis]
+
+
+def test_ras_grid(real_atlas):
+    assert real_atlas.resolution_um == 100
+    assert real_atlas.template.shape == (114, 132, 80)
+    np.testing.assert_allclose(real_atlas.template.affine, np.diag([0.1, 0.1, 0.1, 1]))
+    np.testing.assert_array_equal(real_atlas.template.affine, real_atlas.annotation.affine)
+
+
+def test_anatomy_lands_where_ras_says(real_atlas):
+    mob, ctx, cb = (_mean_world(real_atlas, s, 1) for s in (507, 315, 512))
+    assert mob > ctx > cb  # anterior: olfactory bulb > isocortex > cerebellum
+    assert mob == pytest.approx(11.7, abs=0.2) and cb == pytest.approx(1.4, abs=0.2)
+    iso, th, my = (_mean_world(real_atlas, s, 2) for s in (315, 549, 354))
+    assert iso > th > my  # superior: isocortex > thalamus > medulla
+    assert iso == pytest.approx(5.4, abs=0.2) and my == pytest.approx(1.9, abs=0.2)
+
+
+def test_brain_mask_is_mirror_symmetric(real_atlas):
+    brain = real_atlas.annotation.data > 0
+    assert (brain & brain[::-1]).sum() / brain.sum() >= 0.97
+    # and the two hemispheres sit either side of R = 5.7 mm (the grid's middle)
+    left = real_atlas.structures.mask(real_atlas.annotation.data, 315)[:57].sum()
+    right = real_atlas.structures.mask(real_atlas.annotation.data, 315)[57:].sum()
+    assert abs(left - right) / (left + right) < 0.03
+
+
+def test_structure_table_both_graph_forms(shared_data):
+    graph = json.loads((shared_data / "allen_structure_graph.json").read_text())
+    bare = atlas.StructureTable.from_graph(graph)
+    wrapped = atlas.StructureTable.from_graph({"msg": [graph]})
+    assert len(bare) == len(wrapped) > 1000
+    mob = bare.by_acronym("MOB")
+    assert mob.id == 507 and mob.name == "Main olfactory bulb"
+    # which major region contains a layer of primary motor cortex?
+    mo1 = bare.by_acronym("MOp1")
+    assert bare.region_of(mo1.id, [512, 315, 549]) == 315
+    assert 8 in bare.ancestors(mo1.id) and bare[997].depth == 0
+    assert bare.colors([507])[507][3] == 1.0
