@@ -349,7 +349,7 @@ def read_allen_nrrd(
         ) from None
     if resolution_um is None:
         spacing = image.GetSpacing()
-        resolution_um = int(round(spacing[0])) if len(set(spacing)) == 1 else -1
+        resolution_um = round(spacing[0]) if len(set(spacing)) == 1 else -1
         if resolution_um not in RESOLUTIONS_UM:
             raise AtlasError(
                 f"{path.name} has spacing {spacing}, which is not an Allen CCF resolution: give "
