@@ -316,3 +316,51 @@ def _write_tiff(volume: Volume, path: Path) -> None:
         "origin_mm": volume.affine[:-1, -1].tolist(),
     }
     tifffile.imwrite(path, volume.data, metadata={"ccf_align": json.dumps(own)})
+
+
+def peek(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None, tuple[int, ...] | None]:
+    """What a file says about itself without reading its voxels.
+
+    Returns
+    -------
+    voxel_size_um : numpy.ndarray or None
+        Per array axis (numpy order), µm, when the file carries it.
+    orientation : str or None
+        Nibabel-style code of the header's axes (None for TIFF: never guessed).
+    shape : tuple of int or None
+        Array shape in numpy order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
+    suffix = suffix_of(path)
+    if suffix in TIFF_SUFFIXES:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tuple(int(s) for s in np.squeeze(np.empty(tif.series[0].shape, bool)).shape)
+                own = plugin_tiff_metadata(tif) or {}
+        except Exception as exc:
+            raise UnreadableFileError(
+                f"{path.name} could not be read as TIFF ({type(exc).__name__}); check the file."
+            ) from None
+        return tiff_voxel_size_um(path), own.get("orientation"), shape
+    if suffix not in SITK_SUFFIXES:
+        raise UnreadableFileError(
+            f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), "
+            "MHA/MHD or TIFF."
+        )
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise UnreadableFileError(
+            f"{path.name} could not be read ({_first_line(exc)}); check the file or export it again."
+        ) from None
+    n = reader.GetDimension()
+    world = space.WORLD_AXES if n == 3 else "RA"
+    affine = space.affine_from_itk(
+        reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection(), world
+    )
+    size_um = space.spacing_of(affine) * 1000.0
+    return size_um, space.affine_orientation(affine, world), tuple(reader.GetSize()[::-1])

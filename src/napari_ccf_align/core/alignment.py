@@ -1,0 +1,281 @@
+"""The initial alignment: one small serialisable state, and the tools that set it.
+
+:class:`AlignmentState` is the whole of it: the rigid parameters, the crop box
+and whether the crop cuts or only masks the metric. The Align widget, the
+engines and the saved session all read this one object; nothing keeps a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import space
+from .errors import CropError, DimensionError, EmptyVolumeError
+from .volume import Volume, from_sitk, to_sitk
+
+#: Most voxels a coarse (while-dragging) preview may have.
+COARSE_MAX_VOXELS = 1_500_000
+
+CentreMode = Literal["volume", "tissue"]
+
+
+@dataclass(frozen=True)
+class AlignmentState:
+    """Everything the user set by hand before registration.
+
+    Parameters
+    ----------
+    rigid : RigidParams
+        Rotation (degrees about R, A, S), shift (mm) and flips of the moving volume.
+    crop : tuple of (int, int) or None
+        ``(start, stop)`` voxel range per array axis of the moving volume; None = all.
+    crop_as_mask : bool
+        Use the crop box as a metric mask instead of cutting the volume.
+    """
+
+    rigid: space.RigidParams = field(default_factory=space.RigidParams)
+    crop: tuple[tuple[int, int], ...] | None = None
+    crop_as_mask: bool = False
+
+    def __post_init__(self) -> None:
+        if self.crop is not None:
+            object.__setattr__(self, "crop", tuple((int(a), int(b)) for a, b in self.crop))
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary."""
+        return {
+            "rigid": self.rigid.to_dict(),
+            "crop": None if self.crop is None else [list(r) for r in self.crop],
+            "crop_as_mask": self.crop_as_mask,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AlignmentState:
+        """Inverse of :meth:`to_dict`."""
+        crop = data.get("crop")
+        return cls(
+            space.RigidParams.from_dict(data["rigid"]),
+            None if crop is None else tuple(tuple(r) for r in crop),
+            bool(data.get("crop_as_mask", False)),
+        )
+
+    def to_json(self) -> str:
+        """The state as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AlignmentState:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def with_rigid(self, **changes) -> AlignmentState:
+        """A new state with some rigid fields replaced."""
+        return replace(self, rigid=replace(self.rigid, **changes))
+
+
+# --------------------------------------------------------------------------- centres and moments
+
+
+def tissue_threshold(volume: Volume) -> float:
+    """Otsu threshold separating tissue from background (computed on a subsample)."""
+    data = np.asarray(volume.data, dtype=np.float32)
+    step = max(1, int(round((data.size / 2_000_000) ** (1 / data.ndim))))
+    sample = data[tuple(slice(None, None, step) for _ in range(data.ndim))]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0 or float(sample.max()) == float(sample.min()):
+        raise EmptyVolumeError(
+            f"{volume.name!r} has no contrast (all voxels equal): check that the right volume "
+            "is selected."
+        )
+    otsu = sitk.OtsuThresholdImageFilter()
+    otsu.SetInsideValue(0)
+    otsu.SetOutsideValue(1)
+    otsu.Execute(sitk.GetImageFromArray(sample.reshape(-1, 1)))
+    return float(otsu.GetThreshold())
+
+
+def tissue_mask(volume: Volume) -> np.ndarray:
+    """Boolean mask of voxels above the Otsu threshold."""
+    return np.asarray(volume.data) > tissue_threshold(volume)
+
+
+def centre_of(volume: Volume, mode: CentreMode = "tissue") -> np.ndarray:
+    """World position (RAS mm) of the grid centre or of the tissue centroid."""
+    if mode == "volume":
+        return volume.center_mm
+    idx = np.argwhere(tissue_mask(volume))
+    return volume.index_to_world(idx.mean(axis=0))
+
+
+def with_centre(state: AlignmentState, moving: Volume, mode: CentreMode) -> AlignmentState:
+    """The same map from moving to atlas, expressed about a new centre of rotation.
+
+    Rotation and flips stay as they are; the shift changes so that every voxel
+    still lands in the same place.
+    """
+    c = centre_of(moving, mode)
+    t = space.apply_affine(state.rigid.matrix(), c) - c
+    return replace(state, rigid=replace(state.rigid, center_mm=tuple(c), translation_mm=tuple(t)))
+
+
+def centre_on_atlas(
+    state: AlignmentState, moving: Volume, fixed: Volume, mode: CentreMode = "tissue"
+) -> AlignmentState:
+    """Shift so the moving centre (grid or tissue) lands on the atlas's, keeping rotation.
+
+    The centre of rotation becomes the moving centre, so rotating afterwards
+    turns the brain about itself.
+    """
+    c_moving = centre_of(moving, mode)
+    c_fixed = centre_of(fixed, mode)
+    return replace(
+        state,
+        rigid=space.RigidParams(
+            state.rigid.rotation_deg,
+            tuple((c_fixed - c_moving).tolist()),
+            tuple(c_moving.tolist()),
+            state.rigid.flip,
+        ),
+    )
+
+
+def _principal_axes(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    mask = tissue_mask(volume)
+    idx = np.argwhere(mask)
+    if len(idx) < 10:
+        raise EmptyVolumeError(
+            f"{volume.name!r} has almost no tissue above its threshold: check the volume."
+        )
+    pts = volume.index_to_world(idx)
+    c = pts.mean(0)
+    cov = np.cov((pts - c).T)
+    _, vecs = np.linalg.eigh(cov)
+    return c, vecs
+
+
+def match_moments(state: AlignmentState, moving: Volume, fixed: Volume) -> AlignmentState:
+    """Rotate and shift so the moving tissue's principal axes and centroid meet the atlas's.
+
+    Of the sign choices of the axes, the proper rotation closest to the
+    current rotation is kept (principal axes have no direction of their own).
+    """
+    cm, vm = _principal_axes(moving)
+    cf, vf = _principal_axes(fixed)
+    current = state.rigid.linear()
+    best, best_score = None, -np.inf
+    for signs in np.array(np.meshgrid([1, -1], [1, -1], [1, -1])).T.reshape(-1, 3):
+        r = vf @ np.diag(signs) @ vm.T
+        if np.linalg.det(r) < 0:
+            continue
+        score = np.trace(r.T @ current)
+        if score > best_score:
+            best, best_score = r, score
+    m = np.eye(4)
+    m[:3, :3] = best
+    m[:3, 3] = cf - best @ cm
+    params = space.RigidParams.from_matrix(m, cm)
+    return replace(state, rigid=params)
+
+
+# --------------------------------------------------------------------------- crop
+
+
+def check_crop(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> None:
+    """Raise :class:`CropError` if ``crop`` is empty or outside ``volume``."""
+    if crop is not None:
+        volume.cropped(crop)
+
+
+def auto_crop(volume: Volume, margin_mm: float = 0.5) -> tuple[tuple[int, int], ...]:
+    """Voxel box around the tissue (Otsu threshold) plus a margin in mm, clipped to the grid."""
+    mask = tissue_mask(volume)
+    if not mask.any():
+        raise CropError(f"No tissue found in {volume.name!r}: set the crop by hand.")
+    idx = np.argwhere(mask)
+    margin = np.ceil(margin_mm / volume.spacing).astype(int)
+    lo = np.maximum(idx.min(0) - margin, 0)
+    hi = np.minimum(idx.max(0) + 1 + margin, volume.shape)
+    return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def crop_mask(volume: Volume, crop: Sequence[tuple[int, int]]) -> Volume:
+    """A uint8 mask on the volume's grid: 1 inside the crop box."""
+    check_crop(volume, crop)
+    mask = np.zeros(volume.shape, np.uint8)
+    mask[tuple(slice(a, b) for a, b in crop)] = 1
+    return volume.with_data(mask, name=f"{volume.name} crop mask")
+
+
+def crop_box_corners(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> np.ndarray:
+    """World (RAS mm) corners of the crop box's outer voxel faces, ``(8, 3)``."""
+    crop = crop or tuple((0, s) for s in volume.shape)
+    import itertools
+
+    idx = np.array(list(itertools.product(*[(a - 0.5, b - 0.5) for a, b in crop])), dtype=float)
+    return volume.index_to_world(idx)
+
+
+def cropped_moving(volume: Volume, state: AlignmentState) -> Volume:
+    """The moving volume as the engines see it: cut to the crop box unless it only masks."""
+    if state.crop is None or state.crop_as_mask:
+        return volume
+    return volume.cropped(state.crop)
+
+
+# --------------------------------------------------------------------------- preview
+
+
+def coarse_grid(fixed: Volume, max_voxels: int = COARSE_MAX_VOXELS) -> Volume:
+    """An empty grid covering the same world box as ``fixed`` with at most ``max_voxels``."""
+    factor = max(1, math.ceil((np.prod(fixed.shape) / max_voxels) ** (1 / fixed.ndim)))
+    if factor == 1:
+        return fixed
+    shape = tuple(max(1, s // factor) for s in fixed.shape)
+    # keep the box: the first voxel centre moves by half the new spacing minus half the old
+    scale = np.diag([*([factor] * fixed.ndim), 1.0]).astype(float)
+    affine = fixed.affine @ scale
+    affine[: fixed.ndim, fixed.ndim] = fixed.index_to_world(np.full(fixed.ndim, (factor - 1) / 2))
+    return Volume(np.zeros(shape, np.uint8), affine, f"{fixed.name} (coarse)", fixed.world_axes)
+
+
+def resample(
+    moving: Volume,
+    grid: Volume,
+    transform: sitk.Transform,
+    interpolator: int = sitk.sitkLinear,
+    default: float = 0.0,
+    dtype: type = np.float32,
+) -> Volume:
+    """The moving volume sampled on ``grid`` through an ITK (fixed -> moving) transform."""
+    if moving.ndim != grid.ndim:
+        raise DimensionError(
+            f"{moving.name!r} is {moving.ndim}D but {grid.name!r} is {grid.ndim}D: choose a "
+            f"{grid.ndim}D moving volume."
+        )
+    image = to_sitk(moving, dtype=dtype if moving.data.dtype.kind in "biu" else None)
+    out = sitk.Resample(image, to_sitk(grid, np.uint8), transform, interpolator, default)
+    return from_sitk(out, f"{moving.name} (aligned)", world_axes=grid.world_axes)
+
+
+def preview(moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False) -> Volume:
+    """The moving volume on the atlas grid through exactly the engines' initial transform.
+
+    Parameters
+    ----------
+    moving, fixed : Volume
+        The user's volume and the atlas template.
+    state : AlignmentState
+        The alignment; a crop that cuts is applied first.
+    coarse : bool
+        Sample on a grid of at most :data:`COARSE_MAX_VOXELS` voxels covering the
+        same box (for interactive dragging); otherwise on the atlas grid itself.
+    """
+    grid = coarse_grid(fixed) if coarse else fixed
+    return resample(cropped_moving(moving, state), grid, state.rigid.sitk_transform())

@@ -1,0 +1,25 @@
+"""Viewer set-up shared by the widgets: anatomical axis labels, coronal view with dorsal up."""
+
+from __future__ import annotations
+
+import napari
+
+from ..layer_data import AXIS_LABELS
+
+
+def anatomical_view(viewer: napari.viewer.Viewer) -> None:
+    """Label the world axes anatomically and show a coronal slice, dorsal up, right on the right.
+
+    napari's world axes are (R, A, S). The 2D view slices along A and shows S
+    vertically (increasing upwards) and R horizontally (increasing to the right),
+    as seen from behind the brain. Only the camera changes; no layer is touched.
+    """
+    if viewer.dims.ndim < 3:
+        return
+    if tuple(viewer.dims.axis_labels[-3:]) != AXIS_LABELS:
+        labels = list(viewer.dims.axis_labels)
+        labels[-3:] = AXIS_LABELS
+        viewer.dims.axis_labels = labels
+    n = viewer.dims.ndim
+    viewer.dims.order = (*range(n - 3), n - 2, n - 1, n - 3)
+    viewer.camera.orientation = ("away", "up", "right")

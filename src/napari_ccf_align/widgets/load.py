@@ -1,0 +1,356 @@
+"""The Load dock widget: the user's volume and the Allen CCF atlas as layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
+
+from ..core import atlas, io, space
+from ..core.errors import CcfAlignError
+from ..core.progress import CancelToken, ProgressEvent
+from ..core.projections import mean_projections
+from ..core.volume import Volume
+from ..layer_data import VOLUME_KEY, atlas_layer_data, image_layer_data, volume_of_layer
+from . import _worker
+from ._layers import add_layer_data, atlas_layer, image_layers
+from ._view import anatomical_view
+from .orientation_view import OrientationView
+
+_FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
+_STYLES = [
+    ("nibabel: letter k = where axis k points (Allen raw = PIR)", "nibabel"),
+    ("BrainGlobe: letters name the origin corner (Allen raw = asl)", "brainglobe"),
+]
+
+
+def _group(title: str, container: Container) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(container.native)
+    return box
+
+
+class LoadWidget(QWidget):
+    """Load the user's volume (file or layer) and the Allen CCF atlas into the RAS world."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self._token: CancelToken | None = None
+        self._progress: napari.utils.progress | None = None
+        self._header: tuple | None = None  # (voxel size µm, orientation) the file states
+        self.worker = None
+
+        # -- your volume
+        self.source = ComboBox(label="source", choices=["file", "layer"], value="file")
+        self.path = FileEdit(label="file", mode="r", filter=_FILE_FILTER)
+        self.layer = ComboBox(label="layer", choices=self._layer_choices)
+        self.voxel = [
+            FloatSpinBox(label=f"voxel size, axis {k} (µm)", min=0.0, max=1e5, step=0.1, value=0.0)
+            for k in range(3)
+        ]
+        self.orientation = LineEdit(label="orientation code", value="")
+        self.style = ComboBox(label="code style", choices=_STYLES, value="nibabel")
+        self.check = PushButton(text="Check orientation")
+        self.load_volume = PushButton(text="Load volume")
+        self.volume_box = Container(
+            widgets=[
+                self.source,
+                self.path,
+                self.layer,
+                *self.voxel,
+                self.orientation,
+                self.style,
+                Container(
+                    widgets=[self.check, self.load_volume], layout="horizontal", labels=False
+                ),
+            ]
+        )
+        self.view = OrientationView(self.viewer.theme)
+
+        # -- atlas
+        self.resolution = ComboBox(
+            label="resolution (µm)", choices=list(atlas.RESOLUTIONS_UM), value=25
+        )
+        self.with_annotation = CheckBox(text="annotation and region names", value=True)
+        self.cache = FileEdit(label="cache folder", mode="d", value=str(atlas.cache_dir()))
+        self.size = Label(value="")
+        self.load_atlas = PushButton(text="Load atlas")
+        self.cancel = PushButton(text="Cancel", enabled=False)
+        self.bar = ProgressBar(value=0, max=100, visible=False)
+        self.local_template = FileEdit(label="template file", mode="r", filter="NRRD (*.nrrd)")
+        self.local_annotation = FileEdit(label="annotation file", mode="r", filter="NRRD (*.nrrd)")
+        self.local_structures = FileEdit(label="structures file", mode="r", filter="JSON (*.json)")
+        self.load_local = PushButton(text="Load atlas from these files")
+        self.atlas_box = Container(
+            widgets=[
+                self.resolution,
+                self.with_annotation,
+                self.cache,
+                self.size,
+                Container(
+                    widgets=[self.load_atlas, self.cancel], layout="horizontal", labels=False
+                ),
+                self.bar,
+                Label(value="Offline? Pick the Allen files you have:"),
+                self.local_template,
+                self.local_annotation,
+                self.local_structures,
+                self.load_local,
+            ]
+        )
+        self.status = Label(value="")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(_group("Your volume", self.volume_box))
+        layout.addWidget(self.view)
+        layout.addWidget(_group("Allen CCF v3 atlas", self.atlas_box))
+        layout.addWidget(self.status.native)
+        layout.addStretch(1)
+
+        self.source.changed.connect(self._on_source)
+        self.path.changed.connect(self._on_path)
+        self.layer.changed.connect(self._on_layer)
+        self.check.changed.connect(self.check_orientation)
+        self.load_volume.changed.connect(self.load_user_volume)
+        self.resolution.changed.connect(self.refresh_size)
+        self.cache.changed.connect(self.refresh_size)
+        self.with_annotation.changed.connect(self.refresh_size)
+        self.load_atlas.changed.connect(self.start_atlas_load)
+        self.cancel.changed.connect(self.cancel_load)
+        self.load_local.changed.connect(self.load_atlas_from_files)
+        self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
+        self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        self._on_source()
+        self.refresh_size()
+
+    # ------------------------------------------------------------------ your volume
+
+    def _layer_choices(self, _widget=None) -> list[tuple[str, object]]:
+        return [(layer.name, layer) for layer in image_layers(self.viewer)]
+
+    def _on_source(self, _value=None) -> None:
+        from_file = self.source.value == "file"
+        self.path.visible = from_file
+        self.layer.visible = not from_file
+
+    def _set_geometry_fields(self, size_um, code) -> None:
+        for box, value in zip(
+            self.voxel, list(size_um) if size_um is not None else [0] * 3, strict=False
+        ):
+            box.value = float(value)
+        self.orientation.value = code or ""
+        self.style.value = "nibabel"
+
+    def _on_path(self, _value=None) -> None:
+        path = Path(self.path.value)
+        if not path.is_file():
+            return
+        try:
+            size_um, code, _shape = io.peek(path)
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
+        self._header = (None if size_um is None else tuple(float(x) for x in size_um), code)
+        self._set_geometry_fields(size_um, code)
+        missing = [w for w, v in (("voxel size", size_um), ("orientation code", code)) if v is None]
+        self.status.value = (
+            f"{path.name}: give its {' and '.join(missing)}."
+            if missing
+            else f"{path.name}: voxel size and orientation from the file's header."
+        )
+
+    def _on_layer(self, layer=None) -> None:
+        if layer is None:
+            return
+        v = volume_of_layer(layer)
+        self._set_geometry_fields(v.spacing * 1000.0, v.orientation)
+
+    def _geometry(self) -> tuple[tuple[float, ...] | None, str | None, str]:
+        size = tuple(round(float(b.value), 6) for b in self.voxel)
+        return size, self.orientation.value.strip() or None, self.style.value
+
+    def read_volume(self) -> Volume:
+        """The user's volume as the fields describe it (raises CcfAlignError on bad input)."""
+        size, code, style = self._geometry()
+        if self.source.value == "layer":
+            layer = self.layer.value
+            if layer is None:
+                raise CcfAlignError("No image layer is open: open one or load a file.")
+            v = volume_of_layer(layer)
+            if code is None:
+                raise space.OrientationError(
+                    "No orientation code was given: give one letter per array axis, e.g. 'PIR'."
+                )
+            same_code = space.parse_orientation(code, style, v.ndim) == v.orientation
+            if same_code and np.allclose(size[: v.ndim], v.spacing * 1000.0, atol=0.01):
+                return v
+            size_mm = space.check_voxel_size(size[: v.ndim], v.ndim, "µm") / 1000.0
+            return Volume.from_array(v.data, size_mm, code, style, name=f"{layer.name} (RAS)")
+        path = Path(self.path.value)
+        if (
+            self._header is not None
+            and style == "nibabel"
+            and code == self._header[1]
+            and (
+                self._header[0] is not None
+                and np.allclose(size[: len(self._header[0])], self._header[0], atol=0.01)
+            )
+        ):
+            return io.read_volume(path)  # the header as it is (an oblique affine stays oblique)
+        ndim = len(self._header[0]) if self._header and self._header[0] is not None else None
+        given = size[:ndim] if any(size) else None
+        return io.read_volume(path, voxel_size_um=given, orientation=code, style=style)
+
+    def check_orientation(self, _value=None) -> None:
+        """Show the volume's mean projections next to the atlas's."""
+        try:
+            volume = self.read_volume()
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
+        template = atlas_layer(self.viewer)
+        atlas_projs = mean_projections(volume_of_layer(template)) if template else []
+        self.view.show_projections(mean_projections(volume), atlas_projs, volume.name)
+
+    def load_user_volume(self, _value=None) -> napari.layers.Image | None:
+        """Add the user's volume as an Image layer in the RAS world (a new layer)."""
+        try:
+            volume = self.read_volume()
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return None
+        if self.source.value == "layer" and volume.data is self.layer.value.data:
+            show_info(f"{self.layer.value.name} is already placed in the RAS world.")
+            return self.layer.value
+        layer = add_layer_data(
+            self.viewer, image_layer_data(volume, colormap="magenta", blending="additive")
+        )
+        anatomical_view(self.viewer)
+        self.viewer.reset_view()
+        self.status.value = f"Loaded {volume.name}: {volume.shape} voxels, {volume.orientation}."
+        return layer
+
+    # ------------------------------------------------------------------ atlas
+
+    def _files(self) -> list[atlas.RemoteFile]:
+        return atlas.remote_files(int(self.resolution.value), self.with_annotation.value)
+
+    def refresh_size(self, _value=None) -> None:
+        """Show how much the atlas load will download (0 when cached)."""
+        files, cache = self._files(), Path(self.cache.value)
+        self.size.value = "Download size: checking..."
+
+        def shown(nbytes):
+            if nbytes == 0:
+                self.size.value = "All files are in the cache: no download."
+            elif nbytes is None:
+                self.size.value = "Download size: unknown (server not reachable?)."
+            else:
+                self.size.value = f"Download size: {nbytes / 1e6:.1f} MB."
+
+        _worker.start(
+            atlas.download_size,
+            files=files,
+            cache=cache,
+            on_done=shown,
+            on_error=lambda exc: shown(None),
+        )
+
+    def start_atlas_load(self, _value=None):
+        """Download (if needed) and load the atlas on a worker thread."""
+        self._token = CancelToken()
+        relay = _worker.ProgressRelay(parent=self)
+        relay.event.connect(self._on_progress)
+        self._set_busy(True)
+        res = int(self.resolution.value)
+        self.worker = _worker.start(
+            atlas.load_atlas,
+            resolution_um=res,
+            annotation=self.with_annotation.value,
+            cache=Path(self.cache.value),
+            on_progress=relay.emit_event,
+            cancel=self._token,
+            on_done=self._on_atlas,
+            on_error=self._on_error,
+            on_finished=lambda: self._set_busy(False),
+        )
+        return self.worker
+
+    def cancel_load(self, _value=None) -> None:
+        """Ask the running download to stop; nothing partial is kept."""
+        if self._token is not None:
+            self._token.cancel()
+            self.status.value = "Cancelling..."
+
+    def load_atlas_from_files(self, _value=None) -> None:
+        """Load the atlas from local Allen files (no network needed)."""
+        template = Path(self.local_template.value)
+        if not template.is_file():
+            show_error("No template file was picked: pick average_template_<res>.nrrd.")
+            return
+        ann = Path(self.local_annotation.value)
+        graph = Path(self.local_structures.value)
+        try:
+            a = atlas.load_atlas_files(
+                template, ann if ann.is_file() else None, graph if graph.is_file() else None
+            )
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
+        self._on_atlas(a)
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if event.total:
+            self.bar.max = int(event.total)
+            self.bar.value = int(event.done)
+            if self._progress is None:
+                self._progress = napari.utils.progress(
+                    total=int(event.total), desc="Allen CCF download"
+                )
+            self._progress.n = int(event.done)
+            self._progress.refresh()
+        self.status.value = f"{event.message}: {event.done / 1e6:.1f} of {event.total / 1e6:.1f} MB"
+
+    def _on_atlas(self, loaded: atlas.Atlas) -> None:
+        for data in atlas_layer_data(loaded):
+            add_layer_data(self.viewer, data)
+        anatomical_view(self.viewer)
+        self.viewer.reset_view()
+        self.status.value = f"Allen CCF v3 at {loaded.resolution_um} µm loaded."
+        self.refresh_size()
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.status.value = str(exc)
+        if isinstance(exc, CcfAlignError):
+            show_error(str(exc))
+        else:
+            show_error(f"Loading failed unexpectedly: {type(exc).__name__}: {exc}")
+
+    def _set_busy(self, busy: bool) -> None:
+        self.load_atlas.enabled = not busy
+        self.load_local.enabled = not busy
+        self.cancel.enabled = busy
+        self.bar.visible = busy
+        if not busy and self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+
+__all__ = ["VOLUME_KEY", "LoadWidget"]
