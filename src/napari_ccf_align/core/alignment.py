@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from . import space
 from .errors import CropError, DimensionError, EmptyVolumeError
-from .volume import Volume, from_sitk, to_sitk
+from .volume import Volume, from_sitk, strided_sample, to_sitk
 
 #: Most voxels a coarse (while-dragging) preview may have.
 COARSE_MAX_VOXELS = 1_500_000
@@ -86,8 +86,7 @@ class AlignmentState:
 def tissue_threshold(volume: Volume) -> float:
     """Otsu threshold separating tissue from background (computed on a subsample)."""
     data = np.asarray(volume.data, dtype=np.float32)
-    step = max(1, int(round((data.size / 2_000_000) ** (1 / data.ndim))))
-    sample = data[tuple(slice(None, None, step) for _ in range(data.ndim))]
+    sample = strided_sample(data, 2_000_000)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0 or float(sample.max()) == float(sample.min()):
         raise EmptyVolumeError(

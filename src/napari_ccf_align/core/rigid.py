@@ -26,7 +26,7 @@ from . import space
 from .alignment import AlignmentState, crop_mask, cropped_moving, resample
 from .errors import RegistrationError
 from .progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .volume import Volume, to_sitk
+from .volume import Volume, strided_sample, to_sitk
 
 TransformKind = Literal["rigid", "similarity", "affine"]
 Metric = Literal["mattes", "correlation", "mean_squares", "ants_nc"]
@@ -198,8 +198,7 @@ class RigidResult:
 def normalise(volume: Volume, percentiles: tuple[float, float]) -> Volume:
     """Clip to percentiles (of finite voxels) and scale to [0, 1] as float32."""
     data = np.asarray(volume.data, dtype=np.float32)
-    step = max(1, int(round((data.size / 4_000_000) ** (1 / data.ndim))))
-    sample = data[tuple(slice(None, None, step) for _ in range(data.ndim))]
+    sample = strided_sample(data, 4_000_000)
     lo, hi = np.nanpercentile(sample, percentiles)
     if not np.isfinite(hi - lo) or hi <= lo:
         raise RegistrationError(
@@ -241,7 +240,7 @@ def _initial_transform(rigid: space.RigidParams, kind: TransformKind) -> sitk.Tr
 def overlap_fraction(fixed: Volume, moving: Volume, transform: sitk.Transform) -> float:
     """Fraction of the atlas's tissue (sampled) that falls inside the moving grid."""
     data = np.asarray(fixed.data)
-    step = max(1, int(round((data.size / 200_000) ** (1 / 3))))
+    step = max(1, round((data.size / 200_000) ** (1 / 3)))
     sub = data[::step, ::step, ::step]
     idx = np.argwhere(sub > np.percentile(sub, 50)) * step
     if len(idx) == 0:

@@ -224,6 +224,12 @@ class Volume:
         )
 
 
+def strided_sample(data: np.ndarray, max_voxels: int) -> np.ndarray:
+    """A strided view of ``data`` with about ``max_voxels`` voxels (for statistics)."""
+    step = max(1, round((data.size / max_voxels) ** (1 / data.ndim)))
+    return data[tuple(slice(None, None, step) for _ in range(data.ndim))]
+
+
 # --------------------------------------------------------------------------- SimpleITK boundary
 
 
