@@ -20,3 +20,14 @@ def shared_data() -> Path:
             "the folder holding average_template_100.nrrd to run this test)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def template_100():
+    """The real Allen 100 µm template in RAS when ../shared/data has it, else the phantom."""
+    from napari_ccf_align.core import atlas, phantom
+
+    path = SHARED_DATA / "average_template_100.nrrd"
+    if path.is_file():
+        return atlas.read_allen_nrrd(path, 100)
+    return phantom.brain_phantom(100)

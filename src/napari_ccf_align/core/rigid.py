@@ -9,7 +9,7 @@ Defaults were chosen by measurement (``benchmarks/bench_rigid.py``, figures in
 ``docs/benchmarks.md``): intensities clipped to percentiles and scaled to [0, 1],
 Mattes mutual information with 32 bins on a 20 % random sample, regular-step
 gradient descent (learning rate 0.5, minimum step 1e-4) with physical-shift scales,
-three levels (shrink 4, 2, 1; smoothing 0.2, 0.1, 0 mm).
+three levels (shrink 4, 2, 1; smoothing 0.4, 0.2, 0 mm).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class RigidSettings:
     ants_radius: int = 2
     sampling: Sampling = "random"
     sampling_fraction: float = 0.2
-    levels: tuple[Level, ...] = (Level(4, 0.2), Level(2, 0.1), Level(1, 0.0))
+    levels: tuple[Level, ...] = (Level(4, 0.4), Level(2, 0.2), Level(1, 0.0))
     iterations: int = 200
     optimizer: Optimizer = "regular_step"
     learning_rate: float = 0.5

@@ -1,0 +1,141 @@
+"""SimpleITK engine: known transforms recovered, cancel, and one sentence per bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import alignment, phantom, rigid, space
+from napari_ccf_align.core.errors import Cancelled, RegistrationError
+from napari_ccf_align.core.progress import CancelToken
+from napari_ccf_align.core.volume import Volume
+
+ERROR_TOL_MM = 0.05  # mean displacement over the brain; half a voxel of the 100 µm atlas
+
+
+@pytest.fixture(scope="module")
+def brain(template_100):
+    return template_100.data > alignment.tissue_threshold(template_100)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "shift"),
+    [
+        ((15, -10, 20), (0.8, -0.5, 0.6)),
+        ((-20, 12, -8), (-1.0, 0.7, 0.3)),
+        ((20, 20, -20), (1, 1, 1)),
+    ],
+)
+def test_rigid_recovers_known_transform(template_100, brain, rotation, shift):
+    sim = phantom.simulate_brain(
+        template_100, rotation, shift, deformation_mm=0, noise=0.03, missing_anterior_mm=None
+    )
+    start = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100)
+    events = []
+    result = rigid.register(template_100, sim.volume, start, on_progress=events.append)
+    err = rigid.displacement_error_mm(result.matrix, sim.truth.matrix(), template_100, brain)
+    assert err < ERROR_TOL_MM
+    np.testing.assert_allclose(result.params.matrix(), result.matrix, atol=1e-9)
+    assert {e.level for e in events} == {0, 1, 2}
+    assert len(result.trace) == len(events)
+    assert "Step too small" in result.stop_reason or "Maximum number" in result.stop_reason
+
+
+def _scaled(template: Volume, factor: float) -> tuple[Volume, np.ndarray]:
+    """The template seen through a known scaling about its centre: returns (moving, truth)."""
+    c = template.center_mm
+    truth = np.eye(4)  # moving -> atlas
+    truth[:3, :3] = np.eye(3) / factor
+    truth[:3, 3] = c - truth[:3, :3] @ c
+    itk = space.sitk_affine_transform(space.world_matrix_to_lps(truth))  # moving grid -> atlas
+    return alignment.resample(template, template, itk), truth
+
+
+@pytest.mark.parametrize("kind", ["similarity", "affine"])
+def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, kind):
+    moving, truth = _scaled(template_100, 1.1)
+    start = alignment.centre_on_atlas(alignment.AlignmentState(), moving, template_100)
+    result = rigid.register(template_100, moving, start, rigid.RigidSettings(transform=kind))
+    err = rigid.displacement_error_mm(result.matrix, truth, template_100, brain)
+    assert err < ERROR_TOL_MM
+    scale = np.cbrt(abs(np.linalg.det(result.matrix[:3, :3])))
+    assert scale == pytest.approx(1 / 1.1, abs=0.01)
+
+
+def test_rigid_cannot_fit_scaling_but_similarity_can(template_100, brain):
+    moving, truth = _scaled(template_100, 1.1)
+    start = alignment.centre_on_atlas(alignment.AlignmentState(), moving, template_100)
+    result = rigid.register(template_100, moving, start)
+    assert rigid.displacement_error_mm(result.matrix, truth, template_100, brain) > 0.1
+
+
+def test_cancel_during_level_two_stops_every_level(template_100):
+    """Cancel is honoured at the next iteration of every remaining level.
+
+    (How fast that is in seconds is measured in benchmarks/, not asserted here.)
+    """
+    sim = phantom.simulate_brain(template_100, (10, 0, 5), (0.2, 0, 0), deformation_mm=0)
+    token = CancelToken()
+    seen = []
+
+    def on_progress(event):
+        seen.append(event)
+        if event.level == 1 and event.iteration >= 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled, match="cancelled"):
+        rigid.register(template_100, sim.volume, on_progress=on_progress, cancel=token)
+    cancelled_at = next(i for i, e in enumerate(seen) if e.level == 1 and e.iteration >= 3)
+    assert len(seen) - cancelled_at - 1 == 0  # no iteration reported after the cancel
+    assert max(e.level for e in seen) == 1  # level 3 never iterated
+
+
+def test_flipped_start_is_honoured(template_100, brain):
+    # The moving volume is the atlas mirrored left-right: the flip in the start state undoes it.
+    c = template_100.center_mm
+    mirror = np.diag([-1.0, 1, 1, 1])
+    mirror[0, 3] = 2 * c[0]
+    moving = alignment.resample(
+        template_100, template_100, space.sitk_affine_transform(space.world_matrix_to_lps(mirror))
+    )
+    start = alignment.AlignmentState(
+        space.RigidParams(center_mm=tuple(c), flip=(True, False, False))
+    )
+    result = rigid.register(template_100, moving, start)
+    assert rigid.displacement_error_mm(result.matrix, mirror, template_100, brain) < ERROR_TOL_MM
+
+
+def test_no_overlap_says_centre_on_atlas(template_100):
+    far = template_100.transformed(space.RigidParams(translation_mm=(40, 0, 0)).matrix())
+    with pytest.raises(RegistrationError, match="centre on atlas"):
+        rigid.register(template_100, far)
+
+
+def test_constant_volume_and_empty_mask_are_refused(template_100):
+    flat = template_100.with_data(np.zeros(template_100.shape, np.float32))
+    with pytest.raises(RegistrationError, match="no contrast"):
+        rigid.register(template_100, flat)
+    empty = template_100.with_data(np.zeros(template_100.shape, np.uint8))
+    with pytest.raises(RegistrationError, match="mask is empty"):
+        rigid.register(template_100, template_100, fixed_mask=empty)
+
+
+def test_tiny_moving_mask_gives_too_few_samples(template_100):
+    state = alignment.AlignmentState(crop=((0, 2), (0, 2), (0, 2)), crop_as_mask=True)
+    with pytest.raises(RegistrationError, match="Too few samples"):
+        rigid.register(template_100, template_100, state)
+
+
+def test_unsupported_combinations_are_refused():
+    with pytest.raises(RegistrationError, match="sampling to 'none'"):
+        rigid.RigidSettings(metric="ants_nc", sampling="random")
+    with pytest.raises(RegistrationError, match="Unknown transform"):
+        rigid.RigidSettings(transform="bspline")
+    s = rigid.RigidSettings(metric="ants_nc", sampling="none")
+    assert rigid.RigidSettings.from_dict(s.to_dict()) == s
+
+
+def test_two_d_volume_is_refused(template_100):
+    flat = Volume.from_array(np.ones((5, 5)), 0.1, "RA")
+    with pytest.raises(RegistrationError, match="3D"):
+        rigid.register(template_100, flat)
