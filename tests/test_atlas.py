@@ -124,7 +124,7 @@ def test_unwritable_cache_file_in_place_of_folder(tmp_path):
 
 def test_download_size_is_known_before_download(tmp_path):
     files = atlas.remote_files(100, base_url="http://127.0.0.1:9/")
-    assert atlas.download_size(files[:2], tmp_path) == 749_680 + 202_483
+    assert atlas.download_size(files[:2], tmp_path) == (749_680 + 202_483, 0)
     assert atlas.remote_files(25)[0].size == 32_998_960
 
 

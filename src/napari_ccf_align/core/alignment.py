@@ -278,3 +278,45 @@ def preview(moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool =
     """
     grid = coarse_grid(fixed) if coarse else fixed
     return resample(cropped_moving(moving, state), grid, state.rigid.sitk_transform())
+
+
+def crop_box_outline(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> Volume:
+    """uint8 volume on the moving grid: 1 on the faces of the crop box, 0 elsewhere.
+
+    Resampled through the preview transform it draws the box in 2D (its slice
+    outline) and in 3D (its faces), wherever the rotation takes it.
+    """
+    crop = crop or tuple((0, s) for s in volume.shape)
+    check_crop(volume, crop)
+    faces = np.zeros(volume.shape, np.uint8)
+    inside = tuple(slice(a, b) for a, b in crop)
+    faces[inside] = 1
+    core = tuple(slice(a + 1, b - 1) for a, b in crop)
+    faces[core] = 0
+    return volume.with_data(faces, name=f"{volume.name} crop box")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the Align widget shows: the aligned volume and the crop box on the atlas grid."""
+
+    image: Volume
+    box: Volume
+    coarse: bool
+
+
+def preview_with_box(
+    moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False
+) -> Preview:
+    """:func:`preview` plus the crop box outline through the same transform."""
+    grid = coarse_grid(fixed) if coarse else fixed
+    transform = state.rigid.sitk_transform()
+    image = resample(cropped_moving(moving, state), grid, transform)
+    box = resample(
+        crop_box_outline(moving, state.crop),
+        grid,
+        transform,
+        sitk.sitkNearestNeighbor,
+        dtype=np.uint8,
+    )
+    return Preview(image, box.with_data(box.data.astype(np.uint8)), coarse)

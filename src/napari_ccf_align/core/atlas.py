@@ -152,9 +152,19 @@ def remote_files(
     return files
 
 
-def download_size(files: Iterable[RemoteFile], cache: Path, timeout: float = 5.0) -> int | None:
-    """Bytes still to download for ``files`` (0 when all are cached; None if unknown)."""
-    total = 0
+def download_size(
+    files: Iterable[RemoteFile], cache: Path, timeout: float = 5.0
+) -> tuple[int, int]:
+    """What still has to be downloaded for ``files``.
+
+    Returns
+    -------
+    known_bytes : int
+        Bytes of the missing files whose size is known (table or HTTP HEAD).
+    unknown : int
+        Number of missing files whose size could not be found out.
+    """
+    known, unknown = 0, 0
     for f in files:
         if (cache / f.name).is_file():
             continue
@@ -166,9 +176,10 @@ def download_size(files: Iterable[RemoteFile], cache: Path, timeout: float = 5.0
             except requests.RequestException:
                 size = None
         if size is None:
-            return None
-        total += size
-    return total
+            unknown += 1
+        else:
+            known += size
+    return known, unknown
 
 
 # --------------------------------------------------------------------------- downloading

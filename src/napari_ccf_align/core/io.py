@@ -364,3 +364,13 @@ def peek(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None, tuple[
     )
     size_um = space.spacing_of(affine) * 1000.0
     return size_um, space.affine_orientation(affine, world), tuple(reader.GetSize()[::-1])
+
+
+def write_trace_csv(points, path: str | os.PathLike) -> Path:
+    """Write metric trace points (objects with level, iteration, metric, elapsed_s) as CSV."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        lines = ["level,iteration,metric,elapsed_s"]
+        lines += [f"{p.level},{p.iteration},{p.metric:.10g},{p.elapsed_s:.4f}" for p in points]
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -473,3 +473,26 @@ def displacement_error_mm(
     a = space.apply_affine(np.linalg.inv(result_matrix), pts)
     b = space.apply_affine(np.linalg.inv(truth_matrix), pts)
     return float(np.linalg.norm(a - b, axis=1).mean())
+
+
+def parse_levels(text: str) -> tuple[Level, ...]:
+    """Levels from text such as ``"4:0.4, 2:0.2, 1:0"`` (shrink:smoothing mm, coarse first)."""
+    levels = []
+    for part in text.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            shrink, sigma = part.split(":")
+            levels.append(Level(int(shrink), float(sigma)))
+        except ValueError:
+            raise RegistrationError(
+                f"Level {part.strip()!r} is not 'shrink:smoothing': write e.g. '4:0.4, 2:0.2, 1:0'."
+            ) from None
+    if not levels:
+        raise RegistrationError("No levels given: write e.g. '4:0.4, 2:0.2, 1:0'.")
+    return tuple(levels)
+
+
+def format_levels(levels: tuple[Level, ...]) -> str:
+    """Inverse of :func:`parse_levels`."""
+    return ", ".join(f"{lv.shrink}:{lv.sigma_mm:g}" for lv in levels)

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import napari
+from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from ..layer_data import AXIS_LABELS
+
+
+def scrollable(widget: QWidget, content: QWidget) -> None:
+    """Put ``content`` inside ``widget`` in a scroll area, so a short dock stays usable."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setWidget(content)
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(area)
 
 
 def anatomical_view(viewer: napari.viewer.Viewer) -> None:

@@ -28,7 +28,7 @@ from ..core.volume import Volume
 from ..layer_data import VOLUME_KEY, atlas_layer_data, image_layer_data, volume_of_layer
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view
+from ._view import anatomical_view, scrollable
 from .orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
@@ -117,12 +117,14 @@ class LoadWidget(QWidget):
         )
         self.status = Label(value="")
 
-        layout = QVBoxLayout(self)
+        body = QWidget()
+        layout = QVBoxLayout(body)
         layout.addWidget(_group("Your volume", self.volume_box))
         layout.addWidget(self.view)
         layout.addWidget(_group("Allen CCF v3 atlas", self.atlas_box))
         layout.addWidget(self.status.native)
         layout.addStretch(1)
+        scrollable(self, body)
 
         self.source.changed.connect(self._on_source)
         self.path.changed.connect(self._on_path)
@@ -257,20 +259,24 @@ class LoadWidget(QWidget):
         files, cache = self._files(), Path(self.cache.value)
         self.size.value = "Download size: checking..."
 
-        def shown(nbytes):
-            if nbytes == 0:
+        def shown(size: tuple[int, int]) -> None:
+            known, unknown = size
+            if known == 0 and unknown == 0:
                 self.size.value = "All files are in the cache: no download."
-            elif nbytes is None:
-                self.size.value = "Download size: unknown (server not reachable?)."
+            elif unknown:
+                self.size.value = (
+                    f"Download size: {known / 1e6:.1f} MB plus {unknown} file(s) of unknown "
+                    "size (server not reachable?)."
+                )
             else:
-                self.size.value = f"Download size: {nbytes / 1e6:.1f} MB."
+                self.size.value = f"Download size: {known / 1e6:.1f} MB."
 
         _worker.start(
             atlas.download_size,
             files=files,
             cache=cache,
             on_done=shown,
-            on_error=lambda exc: shown(None),
+            on_error=lambda exc: shown((0, len(files))),
         )
 
     def start_atlas_load(self, _value=None):

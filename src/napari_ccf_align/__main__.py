@@ -1,0 +1,7 @@
+"""``python -m napari_ccf_align``: the same as the ``napari-ccf-align`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

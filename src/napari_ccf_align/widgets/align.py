@@ -1,0 +1,465 @@
+"""The Align dock widget: rotate, shift, flip and crop the moving volume by hand, with a preview.
+
+The preview is the moving volume resampled onto the atlas grid through exactly
+the transform the engines start from (``AlignmentState.rigid.sitk_transform()``):
+coarse while a slider is dragged, exact on release. napari's own layer affine
+is never used for it, because napari's 2D view cannot show out-of-plane rotation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QSettings, Qt
+from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+from superqt import QLabeledDoubleSlider, QLabeledRangeSlider
+
+from ..core import alignment, space
+from ..core.alignment import AlignmentState
+from ..core.errors import CcfAlignError, DimensionError
+from ..core.volume import Volume
+from ..layer_data import image_layer_data, volume_of_layer
+from ..model import model_for
+from . import _worker
+from ._layers import add_layer_data, atlas_layer, image_layers
+from ._view import anatomical_view, scrollable
+
+AXES = ("R", "A", "S")
+PREVIEW_SUFFIX = " (aligned preview)"
+BOX_SUFFIX = " (crop box)"
+
+
+def _slider(lo: float, hi: float, step: float, decimals: int) -> QLabeledDoubleSlider:
+    s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setDecimals(decimals)
+    s.setValue(0.0)
+    return s
+
+
+class AlignWidget(QWidget):
+    """Initial alignment and crop of the moving volume, previewed on the atlas grid."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model = model_for(napari_viewer)
+        self.settings_store = QSettings("napari-ccf-align", "align")
+        self.worker = None
+        self._pending: bool | None = None  # a preview asked for while one is computing
+        self._updating = False  # True while the controls are set from the model
+        self._ndim = 3  # axes of the moving volume (crop sliders shown)
+        self.previews = 0
+
+        # -- layers and the moving volume's geometry
+        self.fixed = ComboBox(label="atlas (fixed)", choices=self._layers)
+        self.moving = ComboBox(label="your volume (moving)", choices=self._layers)
+        self.orientation = LineEdit(label="orientation code", value="")
+        self.style = ComboBox(
+            label="code style", choices=["nibabel", "brainglobe"], value="nibabel"
+        )
+        self.voxel_um = FloatSpinBox(
+            label="voxel size (µm, all axes)", min=0.0, max=1e5, step=0.5, value=0.0
+        )
+        self.reinterpret = PushButton(text="Apply orientation and voxel size (new layer)")
+        self.top = Container(
+            widgets=[
+                self.fixed,
+                self.moving,
+                self.orientation,
+                self.style,
+                self.voxel_um,
+                self.reinterpret,
+            ]
+        )
+
+        # -- rotation, translation, flips
+        rot_step = float(self.settings_store.value("rotation_step", 0.5))
+        shift_step = float(self.settings_store.value("shift_step", 0.05))
+        self.rot = [_slider(-180, 180, rot_step, 2) for _ in AXES]
+        self.shift = [_slider(-15, 15, shift_step, 3) for _ in AXES]
+        self.flip = [CheckBox(text=f"flip {a}") for a in AXES]
+        grid = QGridLayout()
+        for k, a in enumerate(AXES):
+            grid.addWidget(QLabel(f"rotate about {a} (°)"), k, 0)
+            grid.addWidget(self.rot[k], k, 1)
+            grid.addWidget(QLabel(f"shift {a} (mm)"), 3 + k, 0)
+            grid.addWidget(self.shift[k], 3 + k, 1)
+        box = QGroupBox("Rotation and shift (RAS world)")
+        box_layout = QVBoxLayout(box)
+        box_layout.addLayout(grid)
+        self.rot_step = FloatSpinBox(
+            label="rotation step (°)", min=0.01, max=45, step=0.1, value=rot_step
+        )
+        self.shift_step = FloatSpinBox(
+            label="shift step (mm)", min=0.001, max=5, step=0.01, value=shift_step
+        )
+        self.centre_mode = ComboBox(
+            label="centre of rotation",
+            choices=[("volume centre", "volume"), ("tissue centroid", "tissue")],
+            value="volume",
+        )
+        self.match_mode = ComboBox(
+            label="centre on atlas by",
+            choices=[("geometric centres", "volume"), ("tissue centroids", "tissue")],
+            value="tissue",
+        )
+        self.centre_button = PushButton(text="Centre on atlas")
+        self.moments_button = PushButton(text="Match moments")
+        self.reset_button = PushButton(text="Reset")
+        self.undo_button = PushButton(text="Undo")
+        self.redo_button = PushButton(text="Redo")
+        self.controls = Container(
+            widgets=[
+                Container(widgets=self.flip, layout="horizontal", labels=False),
+                self.rot_step,
+                self.shift_step,
+                self.centre_mode,
+                self.match_mode,
+                Container(
+                    widgets=[self.centre_button, self.moments_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
+                Container(
+                    widgets=[self.reset_button, self.undo_button, self.redo_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
+            ]
+        )
+        box_layout.addWidget(self.controls.native)
+
+        # -- crop
+        self.crop = [QLabeledRangeSlider(Qt.Orientation.Horizontal) for _ in range(3)]
+        self.crop_labels = [QLabel("") for _ in range(3)]
+        crop_box = QGroupBox("Crop (voxels of your volume)")
+        crop_grid = QGridLayout(crop_box)
+        for k in range(3):
+            crop_grid.addWidget(QLabel(f"axis {k}"), 2 * k, 0)
+            crop_grid.addWidget(self.crop[k], 2 * k, 1)
+            crop_grid.addWidget(self.crop_labels[k], 2 * k + 1, 1)
+        self.margin = FloatSpinBox(label="auto margin (mm)", min=0, max=10, step=0.1, value=0.5)
+        self.auto_crop = PushButton(text="Auto crop to tissue")
+        self.clear_crop = PushButton(text="No crop")
+        self.as_mask = CheckBox(text="use as metric mask instead of cutting")
+        self.crop_controls = Container(
+            widgets=[
+                self.margin,
+                Container(
+                    widgets=[self.auto_crop, self.clear_crop], layout="horizontal", labels=False
+                ),
+                self.as_mask,
+            ]
+        )
+        crop_grid.addWidget(self.crop_controls.native, 6, 0, 1, 2)
+        self.status = Label(value="")
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(self.top.native)
+        layout.addWidget(box)
+        layout.addWidget(crop_box)
+        layout.addWidget(self.status.native)
+        layout.addStretch(1)
+        scrollable(self, body)
+
+        # -- wiring
+        for k in range(3):
+            self.rot[k].valueChanged.connect(self._from_controls)
+            self.shift[k].valueChanged.connect(self._from_controls)
+            self.rot[k].sliderReleased.connect(self._released)
+            self.shift[k].sliderReleased.connect(self._released)
+            self.flip[k].changed.connect(self._from_controls)
+            self.crop[k].valueChanged.connect(self._from_controls)
+            self.crop[k].sliderReleased.connect(self._released)
+        self.as_mask.changed.connect(self._from_controls)
+        self.rot_step.changed.connect(self._steps)
+        self.shift_step.changed.connect(self._steps)
+        self.centre_mode.changed.connect(self.set_centre)
+        self.centre_button.changed.connect(self.centre_on_atlas)
+        self.moments_button.changed.connect(self.match_moments)
+        self.reset_button.changed.connect(self.model.reset)
+        self.undo_button.changed.connect(self.model.undo)
+        self.redo_button.changed.connect(self.model.redo)
+        self.auto_crop.changed.connect(self.auto_crop_to_tissue)
+        self.clear_crop.changed.connect(self.no_crop)
+        self.reinterpret.changed.connect(self.apply_geometry)
+        self.moving.changed.connect(self._on_moving)
+        self.fixed.changed.connect(self._on_fixed)
+        self.model.changed.connect(self._on_model)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ layers
+
+    def _layers(self, _widget=None):
+        return [
+            (layer.name, layer)
+            for layer in image_layers(self.viewer)
+            if not layer.name.endswith((PREVIEW_SUFFIX, BOX_SUFFIX))
+        ]
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.fixed.reset_choices()
+        self.moving.reset_choices()
+        template = atlas_layer(self.viewer)
+        if template is not None and self.fixed.value is not template:
+            self.fixed.value = template
+        if self.moving.value is self.fixed.value:
+            others = [lyr for _, lyr in self._layers() if lyr is not self.fixed.value]
+            if others:
+                self.moving.value = others[-1]
+
+    def _volumes(self) -> tuple[Volume, Volume]:
+        """(moving, fixed) Volumes, or a CcfAlignError saying what is missing."""
+        fixed_layer, moving_layer = self.fixed.value, self.moving.value
+        if fixed_layer is None:
+            raise CcfAlignError("No atlas is loaded: load it with the Load widget first.")
+        if moving_layer is None or moving_layer is fixed_layer:
+            raise CcfAlignError("Choose your volume as the moving layer (not the atlas).")
+        fixed, moving = volume_of_layer(fixed_layer), volume_of_layer(moving_layer)
+        if moving.ndim != fixed.ndim:
+            raise DimensionError(
+                f"{moving.name!r} is {moving.ndim}D but the atlas is {fixed.ndim}D: choose a "
+                f"{fixed.ndim}D volume."
+            )
+        return moving, fixed
+
+    def _on_fixed(self, _layer=None) -> None:
+        self.model.fixed_layer = self.fixed.value.name if self.fixed.value is not None else None
+
+    def _on_moving(self, layer=None) -> None:
+        if layer is None:
+            return
+        v = volume_of_layer(layer)
+        self._ndim = v.ndim
+        self.orientation.value = v.orientation
+        self.voxel_um.value = float(np.round(v.spacing.mean() * 1000, 3))
+        for k in range(3):
+            slider = self.crop[k]
+            slider.setVisible(k < v.ndim)
+            if k < v.ndim:
+                slider.setRange(0, v.shape[k])
+        if self.model.moving_layer != layer.name:
+            self.model.moving_layer = layer.name
+            centre = alignment.centre_of(v, "volume")
+            self.model.set(AlignmentState(space.RigidParams(center_mm=tuple(centre))))
+        else:
+            self._on_model(self.model.state)
+
+    def apply_geometry(self, _value=None) -> None:
+        """Place the moving layer's array with the given code and voxel size (a new layer)."""
+        layer = self.moving.value
+        if layer is None:
+            show_error("Choose your volume as the moving layer first.")
+            return
+        try:
+            v = volume_of_layer(layer)
+            code = self.orientation.value.strip()
+            size_mm = space.check_voxel_size(self.voxel_um.value, v.ndim, "µm") / 1000.0
+            code = space.parse_orientation(code, self.style.value, v.ndim)
+            new = Volume.from_array(v.data, size_mm, code, name=f"{layer.name} ({code})")
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
+        self.moving.value = add_layer_data(
+            self.viewer, image_layer_data(new, colormap="magenta", blending="additive")
+        )
+
+    # ------------------------------------------------------------------ state <-> controls
+
+    def _steps(self, _value=None) -> None:
+        for k in range(3):
+            self.rot[k].setSingleStep(self.rot_step.value)
+            self.shift[k].setSingleStep(self.shift_step.value)
+        self.settings_store.setValue("rotation_step", self.rot_step.value)
+        self.settings_store.setValue("shift_step", self.shift_step.value)
+
+    def _dragging(self) -> bool:
+        return any(s.isSliderDown() for s in (*self.rot, *self.shift, *self.crop))
+
+    def state_from_controls(self) -> AlignmentState:
+        """The state the controls show (centre kept from the model)."""
+        current = self.model.state
+        crop = tuple(tuple(int(x) for x in self.crop[k].value()) for k in range(self._ndim))
+        full = all(c == (0, self.crop[k].maximum()) for k, c in enumerate(crop))
+        return AlignmentState(
+            space.RigidParams(
+                tuple(s.value() for s in self.rot),
+                tuple(s.value() for s in self.shift),
+                current.rigid.center_mm,
+                tuple(f.value for f in self.flip),
+            ),
+            None if full else crop,
+            bool(self.as_mask.value),
+        )
+
+    def _from_controls(self, _value=None) -> None:
+        if self._updating:
+            return
+        dragging = self._dragging()
+        state = self.state_from_controls()
+        if state.crop is not None:
+            try:
+                alignment.check_crop(self._volumes()[0], state.crop)
+            except CcfAlignError as exc:
+                show_error(str(exc))
+                return
+        self.model.set(state, record=not dragging)
+        if not dragging:
+            self.request_preview(coarse=False)
+
+    def _released(self) -> None:
+        self.model.commit()
+        self.request_preview(coarse=False)
+
+    def _on_model(self, state: AlignmentState) -> None:
+        self._updating = True
+        try:
+            for k in range(3):
+                self.rot[k].setValue(state.rigid.rotation_deg[k])
+                self.shift[k].setValue(state.rigid.translation_mm[k])
+                self.flip[k].value = state.rigid.flip[k]
+                if k < self._ndim:
+                    rng = state.crop[k] if state.crop else (0, self.crop[k].maximum())
+                    self.crop[k].setValue(rng)
+            self.as_mask.value = state.crop_as_mask
+        finally:
+            self._updating = False
+        self._show_crop_extent(state)
+        self.request_preview(coarse=self._dragging())
+
+    def _show_crop_extent(self, state: AlignmentState) -> None:
+        layer = self.moving.value
+        if layer is None:
+            return
+        v = volume_of_layer(layer)
+        crop = state.crop or tuple((0, s) for s in v.shape)
+        for k, (a, b) in enumerate(crop[:3]):
+            mm = (b - a) * v.spacing[k]
+            self.crop_labels[k].setText(f"{a}..{b} voxels = {mm:.2f} mm")
+
+    # ------------------------------------------------------------------ actions
+
+    def set_centre(self, mode=None) -> None:
+        """Rotate about the volume centre or the tissue centroid (the map stays the same)."""
+        try:
+            moving, _ = self._volumes()
+            self.model.set(alignment.with_centre(self.model.state, moving, self.centre_mode.value))
+        except CcfAlignError as exc:
+            show_error(str(exc))
+
+    def centre_on_atlas(self, _value=None) -> None:
+        """Shift so the moving centre lands on the atlas centre."""
+        try:
+            moving, fixed = self._volumes()
+            self.model.set(
+                alignment.centre_on_atlas(self.model.state, moving, fixed, self.match_mode.value)
+            )
+        except CcfAlignError as exc:
+            show_error(str(exc))
+
+    def match_moments(self, _value=None) -> None:
+        """Rotate and shift so the principal axes of the tissue match the atlas's."""
+        try:
+            moving, fixed = self._volumes()
+            self.model.set(alignment.match_moments(self.model.state, moving, fixed))
+        except CcfAlignError as exc:
+            show_error(str(exc))
+
+    def auto_crop_to_tissue(self, _value=None) -> None:
+        """Crop to the tissue's bounding box plus the margin."""
+        try:
+            moving, _ = self._volumes()
+            box = alignment.auto_crop(moving, self.margin.value)
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
+        self.model.set(replace(self.model.state, crop=box))
+        show_info(f"Cropped to tissue: {box}.")
+
+    def no_crop(self, _value=None) -> None:
+        """Remove the crop."""
+        self.model.set(replace(self.model.state, crop=None))
+
+    # ------------------------------------------------------------------ preview
+
+    def request_preview(self, coarse: bool = False):
+        """Compute the preview on a worker; a request during a computation is queued (latest wins)."""
+        if self.worker is not None:
+            self._pending = coarse if self._pending is None else (self._pending and coarse)
+            return None
+        try:
+            moving, fixed = self._volumes()
+        except CcfAlignError:
+            return None
+        state = self.model.state
+        try:
+            alignment.check_crop(moving, state.crop)
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return None
+        self.worker = _worker.start(
+            alignment.preview_with_box,
+            moving=moving,
+            fixed=fixed,
+            state=state,
+            coarse=coarse,
+            on_done=self._show_preview,
+            on_error=lambda exc: show_error(str(exc)),
+            on_finished=self._preview_finished,
+        )
+        return self.worker
+
+    def _preview_finished(self) -> None:
+        self.worker = None
+        if self._pending is not None:
+            coarse, self._pending = self._pending, None
+            self.request_preview(coarse=coarse and self._dragging())
+
+    def _show_preview(self, preview: alignment.Preview) -> None:
+        name = self.moving.value.name if self.moving.value is not None else "volume"
+        for vol, suffix, kwargs in (
+            (preview.image, PREVIEW_SUFFIX, {"colormap": "magenta", "blending": "additive"}),
+            (
+                preview.box,
+                BOX_SUFFIX,
+                {"colormap": "yellow", "blending": "additive", "contrast_limits": (0, 1)},
+            ),
+        ):
+            full = name + suffix
+            if suffix == BOX_SUFFIX and self.model.state.crop is None:
+                if full in self.viewer.layers:
+                    self.viewer.layers.remove(full)
+                continue
+            vol = replace(vol, name=full)
+            if full in self.viewer.layers:
+                layer = self.viewer.layers[full]
+                layer.data = vol.data
+                layer.affine = vol.affine
+                layer.metadata.update(image_layer_data(vol)[1]["metadata"])
+            else:
+                add_layer_data(self.viewer, image_layer_data(vol, **kwargs))
+        moving_layer = self.moving.value
+        if moving_layer is not None and moving_layer.visible:
+            moving_layer.visible = False  # the preview replaces it on screen; data untouched
+        anatomical_view(self.viewer)
+        self.previews += 1
+        self.status.value = (
+            "coarse preview" if preview.coarse else "exact preview"
+        ) + f": {self.model.state.to_json()[:90]}..."

@@ -1,0 +1,284 @@
+"""The Register dock widget: run the SimpleITK engine on a worker with a live metric plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ..core import rigid
+from ..core.alignment import AlignmentState
+from ..core.errors import Cancelled, CcfAlignError
+from ..core.progress import CancelToken, ProgressEvent
+from ..layer_data import image_layer_data, volume_of_layer
+from ..model import model_for
+from . import _worker
+from ._layers import add_layer_data, atlas_layer, image_layers
+from ._view import scrollable
+from .metric_plot import MetricPlot
+
+_METRICS = [
+    ("Mattes mutual information", "mattes"),
+    ("normalised correlation", "correlation"),
+    ("mean squares", "mean_squares"),
+    ("ANTS neighbourhood correlation", "ants_nc"),
+]
+RESULT_KEY = "ccf_align_result"
+
+
+class RegisterWidget(QWidget):
+    """Method, metric and parameters; Run and Cancel; progress; live metric plot."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model = model_for(napari_viewer)
+        self.worker = None
+        self._token: CancelToken | None = None
+        self.runs = 0
+        d = rigid.RigidSettings()
+
+        self.fixed = ComboBox(label="atlas (fixed)", choices=self._layers)
+        self.moving = ComboBox(label="your volume (moving)", choices=self._layers)
+        self.method = ComboBox(label="method", choices=list(rigid.TRANSFORMS), value=d.transform)
+        self.metric = ComboBox(label="metric", choices=_METRICS, value=d.metric)
+        self.bins = SpinBox(label="histogram bins", min=4, max=256, value=d.bins)
+        self.fraction = FloatSpinBox(
+            label="sampled fraction", min=0.01, max=1.0, step=0.05, value=d.sampling_fraction
+        )
+        self.iterations = SpinBox(label="iterations per level", min=1, max=5000, value=d.iterations)
+        self.show_advanced = CheckBox(text="advanced", value=False)
+        self.sampling = ComboBox(
+            label="sampling", choices=["random", "regular", "none"], value=d.sampling
+        )
+        self.levels = LineEdit(label="levels (shrink:mm)", value=rigid.format_levels(d.levels))
+        self.learning_rate = FloatSpinBox(
+            label="learning rate", min=0.001, max=10.0, step=0.1, value=d.learning_rate
+        )
+        self.min_step = FloatSpinBox(
+            label="minimum step", min=1e-6, max=1.0, step=1e-4, value=d.min_step
+        )
+        self.min_step.native.setDecimals(6)
+        self.clip_low = FloatSpinBox(
+            label="clip below (percentile)", min=0, max=50, value=d.clip_percentiles[0]
+        )
+        self.clip_high = FloatSpinBox(
+            label="clip above (percentile)", min=50, max=100, value=d.clip_percentiles[1]
+        )
+        self.ants_radius = SpinBox(label="ANTS radius (voxels)", min=1, max=30, value=d.ants_radius)
+        self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
+        self.advanced = Container(
+            widgets=[
+                self.sampling,
+                self.levels,
+                self.learning_rate,
+                self.min_step,
+                self.clip_low,
+                self.clip_high,
+                self.ants_radius,
+                self.seed,
+            ],
+            visible=False,
+        )
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.bar = ProgressBar(value=0, max=100)
+        self.status = Label(value="")
+        self.form = Container(
+            widgets=[
+                self.fixed,
+                self.moving,
+                self.method,
+                self.metric,
+                self.bins,
+                self.fraction,
+                self.iterations,
+                self.show_advanced,
+                self.advanced,
+                Container(
+                    widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False
+                ),
+                self.bar,
+                self.status,
+            ]
+        )
+        self.plot = MetricPlot(self.viewer.theme)
+        self.save_png = PushButton(text="Save plot (PNG)")
+        self.save_csv = PushButton(text="Save data (CSV)")
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.plot)
+        layout.addWidget(
+            Container(
+                widgets=[self.save_png, self.save_csv], layout="horizontal", labels=False
+            ).native
+        )
+        layout.addStretch(1)
+        scrollable(self, body)
+
+        self.show_advanced.changed.connect(lambda v: setattr(self.advanced, "visible", v))
+        self.metric.changed.connect(self._on_metric)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.save_png.changed.connect(lambda: self._save("png"))
+        self.save_csv.changed.connect(lambda: self._save("csv"))
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ form
+
+    def _layers(self, _widget=None):
+        return [(layer.name, layer) for layer in image_layers(self.viewer)]
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.fixed.reset_choices()
+        self.moving.reset_choices()
+        template = atlas_layer(self.viewer)
+        if template is not None and self.fixed.value is not template:
+            self.fixed.value = template
+        if self.model.moving_layer in self.viewer.layers:
+            self.moving.value = self.viewer.layers[self.model.moving_layer]
+        elif self.moving.value is self.fixed.value:
+            others = [lyr for _, lyr in self._layers() if lyr is not self.fixed.value]
+            if others:
+                self.moving.value = others[-1]
+
+    def _on_metric(self, metric: str) -> None:
+        # ANTS neighbourhood correlation needs every voxel; the others sample.
+        self.sampling.value = "none" if metric == "ants_nc" else "random"
+        self.bins.enabled = metric == "mattes"
+
+    def settings(self) -> rigid.RigidSettings:
+        """A new settings object from the form (raises CcfAlignError on bad values)."""
+        return rigid.RigidSettings(
+            transform=self.method.value,
+            metric=self.metric.value,
+            bins=int(self.bins.value),
+            ants_radius=int(self.ants_radius.value),
+            sampling=self.sampling.value,
+            sampling_fraction=float(self.fraction.value),
+            levels=rigid.parse_levels(self.levels.value),
+            iterations=int(self.iterations.value),
+            learning_rate=float(self.learning_rate.value),
+            min_step=float(self.min_step.value),
+            clip_percentiles=(float(self.clip_low.value), float(self.clip_high.value)),
+            seed=int(self.seed.value),
+        )
+
+    def start_state(self, moving_name: str) -> AlignmentState:
+        """The Align widget's state when it aligns this layer, else identity."""
+        if self.model.moving_layer == moving_name:
+            return self.model.state
+        return AlignmentState()
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, _value=None):
+        """Start a registration on a worker thread (Run is disabled until it ends)."""
+        fixed_layer, moving_layer = self.fixed.value, self.moving.value
+        try:
+            if fixed_layer is None or moving_layer is None:
+                raise CcfAlignError(
+                    "Choose the atlas and your volume first (load them with the Load widget)."
+                )
+            if fixed_layer is moving_layer:
+                raise CcfAlignError(
+                    "The atlas and your volume are the same layer: pick two layers."
+                )
+            settings = self.settings()
+            fixed, moving = volume_of_layer(fixed_layer), volume_of_layer(moving_layer)
+            state = self.start_state(moving_layer.name)
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return None
+        token = self._token = CancelToken()
+        relay = _worker.ProgressRelay(min_interval_s=0.0, parent=self)
+        relay.event.connect(self._on_progress)
+        self.plot.clear(dict((v, k) for k, v in _METRICS)[settings.metric])
+        self._set_running(True)
+        self.runs += 1
+
+        def job():
+            result = rigid.register(
+                fixed, moving, state, settings, on_progress=relay.emit_event, cancel=token
+            )
+            token.raise_if_cancelled("The registration")
+            return result, rigid.warp(moving, fixed, result)
+
+        self.worker = _worker.start(
+            job,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            on_finished=lambda: self._set_running(False),
+        )
+        return self.worker
+
+    def cancel(self, _value=None) -> None:
+        """Stop the run at its next iteration; the viewer stays as it was."""
+        if self._token is not None:
+            self._token.cancel()
+            self.status.value = "Cancelling..."
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        self.plot.add(event)
+        if event.total:
+            self.bar.max = int(event.total)
+            self.bar.value = int(min(event.done, event.total))
+        self.status.value = event.message
+
+    def _on_done(self, outcome) -> None:
+        result, warped = outcome
+        layer = add_layer_data(
+            self.viewer, image_layer_data(warped, colormap="magenta", blending="additive")
+        )
+        layer.metadata[RESULT_KEY] = result
+        self.bar.value = self.bar.max
+        self.status.value = (
+            f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
+            f"{result.stop_reason.split(':')[-1].strip()[:80]}"
+        )
+        show_info(f"Registration finished: {layer.name} added.")
+
+    def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            self.status.value = "Cancelled; nothing was changed."
+            show_info("Registration cancelled; nothing was changed.")
+        elif isinstance(exc, CcfAlignError):
+            self.status.value = str(exc)
+            show_error(str(exc))
+        else:
+            self.status.value = f"Failed: {type(exc).__name__}: {exc}"
+            show_error(f"Registration failed unexpectedly: {type(exc).__name__}: {exc}")
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        if not running:
+            self._token = None
+
+    def _save(self, kind: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Save metric {kind.upper()}", f"metric.{kind}", f"{kind.upper()} (*.{kind})"
+        )
+        if not path:
+            return
+        try:
+            (self.plot.save_png if kind == "png" else self.plot.save_csv)(Path(path))
+        except CcfAlignError as exc:
+            show_error(str(exc))
