@@ -31,3 +31,24 @@ def template_100():
     if path.is_file():
         return atlas.read_allen_nrrd(path, 100)
     return phantom.brain_phantom(100)
+
+
+SCREENSHOTS = REPO / "screenshots"
+
+
+@pytest.fixture
+def screenshot_dir() -> Path:
+    """Folder for screenshots that a person looks at (kept out of git)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture
+def notifications(monkeypatch):
+    """Collects the messages the widgets show with show_error / show_info."""
+    seen: list[tuple[str, str]] = []
+    for module in ("load", "align", "register"):
+        mod = __import__(f"napari_ccf_align.widgets.{module}", fromlist=["x"])
+        monkeypatch.setattr(mod, "show_error", lambda m: seen.append(("error", str(m))))
+        monkeypatch.setattr(mod, "show_info", lambda m: seen.append(("info", str(m))))
+    return seen

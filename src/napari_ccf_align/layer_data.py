@@ -86,20 +86,29 @@ def template_layer_data(template: Volume, resolution_um: int) -> tuple:
 def annotation_layer_data(annotation: Volume, structures=None, resolution_um: int = 0) -> tuple:
     """Labels layer data for the atlas annotation, with Allen colours and region names.
 
-    The layer's ``features`` table (``index``, ``acronym``, ``name``) makes napari's
-    status bar show the region under the cursor.
+    Label values are renumbered 0..n (see :func:`~napari_ccf_align.core.atlas.compact_labels`);
+    the layer's ``features`` table (``index``, ``id``, ``acronym``, ``name``) maps them
+    back to Allen ids and makes napari's status bar name the region under the cursor.
     """
+    from .core.atlas import compact_labels
+
+    compact, ids = compact_labels(annotation)
     extra: dict = {"name": f"Allen CCF annotation ({resolution_um} µm)", "opacity": 0.5}
     if structures is not None:
-        ids = [int(i) for i in np.unique(annotation.data) if int(i) in structures]
-        colors = structures.colors(ids)
-        extra["colormap"] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), **colors}
-        extra["features"] = {
-            "index": np.asarray(ids),
-            "acronym": np.asarray([structures[i].acronym for i in ids], dtype=object),
-            "name": np.asarray([structures[i].name for i in ids], dtype=object),
+        known = [(k, int(i)) for k, i in enumerate(ids) if k and int(i) in structures]
+        colors = structures.colors([i for _, i in known])
+        extra["colormap"] = {
+            None: (0.0, 0.0, 0.0, 0.0),
+            0: (0.0, 0.0, 0.0, 0.0),
+            **{k: colors[i] for k, i in known},
         }
-    return labels_layer_data(annotation, **extra)
+        extra["features"] = {
+            "index": np.asarray([k for k, _ in known]),
+            "id": np.asarray([i for _, i in known]),
+            "acronym": np.asarray([structures[i].acronym for _, i in known], dtype=object),
+            "name": np.asarray([structures[i].name for _, i in known], dtype=object),
+        }
+    return labels_layer_data(compact, **extra)
 
 
 def atlas_layer_data(atlas) -> list[tuple]:

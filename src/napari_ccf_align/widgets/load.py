@@ -56,6 +56,7 @@ class LoadWidget(QWidget):
         self._progress: napari.utils.progress | None = None
         self._header: tuple | None = None  # (voxel size µm, orientation) the file states
         self.worker = None
+        self._size_request = 0
 
         # -- your volume
         self.source = ComboBox(label="source", choices=["file", "layer"], value="file")
@@ -151,6 +152,10 @@ class LoadWidget(QWidget):
         from_file = self.source.value == "file"
         self.path.visible = from_file
         self.layer.visible = not from_file
+        if from_file:
+            self._on_path()
+        else:
+            self._on_layer(self.layer.value)
 
     def _set_geometry_fields(self, size_um, code) -> None:
         for box, value in zip(
@@ -179,7 +184,7 @@ class LoadWidget(QWidget):
         )
 
     def _on_layer(self, layer=None) -> None:
-        if layer is None:
+        if layer is None or self.source.value != "layer":
             return
         v = volume_of_layer(layer)
         self._set_geometry_fields(v.spacing * 1000.0, v.orientation)
@@ -258,8 +263,12 @@ class LoadWidget(QWidget):
         """Show how much the atlas load will download (0 when cached)."""
         files, cache = self._files(), Path(self.cache.value)
         self.size.value = "Download size: checking..."
+        self._size_request += 1
+        request = self._size_request
 
         def shown(size: tuple[int, int]) -> None:
+            if request != self._size_request:
+                return  # an answer to an older question (resolution changed since)
             known, unknown = size
             if known == 0 and unknown == 0:
                 self.size.value = "All files are in the cache: no download."

@@ -1,0 +1,116 @@
+"""Initial alignment: the preview is exactly where the engines start; crop and centring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from dipy.align.imaffine import AffineMap
+
+from napari_ccf_align.core import alignment, space
+from napari_ccf_align.core.alignment import AlignmentState
+from napari_ccf_align.core.errors import CropError
+from napari_ccf_align.core.volume import Volume, to_sitk
+
+
+def _atlas_grid() -> Volume:
+    return Volume.from_array(np.zeros((60, 66, 40), np.float32), 0.2, "RAS", name="atlas")
+
+
+def _landmark_volume(voxel=(20, 25, 18)) -> Volume:
+    data = np.zeros((40, 50, 36), np.float32)
+    data[voxel] = 1000.0
+    return Volume.from_array(data, 0.25, "PIR", origin_mm=(0.5, 12.0, 8.0), name="moving")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        space.RigidParams((20, -10, 15), (0.5, -1.0, 0.8), (6, 6.6, 4)),
+        space.RigidParams((-5, 30, 0), (-0.2, 0.4, 0), (5, 5, 3), (True, False, False)),
+    ],
+)
+def test_landmark_lands_where_sitk_and_dipy_say(params):
+    fixed, moving = _atlas_grid(), _landmark_volume()
+    state = AlignmentState(params)
+    prev = alignment.preview(moving, fixed, state)
+    got = prev.index_to_world(np.unravel_index(np.argmax(prev.data), prev.shape))
+    p_moving = moving.index_to_world(np.array([20, 25, 18], float))
+    # SimpleITK TransformPoint maps atlas -> moving; find the atlas point by inverting
+    expected = space.apply_affine(params.matrix(), p_moving)
+    back = space.lps_to_ras(
+        np.asarray(params.sitk_transform().TransformPoint(tuple(space.ras_to_lps(expected))))
+    )
+    np.testing.assert_allclose(back, p_moving, atol=1e-6)
+    assert np.linalg.norm(got - expected) <= fixed.spacing.max()
+    dipy = AffineMap(params.dipy_prealign(), fixed.shape, fixed.affine, moving.shape, moving.affine)
+    d = dipy.transform(moving.data, interpolation="linear")
+    got_dipy = fixed.index_to_world(np.unravel_index(np.argmax(d), d.shape))
+    assert np.linalg.norm(got_dipy - expected) <= fixed.spacing.max()
+
+
+def test_preview_equals_direct_sitk_resample_with_the_engine_transform(template_100):
+    moving = template_100.transformed(space.RigidParams((5, 0, 0)).matrix())
+    state = alignment.centre_on_atlas(AlignmentState(), moving, template_100).with_rigid(
+        rotation_deg=(12.0, -7.0, 3.0)
+    )
+    prev = alignment.preview(moving, template_100, state)
+    direct = sitk.Resample(
+        to_sitk(moving, np.float32),
+        to_sitk(template_100),
+        state.rigid.sitk_transform(),
+        sitk.sitkLinear,
+        0.0,
+    )
+    np.testing.assert_array_equal(prev.data, sitk.GetArrayFromImage(direct))
+    np.testing.assert_allclose(prev.affine, template_100.affine)
+
+
+def test_coarse_preview_is_small_and_covers_the_same_box():
+    big = Volume.from_array(np.zeros((200, 200, 100), np.uint8), 0.025, "RAS")
+    coarse = alignment.coarse_grid(big)
+    assert np.prod(coarse.shape) <= alignment.COARSE_MAX_VOXELS
+    lo_big = big.index_to_world(np.full(3, -0.5))
+    lo_coarse = coarse.index_to_world(np.full(3, -0.5))
+    np.testing.assert_allclose(lo_big, lo_coarse, atol=1e-9)
+
+
+def test_crop_keeps_world_positions_and_auto_box_fits_known_extent():
+    data = np.zeros((50, 60, 40), np.float32)
+    data[10:30, 15:45, 5:25] = 100.0  # a known block of "tissue"
+    v = Volume.from_array(data, 0.1, "LPS", origin_mm=(3, 2, 1))
+    box = alignment.auto_crop(v, margin_mm=0.3)
+    assert box == ((7, 33), (12, 48), (2, 28))
+    c = v.cropped(box)
+    for i in [(0, 0, 0), (5, 6, 7), (25, 35, 25)]:
+        np.testing.assert_allclose(
+            c.index_to_world(np.asarray(i)), v.index_to_world(np.asarray(i) + [7, 12, 2])
+        )
+    state = AlignmentState(crop=box)
+    assert AlignmentState.from_json(state.to_json()) == state
+    with pytest.raises(CropError, match="outside the volume"):
+        alignment.check_crop(v, ((0, 60), (0, 60), (0, 40)))
+
+
+def test_centre_on_atlas_and_match_moments_bring_centroids_together(template_100):
+    truth = space.RigidParams((0, 0, 25), (1.5, -2.0, 0.5), tuple(template_100.center_mm))
+    moving = template_100.transformed(np.linalg.inv(truth.matrix()))
+    c_fixed = alignment.centre_of(template_100, "tissue")
+    for state in (
+        alignment.centre_on_atlas(AlignmentState(), moving, template_100),
+        alignment.match_moments(AlignmentState(), moving, template_100),
+    ):
+        moved = space.apply_affine(state.rigid.matrix(), alignment.centre_of(moving, "tissue"))
+        np.testing.assert_allclose(moved, c_fixed, atol=1e-6)
+    m = alignment.match_moments(AlignmentState(), moving, template_100)
+    assert np.allclose(m.rigid.linear(), truth.linear(), atol=0.15)
+
+
+def test_with_centre_keeps_the_map():
+    moving = _landmark_volume()
+    state = AlignmentState(
+        space.RigidParams((10, 20, 30), (1, 2, 3), (0, 0, 0), (False, True, False))
+    )
+    new = alignment.with_centre(state, moving, "volume")
+    np.testing.assert_allclose(new.rigid.center_mm, moving.center_mm)
+    np.testing.assert_allclose(new.rigid.matrix(), state.rigid.matrix(), atol=1e-9)

@@ -1,0 +1,141 @@
+"""Load widget: atlas download through the real code, region names on hover, user volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from napari.layers import Image, Labels
+
+from napari_ccf_align.core import atlas, io
+from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.widgets.load import LoadWidget
+
+from .http_mirror import build_mirror, serve
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def mirror(shared_data, tmp_path_factory):
+    return build_mirror(shared_data, tmp_path_factory.mktemp("mirror"))
+
+
+def _wait_idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: widget.load_atlas.enabled, timeout=timeout)
+
+
+def test_load_atlas_adds_both_layers_and_hover_names_the_region(
+    make_napari_viewer, qtbot, mirror, tmp_path, monkeypatch, screenshot_dir
+):
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    widget.cache.value = str(tmp_path)
+    widget.resolution.value = 100
+    with serve(mirror) as (url, _):
+        monkeypatch.setenv(atlas.ENV_BASE_URL, url)
+        qtbot.waitUntil(lambda: "MB" in widget.size.value, timeout=10_000)
+        assert "1.0 MB" in widget.size.value  # 749,680 + 202,483 bytes, plus the graph
+        widget.start_atlas_load()
+        qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
+        _wait_idle(qtbot, widget)
+    template, annotation = viewer.layers
+    assert isinstance(template, Image) and isinstance(annotation, Labels)
+    # world extent (voxel centres): 114 x 132 x 80 voxels of 0.1 mm from the origin, (R, A, S)
+    lo, hi = template.extent.world
+    np.testing.assert_allclose(lo, [0, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(hi, [11.3, 13.1, 7.9], atol=1e-9)
+    np.testing.assert_allclose(annotation.extent.world, template.extent.world)
+    assert viewer.dims.axis_labels == ("L→R (mm)", "P→A (mm)", "I→S (mm)")
+    assert viewer.dims.order == (1, 2, 0)  # coronal: slice along A, S vertical
+    assert viewer.camera.orientation2d == ("up", "right")  # dorsal up
+
+    table = atlas.StructureTable.from_file(tmp_path / "structure_graph.json")
+    kept = annotation.metadata["ccf_align_volume"]
+    ids = kept.metadata["structure_ids"][annotation.data]  # back to Allen ids
+    raw = atlas.read_allen_nrrd(tmp_path / "annotation_100.nrrd")
+    np.testing.assert_array_equal(ids, raw.data)
+    for sid in (507, 512, 315):  # MOB, CB, isocortex: a voxel of each names its region
+        vox = np.argwhere(table.mask(ids, sid))[0]
+        label = int(ids[tuple(vox)])
+        world = annotation.data_to_world(vox)
+        viewer.dims.set_point(1, world[1])  # show the coronal slice holding the voxel
+        viewer.cursor.position = tuple(world)  # and hover over it
+        status = annotation.get_status(
+            viewer.cursor.position, dims_displayed=list(viewer.dims.displayed), world=True
+        )
+        text = status["coordinates"] if isinstance(status, dict) else str(status)
+        assert f"acronym: {table[label].acronym}" in text
+        assert table[label].name in text
+        assert table.contains(sid, label)
+
+    viewer.dims.set_point(1, 7.0)
+    viewer.reset_view()
+    viewer.screenshot(str(screenshot_dir / "load_atlas_coronal.png"), canvas_only=False)
+
+
+def test_cancelled_download_adds_nothing(make_napari_viewer, qtbot, mirror, tmp_path, monkeypatch):
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    widget.cache.value = str(tmp_path)
+    widget.resolution.value = 100
+    with serve(mirror, mode="slow") as (url, _):
+        monkeypatch.setenv(atlas.ENV_BASE_URL, url)
+        widget.start_atlas_load()
+        qtbot.waitUntil(lambda: widget.bar.value > 0, timeout=20_000)
+        widget.cancel_load()
+        _wait_idle(qtbot, widget)
+    assert len(viewer.layers) == 0
+    assert "cancelled" in widget.status.value
+    for p in tmp_path.iterdir():  # whatever is kept is whole: no partial file anywhere
+        assert p.suffix != ".nrrd" or atlas.sha256_of(p) == atlas.KNOWN_SHA256[p.name]
+        assert not p.name.startswith("tmp")
+
+
+def test_user_volume_from_file_is_placed_in_ras(make_napari_viewer, tmp_path):
+    v = Volume.from_array(
+        np.random.default_rng(0).random((20, 30, 25)).astype(np.float32),
+        (0.05, 0.04, 0.03),
+        "PIR",
+        origin_mm=(1, 2, 3),
+        name="brain",
+    )
+    path = io.write_volume(v, tmp_path / "brain.nii.gz")
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    widget.path.value = str(path)
+    assert widget.orientation.value == "PIR"
+    assert [round(b.value, 2) for b in widget.voxel] == [50.0, 40.0, 30.0]
+    layer = widget.load_user_volume()
+    for i in [(0, 0, 0), (19, 29, 24), (5, 6, 7)]:
+        world = v.index_to_world(np.asarray(i, float))
+        j = np.rint(layer.world_to_data(world)).astype(int)
+        assert layer.data[tuple(j)] == v.data[i]
+
+
+def test_tiff_needs_a_code_and_a_wrong_code_shows_in_the_projections(
+    make_napari_viewer, tmp_path, notifications, shared_data, screenshot_dir
+):
+    raw = atlas.read_allen_nrrd(shared_data / "average_template_100.nrrd")
+    # store the RAS template as a TIFF stack in PIR order, as a microscope might
+    pir = raw.reoriented("PIR")
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, pir.data)
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    widget.path.value = str(path)
+    assert widget.load_user_volume() is None
+    assert notifications[-1][0] == "error" and "orientation" in notifications[-1][1]
+    widget.orientation.value = "asl"
+    widget.style.value = "brainglobe"
+    for box in widget.voxel:
+        box.value = 100.0
+    layer = widget.load_user_volume()
+    assert layer is not None
+    np.testing.assert_array_equal(layer.data, raw.data)  # back in RAS order, same voxels
+    assert widget.orientation.value == "asl"  # loading did not overwrite the fields
+    widget.check_orientation()
+    coronal = widget.view.figure.axes[0]
+    assert coronal.get_xlabel().startswith("L") and coronal.get_ylabel().startswith("I")
+    np.testing.assert_allclose(coronal.get_xlim(), (-0.05, 11.35))  # R extent of the brain
+    widget.view.figure.savefig(screenshot_dir / "orientation_check.png")
