@@ -296,6 +296,18 @@ def crop_box_outline(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> 
     return volume.with_data(faces, name=f"{volume.name} crop box")
 
 
+def crop_box_edges(volume: Volume, state: AlignmentState) -> np.ndarray:
+    """The 12 edges of the crop box where the alignment puts them: ``(12, 2, 3)`` RAS mm."""
+    corners = space.apply_affine(state.rigid.matrix(), crop_box_corners(volume, state.crop))
+    edges = []
+    for i in range(8):
+        for bit in (1, 2, 4):
+            j = i | bit
+            if j != i:
+                edges.append((corners[i], corners[j]))
+    return np.asarray(edges)
+
+
 @dataclass(frozen=True)
 class Preview:
     """What the Align widget shows: the aligned volume and the crop box on the atlas grid."""

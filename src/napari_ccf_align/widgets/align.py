@@ -39,6 +39,7 @@ from ._view import anatomical_view, scrollable
 AXES = ("R", "A", "S")
 PREVIEW_SUFFIX = " (aligned preview)"
 BOX_SUFFIX = " (crop box)"
+EDGES_SUFFIX = " (crop box edges)"
 
 
 def _slider(lo: float, hi: float, step: float, decimals: int) -> QLabeledDoubleSlider:
@@ -201,6 +202,7 @@ class AlignWidget(QWidget):
         self.moving.changed.connect(self._on_moving)
         self.fixed.changed.connect(self._on_fixed)
         self.model.changed.connect(self._on_model)
+        self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_layers)
         self._refresh_layers()
@@ -211,7 +213,7 @@ class AlignWidget(QWidget):
         return [
             (layer.name, layer)
             for layer in image_layers(self.viewer)
-            if not layer.name.endswith((PREVIEW_SUFFIX, BOX_SUFFIX))
+            if not layer.name.endswith((PREVIEW_SUFFIX, BOX_SUFFIX, EDGES_SUFFIX))
         ]
 
     def _refresh_layers(self, _event=None) -> None:
@@ -247,6 +249,11 @@ class AlignWidget(QWidget):
         if layer is None:
             return
         v = volume_of_layer(layer)
+        if v.ndim != 3:
+            show_error(
+                f"{layer.name!r} is {v.ndim}D but the atlas is 3D: choose a 3D volume to align."
+            )
+            return
         self._ndim = v.ndim
         self.orientation.value = v.orientation
         self.voxel_um.value = float(np.round(v.spacing.mean() * 1000, 3))
@@ -432,6 +439,30 @@ class AlignWidget(QWidget):
             coarse, self._pending = self._pending, None
             self.request_preview(coarse=coarse and self._dragging())
 
+    def _show_box_edges(self, name: str) -> None:
+        """The crop box as 12 lines for the 3D view (the 2D view shows the box faces)."""
+        full = name + EDGES_SUFFIX
+        state = self.model.state
+        if state.crop is None or self.moving.value is None:
+            if full in self.viewer.layers:
+                self.viewer.layers.remove(full)
+            return
+        edges = list(alignment.crop_box_edges(volume_of_layer(self.moving.value), state))
+        if full in self.viewer.layers:
+            self.viewer.layers[full].data = edges
+        else:
+            self.viewer.add_shapes(
+                edges, shape_type="line", edge_color="yellow", edge_width=0.04, name=full
+            )
+        self._on_ndisplay()
+
+    def _on_ndisplay(self, _event=None) -> None:
+        three_d = self.viewer.dims.ndisplay == 3
+        name = self.moving.value.name if self.moving.value is not None else ""
+        for suffix, visible in ((BOX_SUFFIX, not three_d), (EDGES_SUFFIX, three_d)):
+            if name + suffix in self.viewer.layers:
+                self.viewer.layers[name + suffix].visible = visible
+
     def _show_preview(self, preview: alignment.Preview) -> None:
         name = self.moving.value.name if self.moving.value is not None else "volume"
         for vol, suffix, kwargs in (
@@ -455,6 +486,7 @@ class AlignWidget(QWidget):
                 layer.metadata.update(image_layer_data(vol)[1]["metadata"])
             else:
                 add_layer_data(self.viewer, image_layer_data(vol, **kwargs))
+        self._show_box_edges(name)
         moving_layer = self.moving.value
         if moving_layer is not None and moving_layer.visible:
             moving_layer.visible = False  # the preview replaces it on screen; data untouched

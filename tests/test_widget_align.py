@@ -1,0 +1,142 @@
+"""Align widget: sliders move the preview, undo/reset restore it, bad input is a sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import alignment, phantom
+from napari_ccf_align.core.alignment import AlignmentState
+from napari_ccf_align.layer_data import image_layer_data, volume_of_layer
+from napari_ccf_align.widgets._layers import add_layer_data
+from napari_ccf_align.widgets.align import PREVIEW_SUFFIX, AlignWidget
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def setup(make_napari_viewer, qtbot, template_100):
+    viewer = make_napari_viewer()
+    atlas_layer = add_layer_data(
+        viewer, image_layer_data(template_100, name="atlas", colormap="gray", blending="additive")
+    )
+    sim = phantom.simulate_brain(template_100)
+    moving_layer = add_layer_data(viewer, image_layer_data(sim.volume, colormap="magenta"))
+    widget = AlignWidget(viewer)
+    widget.fixed.value = atlas_layer
+    widget.moving.value = moving_layer
+    _wait(qtbot, widget)
+    return viewer, widget, sim, template_100
+
+
+def _wait(qtbot, widget):
+    qtbot.waitUntil(lambda: widget.worker is None and widget._pending is None, timeout=30_000)
+
+
+def _preview(viewer, widget):
+    return viewer.layers[widget.moving.value.name + PREVIEW_SUFFIX]
+
+
+def test_slider_moves_preview_undo_and_reset_restore_it(setup, qtbot):
+    viewer, widget, sim, fixed = setup
+    before = _preview(viewer, widget).data.copy()
+    widget.rot[0].setValue(20.0)
+    _wait(qtbot, widget)
+    after = _preview(viewer, widget).data
+    assert not np.array_equal(before, after)
+    assert widget.model.state.rigid.rotation_deg == (20.0, 0.0, 0.0)
+    # the preview is exactly the core preview of the model's state
+    expected = alignment.preview(sim.volume, fixed, widget.model.state)
+    np.testing.assert_array_equal(after, expected.data)
+
+    assert widget.model.undo()
+    _wait(qtbot, widget)
+    np.testing.assert_array_equal(_preview(viewer, widget).data, before)
+    assert widget.rot[0].value() == 0.0
+    assert widget.model.redo()
+    _wait(qtbot, widget)
+    assert widget.rot[0].value() == 20.0
+
+    widget.model.reset()
+    _wait(qtbot, widget)
+    assert widget.model.state == AlignmentState()
+    assert all(s.value() == 0 for s in (*widget.rot, *widget.shift))
+
+
+def test_drag_is_coarse_and_one_undo_step(setup, qtbot):
+    viewer, widget, sim, fixed = setup
+    slider = widget.rot[2]
+    slider._slider.setSliderDown(True)
+    for angle in (2.0, 4.0, 6.0):
+        slider.setValue(angle)
+    _wait(qtbot, widget)
+    slider._slider.setSliderDown(False)
+    widget._released()
+    _wait(qtbot, widget)
+    assert widget.model.state.rigid.rotation_deg[2] == 6.0
+    widget.model.undo()
+    assert widget.model.state.rigid.rotation_deg[2] == 0.0  # the whole drag is one step
+
+
+def test_state_serialises_and_reloads(setup, qtbot):
+    viewer, widget, sim, fixed = setup
+    widget.centre_on_atlas()
+    widget.rot[1].setValue(-7.5)
+    widget.flip[0].value = True
+    widget.auto_crop_to_tissue()
+    _wait(qtbot, widget)
+    state = widget.model.state
+    assert state.crop is not None and state.rigid.flip == (True, False, False)
+    again = AlignmentState.from_json(state.to_json())
+    assert again == state
+    widget.model.reset()
+    widget.model.set(again)
+    _wait(qtbot, widget)
+    assert widget.rot[1].value() == -7.5 and widget.flip[0].value
+
+
+def test_centre_on_atlas_moves_tissue_centroid_onto_atlas(setup, qtbot):
+    viewer, widget, sim, fixed = setup
+    widget.match_mode.value = "tissue"
+    widget.centre_on_atlas()
+    moving = volume_of_layer(widget.moving.value)
+    moved = widget.model.state.rigid.matrix() @ [*alignment.centre_of(moving, "tissue"), 1]
+    np.testing.assert_allclose(moved[:3], alignment.centre_of(fixed, "tissue"), atol=1e-6)
+
+
+def test_bad_input_is_one_sentence_and_layers_are_unchanged(
+    make_napari_viewer, notifications, template_100
+):
+    viewer = make_napari_viewer()
+    widget = AlignWidget(viewer)
+    widget.centre_on_atlas()
+    assert notifications[-1] == ("error", "No atlas is loaded: load it with the Load widget first.")
+    moving = add_layer_data(viewer, image_layer_data(template_100, name="moving"))
+    flat = add_layer_data(viewer, (np.zeros((5, 5)), {"name": "flat"}, "image"))
+    widget.fixed.value = moving
+    widget.moving.value = flat
+    assert "is 2D but the atlas is 3D" in notifications[-1][1]
+    widget.centre_on_atlas()
+    assert "is 2D but the atlas is 3D" in notifications[-1][1]
+    assert np.all(flat.data == 0) and [lyr.name for lyr in viewer.layers] == ["moving", "flat"]
+
+
+def test_screenshots_of_2d_and_3d_preview(setup, qtbot, screenshot_dir):
+    viewer, widget, sim, fixed = setup
+    widget.model.set(AlignmentState(sim.truth, crop=((5, 109), (5, 127), (3, 77))))
+    _wait(qtbot, widget)
+    viewer.reset_view()
+    viewer.screenshot(str(screenshot_dir / "align_preview_2d.png"), canvas_only=False)
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    viewer.camera.angles = (10, -30, 60)
+    edges = viewer.layers[widget.moving.value.name + " (crop box edges)"]
+    assert edges.visible and len(edges.data) == 12
+    assert not viewer.layers[widget.moving.value.name + " (crop box)"].visible
+    viewer.screenshot(str(screenshot_dir / "align_preview_3d.png"), canvas_only=True)
+    # aligned by the truth, the preview correlates with the atlas far better than unaligned
+    aligned = _preview(viewer, widget).data
+    raw = alignment.preview(sim.volume, fixed, AlignmentState())
+    corr = np.corrcoef(aligned.ravel(), fixed.data.ravel())[0, 1]
+    corr_raw = np.corrcoef(raw.data.ravel(), fixed.data.ravel())[0, 1]
+    assert corr > corr_raw + 0.2
