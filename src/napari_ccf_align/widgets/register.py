@@ -16,6 +16,7 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
+from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
@@ -27,7 +28,7 @@ from ..layer_data import image_layer_data, volume_of_layer
 from ..model import model_for
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import scrollable
+from ._view import anatomical_view, scrollable
 from .metric_plot import MetricPlot
 
 _METRICS = [
@@ -248,6 +249,11 @@ class RegisterWidget(QWidget):
             self.viewer, image_layer_data(warped, colormap="magenta", blending="additive")
         )
         layer.metadata[RESULT_KEY] = result
+        # show the result over the atlas: hide (never change) the inputs and the preview
+        for other in self.viewer.layers:
+            if other is not layer and other is not self.fixed.value and isinstance(other, Image):
+                other.visible = False
+        anatomical_view(self.viewer)
         self.bar.value = self.bar.max
         self.status.value = (
             f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "

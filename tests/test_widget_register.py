@@ -1,0 +1,116 @@
+"""Register widget: a run plots on the GUI thread and adds the warped layer; twice; cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import alignment, phantom
+from napari_ccf_align.layer_data import image_layer_data
+from napari_ccf_align.model import model_for
+from napari_ccf_align.widgets._layers import add_layer_data
+from napari_ccf_align.widgets.register import RESULT_KEY, RegisterWidget
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def setup(make_napari_viewer, template_100):
+    viewer = make_napari_viewer()
+    fixed = add_layer_data(viewer, image_layer_data(template_100, name="atlas", colormap="gray"))
+    sim = phantom.simulate_brain(template_100)
+    moving = add_layer_data(viewer, image_layer_data(sim.volume))
+    model = model_for(viewer)
+    model.moving_layer = moving.name
+    model.set(alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100))
+    widget = RegisterWidget(viewer)
+    widget.fixed.value, widget.moving.value = fixed, moving
+    widget.iterations.value = 30
+    widget.levels.value = "4:0.4, 2:0.2"
+    return viewer, widget, sim
+
+
+def _wait(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=timeout)
+
+
+def test_run_plots_on_gui_thread_and_adds_warped_layer_twice(setup, qtbot, screenshot_dir):
+    viewer, widget, sim = setup
+    threads = set()
+    original = widget.plot.add
+
+    def spy(event):
+        threads.add(threading.current_thread() is threading.main_thread())
+        original(event)
+
+    widget.plot.add = spy
+    widget.run()
+    assert not widget.run_button.enabled and widget.cancel_button.enabled
+    _wait(qtbot, widget)
+    assert threads == {True}, "plot updates must happen on the GUI thread"
+    assert len(widget.plot.points) > 10
+    assert {p.level for p in widget.plot.points} == {0, 1}
+    warped = viewer.layers[f"{sim.volume.name} (registered)"]
+    result = warped.metadata[RESULT_KEY]
+    assert warped.data.shape == viewer.layers["atlas"].data.shape
+    assert warped.colormap.name == "magenta" and warped.blending == "additive"
+    rot = np.asarray(result.params.rotation_deg)
+    assert np.abs(rot - np.asarray(sim.truth.rotation_deg)).max() < 2.0
+    qtbot.wait(100)
+    assert widget.plot.redraws >= 2
+    assert [lyr.name for lyr in viewer.layers if lyr.visible] == ["atlas", warped.name]
+    viewer.reset_view()
+    viewer.screenshot(str(screenshot_dir / "register_done.png"), canvas_only=False)
+    widget.grab().save(str(screenshot_dir / "register_widget.png"))
+
+    n_layers = len(viewer.layers)
+    widget.method.value = "similarity"
+    widget.run()
+    _wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers  # the second run replaces our warped layer
+    assert viewer.layers[f"{sim.volume.name} (registered)"].metadata[RESULT_KEY] is not result
+    assert widget.runs == 2
+
+
+def test_cancel_leaves_viewer_unchanged_then_runs_again(setup, qtbot, notifications):
+    viewer, widget, sim = setup
+    widget.iterations.value = 400
+    widget.levels.value = "4:0.4, 2:0.2, 1:0"
+    names = [layer.name for layer in viewer.layers]
+    widget.run()
+    qtbot.waitUntil(lambda: len(widget.plot.points) > 3, timeout=30_000)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == names
+    assert ("info", "Registration cancelled; nothing was changed.") in notifications
+    widget.iterations.value = 20
+    widget.levels.value = "4:0.4"
+    widget.run()
+    _wait(qtbot, widget)
+    assert f"{sim.volume.name} (registered)" in viewer.layers
+
+
+def test_plot_saves_png_and_csv(setup, qtbot, tmp_path):
+    viewer, widget, sim = setup
+    widget.run()
+    _wait(qtbot, widget)
+    png = widget.plot.save_png(tmp_path / "metric.png")
+    csv = widget.plot.save_csv(tmp_path / "metric.csv")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = csv.read_text().splitlines()
+    assert (
+        rows[0] == "level,iteration,metric,elapsed_s" and len(rows) == len(widget.plot.points) + 1
+    )
+
+
+def test_bad_settings_and_same_layer_are_one_sentence(setup, notifications):
+    viewer, widget, sim = setup
+    widget.levels.value = "4-0.4"
+    assert widget.run() is None
+    assert "is not 'shrink:smoothing'" in notifications[-1][1]
+    widget.levels.value = "4:0.4"
+    widget.moving.value = widget.fixed.value
+    assert widget.run() is None
+    assert "same layer" in notifications[-1][1]
