@@ -43,7 +43,13 @@ def test_landmark_lands_where_sitk_and_dipy_say(params):
     )
     np.testing.assert_allclose(back, p_moving, atol=1e-6)
     assert np.linalg.norm(got - expected) <= fixed.spacing.max()
-    dipy = AffineMap(params.dipy_prealign(), fixed.shape, fixed.affine, moving.shape, moving.affine)
+    dipy = AffineMap(
+        params.dipy_prealign(),
+        domain_grid_shape=fixed.shape,
+        domain_grid2world=fixed.affine,
+        codomain_grid_shape=moving.shape,
+        codomain_grid2world=moving.affine,
+    )
     d = dipy.transform(moving.data, interpolation="linear")
     got_dipy = fixed.index_to_world(np.unravel_index(np.argmax(d), d.shape))
     assert np.linalg.norm(got_dipy - expected) <= fixed.spacing.max()

@@ -87,7 +87,7 @@ def test_generic_nrrd_read_keeps_the_header_meaning(shared_data):
 
 def test_tiff_needs_orientation_and_voxel_size(tmp_path):
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, np.ones((4, 5, 6), np.uint16))
+    tifffile.imwrite(path, np.ones((4, 5, 6), np.uint16), photometric="minisblack")
     with pytest.raises(OrientationError, match="TIFF, which carries no trustworthy orientation"):
         io.read_volume(path)
     with pytest.raises(MissingVoxelSizeError, match="no voxel size"):
@@ -158,3 +158,10 @@ def test_gz_suffix_detection():
     assert io.suffix_of("x.ome.tif") == ".ome.tif"
     assert space.parse_orientation("pir", "nibabel") == "PIR"
     assert gzip  # used by truncated-file tests through the writers
+
+
+def test_tiff_with_three_slices_is_not_taken_for_rgb(tmp_path):
+    v = Volume.from_array(np.arange(90, dtype=np.uint16).reshape(3, 5, 6), 0.01, "SAR")
+    back = io.read_volume(io.write_volume(v, tmp_path / "three.tif"))
+    np.testing.assert_array_equal(back.data, v.data)
+    np.testing.assert_allclose(back.affine, v.affine)

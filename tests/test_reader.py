@@ -41,6 +41,6 @@ def test_open_each_format_in_the_ras_world(make_napari_viewer, tmp_path, suffix)
 def test_plain_tiff_is_left_to_other_readers(tmp_path):
     import tifffile
 
-    tifffile.imwrite(tmp_path / "plain.tif", np.ones((3, 4, 5), np.uint8))
+    tifffile.imwrite(tmp_path / "plain.tif", np.ones((3, 4, 5), np.uint8), photometric="minisblack")
     assert get_reader(str(tmp_path / "plain.tif")) is None
     assert get_reader(str(tmp_path / "x.png")) is None

@@ -9,6 +9,7 @@ from napari_ccf_align.core import alignment, phantom
 from napari_ccf_align.core.alignment import AlignmentState
 from napari_ccf_align.layer_data import image_layer_data, volume_of_layer
 from napari_ccf_align.widgets._layers import add_layer_data
+from napari_ccf_align.widgets._view import camera
 from napari_ccf_align.widgets.align import PREVIEW_SUFFIX, AlignWidget
 
 pytestmark = pytest.mark.gui
@@ -129,7 +130,7 @@ def test_screenshots_of_2d_and_3d_preview(setup, qtbot, screenshot_dir):
     viewer.screenshot(str(screenshot_dir / "align_preview_2d.png"), canvas_only=False)
     viewer.dims.ndisplay = 3
     viewer.reset_view()
-    viewer.camera.angles = (10, -30, 60)
+    camera(viewer).angles = (10, -30, 60)
     edges = viewer.layers[widget.moving.value.name + " (crop box edges)"]
     assert edges.visible and len(edges.data) == 12
     assert not viewer.layers[widget.moving.value.name + " (crop box)"].visible

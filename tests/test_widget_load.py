@@ -9,6 +9,7 @@ from napari.layers import Image, Labels
 
 from napari_ccf_align.core import atlas, io
 from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.widgets._view import camera
 from napari_ccf_align.widgets.load import LoadWidget
 
 from .http_mirror import build_mirror, serve
@@ -48,7 +49,7 @@ def test_load_atlas_adds_both_layers_and_hover_names_the_region(
     np.testing.assert_allclose(annotation.extent.world, template.extent.world)
     assert viewer.dims.axis_labels == ("L→R (mm)", "P→A (mm)", "I→S (mm)")
     assert viewer.dims.order == (1, 2, 0)  # coronal: slice along A, S vertical
-    assert viewer.camera.orientation2d == ("up", "right")  # dorsal up
+    assert camera(viewer).orientation2d == ("up", "right")  # dorsal up
 
     table = atlas.StructureTable.from_file(tmp_path / "structure_graph.json")
     kept = annotation.metadata["ccf_align_volume"]
@@ -120,7 +121,7 @@ def test_tiff_needs_a_code_and_a_wrong_code_shows_in_the_projections(
     # store the RAS template as a TIFF stack in PIR order, as a microscope might
     pir = raw.reoriented("PIR")
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, pir.data)
+    tifffile.imwrite(path, pir.data, photometric="minisblack")
     viewer = make_napari_viewer()
     widget = LoadWidget(viewer)
     widget.path.value = str(path)

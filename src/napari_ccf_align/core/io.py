@@ -315,7 +315,9 @@ def _write_tiff(volume: Volume, path: Path) -> None:
         "voxel_size_um": (volume.spacing * 1000.0).tolist(),
         "origin_mm": volume.affine[:-1, -1].tolist(),
     }
-    tifffile.imwrite(path, volume.data, metadata={"ccf_align": json.dumps(own)})
+    tifffile.imwrite(
+        path, volume.data, photometric="minisblack", metadata={"ccf_align": json.dumps(own)}
+    )
 
 
 def peek(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None, tuple[int, ...] | None]:

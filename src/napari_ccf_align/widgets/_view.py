@@ -18,6 +18,12 @@ def scrollable(widget: QWidget, content: QWidget) -> None:
     layout.addWidget(area)
 
 
+def camera(viewer: napari.viewer.Viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 def anatomical_view(viewer: napari.viewer.Viewer) -> None:
     """Label the world axes anatomically and show a coronal slice, dorsal up, right on the right.
 
@@ -33,4 +39,4 @@ def anatomical_view(viewer: napari.viewer.Viewer) -> None:
         viewer.dims.axis_labels = labels
     n = viewer.dims.ndim
     viewer.dims.order = (*range(n - 3), n - 2, n - 1, n - 3)
-    viewer.camera.orientation = ("away", "up", "right")
+    camera(viewer).orientation = ("away", "up", "right")
