@@ -63,7 +63,10 @@ class RigidSettings:
     sampling : {"random", "regular", "none"}
         Metric sampling strategy ("none" = every voxel).
     sampling_fraction : float
-        Fraction of voxels sampled (0-1].
+        Fraction of voxels sampled (0-1] ...
+    max_samples : int
+        ... but at most this many per level (the metric's precision depends on the
+        number of samples, not on the resolution; the fine levels get faster).
     levels : tuple of Level
         Coarse to fine resolution levels.
     iterations : int
@@ -87,6 +90,7 @@ class RigidSettings:
     ants_radius: int = 2
     sampling: Sampling = "random"
     sampling_fraction: float = 0.2
+    max_samples: int = 20_000
     levels: tuple[Level, ...] = (Level(4, 0.4), Level(2, 0.2), Level(1, 0.0))
     iterations: int = 200
     optimizer: Optimizer = "regular_step"
@@ -316,7 +320,7 @@ def register(
     moving_img = to_sitk(normalise(work_moving, settings.clip_percentiles))
 
     reg = sitk.ImageRegistrationMethod()
-    _set_metric(reg, settings)
+    _set_metric(reg, settings, int(np.prod(fixed.shape)))
     if fixed_mask is not None:
         if not np.any(fixed_mask.data):
             raise RegistrationError("The atlas mask is empty: draw or choose a mask with tissue.")
@@ -328,6 +332,10 @@ def register(
     reg.SetSmoothingSigmasPerLevel([lv.sigma_mm for lv in settings.levels])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInterpolator(sitk.sitkLinear)
+    if settings.sampling != "none":
+        # with a few thousand samples, gradients at the samples beat whole gradient images
+        reg.MetricUseMovingImageGradientFilterOff()
+        reg.MetricUseFixedImageGradientFilterOff()
     reg.SetInitialTransform(initial, inPlace=True)
 
     trace: list[TracePoint] = []
@@ -396,7 +404,16 @@ def register(
     )
 
 
-def _set_metric(reg: sitk.ImageRegistrationMethod, s: RigidSettings) -> None:
+def _sampling_per_level(s: RigidSettings, n_voxels: int) -> list[float]:
+    """Sampled fraction at each level: ``sampling_fraction``, capped at ``max_samples``."""
+    out = []
+    for lv in s.levels:
+        n_level = max(1.0, n_voxels / float(lv.shrink) ** 3)
+        out.append(float(min(s.sampling_fraction, max(s.max_samples / n_level, 1e-4))))
+    return out
+
+
+def _set_metric(reg: sitk.ImageRegistrationMethod, s: RigidSettings, n_voxels: int) -> None:
     if s.metric == "mattes":
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=s.bins)
     elif s.metric == "correlation":
@@ -412,7 +429,7 @@ def _set_metric(reg: sitk.ImageRegistrationMethod, s: RigidSettings) -> None:
     else:
         reg.SetMetricSamplingStrategy(reg.NONE)
     if s.sampling != "none":
-        reg.SetMetricSamplingPercentage(s.sampling_fraction, s.seed)
+        reg.SetMetricSamplingPercentagePerLevel(_sampling_per_level(s, n_voxels), s.seed)
 
 
 def _set_optimizer(reg: sitk.ImageRegistrationMethod, s: RigidSettings) -> None:
