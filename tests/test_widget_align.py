@@ -77,6 +77,7 @@ def test_drag_is_coarse_and_one_undo_step(setup, qtbot):
     assert widget.model.state.rigid.rotation_deg[2] == 6.0
     widget.model.undo()
     assert widget.model.state.rigid.rotation_deg[2] == 0.0  # the whole drag is one step
+    _wait(qtbot, widget)
 
 
 def test_state_serialises_and_reloads(setup, qtbot):

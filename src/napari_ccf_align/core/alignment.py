@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -241,7 +242,21 @@ def coarse_grid(fixed: Volume, max_voxels: int = COARSE_MAX_VOXELS) -> Volume:
     scale = np.diag([*([factor] * fixed.ndim), 1.0]).astype(float)
     affine = fixed.affine @ scale
     affine[: fixed.ndim, fixed.ndim] = fixed.index_to_world(np.full(fixed.ndim, (factor - 1) / 2))
-    return Volume(np.zeros(shape, np.uint8), affine, f"{fixed.name} (coarse)", fixed.world_axes)
+    empty = np.broadcast_to(np.zeros((), np.uint8), shape)  # geometry only: no memory
+    return Volume(empty, affine, f"{fixed.name} (coarse)", fixed.world_axes)
+
+
+_SITK_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _as_sitk(volume: Volume, dtype: type) -> sitk.Image:
+    """SimpleITK copy of a volume, kept while the Volume lives (previews reuse it)."""
+    key = (np.dtype(dtype).str,)
+    cached = _SITK_CACHE.get(volume)
+    if cached is None or cached[0] != key:
+        image = to_sitk(volume, dtype=dtype if volume.data.dtype.kind in "biu" else None)
+        _SITK_CACHE[volume] = cached = (key, image)
+    return cached[1]
 
 
 def resample(
@@ -252,14 +267,25 @@ def resample(
     default: float = 0.0,
     dtype: type = np.float32,
 ) -> Volume:
-    """The moving volume sampled on ``grid`` through an ITK (fixed -> moving) transform."""
+    """The moving volume sampled on ``grid`` through an ITK (fixed -> moving) transform.
+
+    Only ``grid``'s geometry is used (its voxels are not read or copied).
+    """
     if moving.ndim != grid.ndim:
         raise DimensionError(
             f"{moving.name!r} is {moving.ndim}D but {grid.name!r} is {grid.ndim}D: choose a "
             f"{grid.ndim}D moving volume."
         )
-    image = to_sitk(moving, dtype=dtype if moving.data.dtype.kind in "biu" else None)
-    out = sitk.Resample(image, to_sitk(grid, np.uint8), transform, interpolator, default)
+    origin, spacing, direction = space.itk_geometry(grid.affine, grid.world_axes)
+    f = sitk.ResampleImageFilter()
+    f.SetSize([int(n) for n in grid.shape[::-1]])
+    f.SetOutputOrigin(origin)
+    f.SetOutputSpacing(spacing)
+    f.SetOutputDirection(direction)
+    f.SetTransform(transform)
+    f.SetInterpolator(interpolator)
+    f.SetDefaultPixelValue(default)
+    out = f.Execute(_as_sitk(moving, dtype))
     return from_sitk(out, f"{moving.name} (aligned)", world_axes=grid.world_axes)
 
 
@@ -280,22 +306,6 @@ def preview(moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool =
     return resample(cropped_moving(moving, state), grid, state.rigid.sitk_transform())
 
 
-def crop_box_outline(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> Volume:
-    """uint8 volume on the moving grid: 1 on the faces of the crop box, 0 elsewhere.
-
-    Resampled through the preview transform it draws the box in 2D (its slice
-    outline) and in 3D (its faces), wherever the rotation takes it.
-    """
-    crop = crop or tuple((0, s) for s in volume.shape)
-    check_crop(volume, crop)
-    faces = np.zeros(volume.shape, np.uint8)
-    inside = tuple(slice(a, b) for a, b in crop)
-    faces[inside] = 1
-    core = tuple(slice(a + 1, b - 1) for a, b in crop)
-    faces[core] = 0
-    return volume.with_data(faces, name=f"{volume.name} crop box")
-
-
 def crop_box_edges(volume: Volume, state: AlignmentState) -> np.ndarray:
     """The 12 edges of the crop box where the alignment puts them: ``(12, 2, 3)`` RAS mm."""
     corners = space.apply_affine(state.rigid.matrix(), crop_box_corners(volume, state.crop))
@@ -313,22 +323,67 @@ class Preview:
     """What the Align widget shows: the aligned volume and the crop box on the atlas grid."""
 
     image: Volume
-    box: Volume
+    box: Volume | None  # None when there is no crop
     coarse: bool
+
+
+def box_masks(
+    grid: Volume, moving: Volume, state: AlignmentState, block_voxels: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``grid`` voxels come from inside the crop box, and which lie on its faces.
+
+    Computed from the transform alone (no resampling of a mask volume), block by
+    block, so it costs a few passes over the output grid and nothing the size of
+    the moving volume.
+
+    Returns
+    -------
+    inside : numpy.ndarray of bool
+        Grid voxels whose source point lies in the crop box.
+    faces : numpy.ndarray of uint8
+        1 on grid voxels within one output voxel of a face of the box (inside it).
+    """
+    crop = state.crop or tuple((0, s) for s in moving.shape)
+    check_crop(moving, crop)
+    lo = np.array([a for a, _ in crop], np.float32) - 0.5
+    hi = np.array([b for _, b in crop], np.float32) - 0.5
+    # grid index -> moving index, through world and the alignment's inverse
+    m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
+    lin, off = m[:3, :3].astype(np.float32), m[:3, 3].astype(np.float32)
+    thick = np.abs(lin).sum(axis=1)  # moving voxels per output voxel step, per moving axis
+    inside = np.empty(grid.shape, bool)
+    faces = np.empty(grid.shape, np.uint8)
+    rows = max(1, block_voxels // int(np.prod(grid.shape[1:])))
+    jk = np.indices(grid.shape[1:], dtype=np.float32).reshape(2, -1)
+    for start in range(0, grid.shape[0], rows):
+        stop = min(grid.shape[0], start + rows)
+        i = np.repeat(np.arange(start, stop, dtype=np.float32), jk.shape[1])
+        idx = np.vstack([i, np.tile(jk[0], stop - start), np.tile(jk[1], stop - start)])
+        src = lin @ idx + off[:, None]
+        d_lo, d_hi = src - lo[:, None], hi[:, None] - src
+        ins = np.all((d_lo >= 0) & (d_hi >= 0), axis=0)
+        near = np.any((d_lo < thick[:, None]) | (d_hi < thick[:, None]), axis=0)
+        shape = (stop - start, *grid.shape[1:])
+        inside[start:stop] = ins.reshape(shape)
+        faces[start:stop] = (ins & near).reshape(shape)
+    return inside, faces
 
 
 def preview_with_box(
     moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False
 ) -> Preview:
-    """:func:`preview` plus the crop box outline through the same transform."""
+    """:func:`preview` plus the crop box outline through the same transform (if cropping).
+
+    With a crop that cuts, the full moving volume is resampled and the voxels
+    from outside the box are set to 0 (the same as resampling the cut volume but
+    within half a voxel of the box faces), which keeps the cached SimpleITK copy
+    of the moving volume and avoids copying it per preview.
+    """
     grid = coarse_grid(fixed) if coarse else fixed
-    transform = state.rigid.sitk_transform()
-    image = resample(cropped_moving(moving, state), grid, transform)
-    box = resample(
-        crop_box_outline(moving, state.crop),
-        grid,
-        transform,
-        sitk.sitkNearestNeighbor,
-        dtype=np.uint8,
-    )
-    return Preview(image, box.with_data(box.data.astype(np.uint8)), coarse)
+    image = resample(moving, grid, state.rigid.sitk_transform())
+    if state.crop is None:
+        return Preview(image, None, coarse)
+    inside, faces = box_masks(grid, moving, state)
+    if not state.crop_as_mask:
+        image = image.with_data(np.where(inside, image.data, 0).astype(image.data.dtype))
+    return Preview(image, image.with_data(faces, name=f"{moving.name} crop box"), coarse)

@@ -464,6 +464,8 @@ class AlignWidget(QWidget):
                 self.viewer.layers[name + suffix].visible = visible
 
     def _show_preview(self, preview: alignment.Preview) -> None:
+        if self.moving.value is None or self.moving.value not in self.viewer.layers:
+            return  # the layer went away while the preview was computed
         name = self.moving.value.name if self.moving.value is not None else "volume"
         for vol, suffix, kwargs in (
             (preview.image, PREVIEW_SUFFIX, {"colormap": "magenta", "blending": "additive"}),
@@ -474,7 +476,7 @@ class AlignWidget(QWidget):
             ),
         ):
             full = name + suffix
-            if suffix == BOX_SUFFIX and self.model.state.crop is None:
+            if vol is None:
                 if full in self.viewer.layers:
                     self.viewer.layers.remove(full)
                 continue

@@ -1,0 +1,70 @@
+"""Align preview: time from a state change to the coarse and to the exact preview, 25 µm grid.
+
+The 25 µm atlas cannot be downloaded here, so the 100 µm template is upsampled
+to the 25 µm grid (456 x 528 x 320 voxels, 77 M): the same sizes, so the same
+work. The moving volume is that grid rotated by the alignment state. Reported:
+median seconds of each, and their ratio (coarse / exact) from the same process.
+
+Run: ``.venv/bin/python -m benchmarks.bench_preview``
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from benchmarks.common import template_100, write
+from napari_ccf_align.core import alignment, space
+from napari_ccf_align.core.volume import Volume
+
+
+def grid_25(t100: Volume) -> Volume:
+    shape = (456, 528, 320)
+    target = Volume(np.broadcast_to(np.zeros((), np.uint8), shape), np.diag([0.025] * 3 + [1]))
+    up = alignment.resample(t100, target, space.RigidParams().sitk_transform())
+    return replace(up, name="template 25 µm (upsampled)", data=up.data.astype(np.float32))
+
+
+def timed(fn, repeats: int) -> float:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return float(np.median(out))
+
+
+def main() -> dict:
+    t100, source = template_100()
+    fixed = grid_25(t100)
+    moving = fixed
+    states = [
+        alignment.AlignmentState(
+            space.RigidParams((a, -a / 2, a / 3), (0.1, 0, 0), tuple(fixed.center_mm))
+        )
+        for a in np.linspace(1, 15, 6)
+    ]
+    alignment.preview_with_box(moving, fixed, states[0], coarse=True)  # warm the cache
+    it = iter(states * 10)
+    coarse = timed(lambda: alignment.preview_with_box(moving, fixed, next(it), coarse=True), 12)
+    exact = timed(lambda: alignment.preview_with_box(moving, fixed, next(it), coarse=False), 4)
+    cropped = replace(states[0], crop=((20, 430), (20, 500), (10, 300)))
+    coarse_crop = timed(lambda: alignment.preview_with_box(moving, fixed, cropped, True), 4)
+    n_coarse = int(np.prod(alignment.coarse_grid(fixed).shape))
+    summary = {
+        "data": f"{source}, upsampled to the 25 µm grid {fixed.shape}",
+        "coarse_voxels": n_coarse,
+        "coarse_preview_s": round(coarse, 4),
+        "exact_preview_s": round(exact, 4),
+        "coarse_over_exact": round(coarse / exact, 4),
+        "coarse_preview_with_crop_box_s": round(coarse_crop, 4),
+    }
+    print(summary)
+    print("written to", write("preview", summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
