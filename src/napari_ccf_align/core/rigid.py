@@ -26,7 +26,7 @@ from . import space
 from .alignment import AlignmentState, crop_mask, cropped_moving, resample
 from .errors import RegistrationError
 from .progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .volume import Volume, strided_sample, to_sitk
+from .volume import Volume, robust_range, to_sitk
 
 TransformKind = Literal["rigid", "similarity", "affine"]
 Metric = Literal["mattes", "correlation", "mean_squares", "ants_nc"]
@@ -202,8 +202,7 @@ class RigidResult:
 def normalise(volume: Volume, percentiles: tuple[float, float]) -> Volume:
     """Clip to percentiles (of finite voxels) and scale to [0, 1] as float32."""
     data = np.asarray(volume.data, dtype=np.float32)
-    sample = strided_sample(data, 4_000_000)
-    lo, hi = np.nanpercentile(sample, percentiles)
+    lo, hi = robust_range(data, percentiles)
     if not np.isfinite(hi - lo) or hi <= lo:
         raise RegistrationError(
             f"{volume.name!r} has no contrast between the {percentiles[0]} and "

@@ -59,7 +59,7 @@ class Volume:
                 f"{self.name!r} is {data.ndim}D but its world axes are {self.world_axes!r}: give "
                 f"{data.ndim} world axes."
             )
-        if data.dtype.kind == "f" and data.size and not np.isfinite(data).any():
+        if data.dtype.kind == "f" and data.size and not _any_finite(data):
             raise EmptyVolumeError(
                 f"{self.name!r} contains only NaN or infinite values: check the file or the "
                 "processing that produced it."
@@ -224,10 +224,22 @@ class Volume:
         )
 
 
+def _any_finite(data: np.ndarray) -> bool:
+    """Whether any value is finite: a cheap look at a subsample first, the whole array if needed."""
+    return bool(np.isfinite(strided_sample(data, 100_000)).any() or np.isfinite(data).any())
+
+
 def strided_sample(data: np.ndarray, max_voxels: int) -> np.ndarray:
     """A strided view of ``data`` with about ``max_voxels`` voxels (for statistics)."""
     step = max(1, round((data.size / max_voxels) ** (1 / data.ndim)))
     return data[tuple(slice(None, None, step) for _ in range(data.ndim))]
+
+
+def robust_range(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)):
+    """Low and high percentiles of the finite values (on a subsample of ~4 M voxels)."""
+    sample = np.asarray(strided_sample(np.asarray(data), 4_000_000), dtype=np.float32)
+    lo, hi = np.nanpercentile(np.where(np.isfinite(sample), sample, np.nan), percentiles)
+    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------- SimpleITK boundary

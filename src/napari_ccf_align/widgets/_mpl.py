@@ -27,7 +27,9 @@ class ThemedCanvas(FigureCanvasQTAgg):
     """A figure canvas whose colours follow the napari theme given."""
 
     def __init__(self, theme_id: str = "dark", width: float = 4, height: float = 3):
-        super().__init__(Figure(figsize=(width, height), layout="constrained"))
+        # fixed margins: a constrained layout re-solves on every draw, which stalls the GUI
+        super().__init__(Figure(figsize=(width, height)))
+        self.figure.subplots_adjust(left=0.16, right=0.97, bottom=0.2, top=0.88)
         self.colors = theme_colors(theme_id)
         self.figure.set_facecolor(self.colors["background"])
 

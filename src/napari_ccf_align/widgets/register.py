@@ -24,6 +24,7 @@ from ..core import rigid
 from ..core.alignment import AlignmentState
 from ..core.errors import Cancelled, CcfAlignError
 from ..core.progress import CancelToken, ProgressEvent
+from ..core.volume import robust_range
 from ..layer_data import image_layer_data, volume_of_layer
 from ..model import model_for
 from . import _worker
@@ -220,7 +221,8 @@ class RegisterWidget(QWidget):
                 fixed, moving, state, settings, on_progress=relay.emit_event, cancel=token
             )
             token.raise_if_cancelled("The registration")
-            return result, rigid.warp(moving, fixed, result)
+            warped = rigid.warp(moving, fixed, result)
+            return result, warped, robust_range(warped.data)
 
         self.worker = _worker.start(
             job,
@@ -244,9 +246,12 @@ class RegisterWidget(QWidget):
         self.status.value = event.message
 
     def _on_done(self, outcome) -> None:
-        result, warped = outcome
+        result, warped, limits = outcome
         layer = add_layer_data(
-            self.viewer, image_layer_data(warped, colormap="magenta", blending="additive")
+            self.viewer,
+            image_layer_data(
+                warped, colormap="magenta", blending="additive", contrast_limits=limits
+            ),
         )
         layer.metadata[RESULT_KEY] = result
         # show the result over the atlas: hide (never change) the inputs and the preview

@@ -1,0 +1,117 @@
+"""GUI responsiveness during a registration, cancel latency, and slider-to-preview latency.
+
+A QTimer on the GUI thread fires every 10 ms during a Register run; the longest
+gap between its ticks is the longest stall a user would feel. Also reported:
+plot redraws per second, seconds from Cancel (during level 2) to the widget being
+ready again, and seconds from a slider change to the coarse preview on screen.
+Needs a display: run under ``xvfb-run -a``.
+
+Run: ``xvfb-run -a .venv/bin/python -m benchmarks.bench_gui``
+"""
+
+from __future__ import annotations
+
+import time
+
+import napari
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+
+from benchmarks.common import template_100, write
+from napari_ccf_align.core import alignment, phantom
+from napari_ccf_align.layer_data import image_layer_data
+from napari_ccf_align.model import model_for
+from napari_ccf_align.widgets._layers import add_layer_data
+from napari_ccf_align.widgets.align import PREVIEW_SUFFIX, AlignWidget
+from napari_ccf_align.widgets.register import RegisterWidget
+
+
+def spin(until, timeout=120.0) -> None:
+    end = time.perf_counter() + timeout
+    while not until() and time.perf_counter() < end:
+        QApplication.processEvents()
+        time.sleep(0.001)
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+
+    def __enter__(self):
+        self.ticks = [time.perf_counter()]
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.stop()
+
+    def longest_gap_s(self) -> float:
+        return float(np.max(np.diff(self.ticks))) if len(self.ticks) > 1 else float("nan")
+
+
+def main() -> dict:
+    fixed, source = template_100()
+    sim = phantom.simulate_brain(fixed)
+    viewer = napari.Viewer(show=True)
+    fl = add_layer_data(viewer, image_layer_data(fixed, name="atlas", colormap="gray"))
+    ml = add_layer_data(viewer, image_layer_data(sim.volume))
+    model = model_for(viewer)
+    model.moving_layer = ml.name
+    model.set(alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, fixed))
+    reg = RegisterWidget(viewer)
+    viewer.window.add_dock_widget(reg)
+    reg.fixed.value, reg.moving.value = fl, ml
+    QApplication.processEvents()
+
+    with Probe() as probe:
+        t0 = time.perf_counter()
+        reg.run()
+        spin(lambda: reg.run_button.enabled)
+        run_s = time.perf_counter() - t0
+    stall = probe.longest_gap_s()
+    redraw_rate = reg.plot.redraws / run_s
+
+    reg.iterations.value = 2000
+    reg.run()
+    spin(lambda: any(p.level == 1 for p in reg.plot.points))
+    t0 = time.perf_counter()
+    reg.cancel()
+    spin(lambda: reg.run_button.enabled)
+    cancel_s = time.perf_counter() - t0
+
+    align = AlignWidget(viewer)
+    viewer.window.add_dock_widget(align)
+    align.fixed.value, align.moving.value = fl, ml
+    spin(lambda: align.worker is None)
+    latencies = []
+    slider = align.rot[2]
+    slider._slider.setSliderDown(True)
+    for angle in np.linspace(1, 10, 10):
+        before = align.previews
+        t0 = time.perf_counter()
+        slider.setValue(float(angle))
+        spin(lambda b=before: align.previews > b and align.worker is None)
+        latencies.append(time.perf_counter() - t0)
+    slider._slider.setSliderDown(False)
+    assert viewer.layers[ml.name + PREVIEW_SUFFIX] is not None
+    summary = {
+        "data": source,
+        "registration_s": round(run_s, 3),
+        "longest_gui_stall_s": round(stall, 4),
+        "plot_redraws_per_s": round(redraw_rate, 1),
+        "plot_points": len(reg.plot.points),
+        "cancel_to_ready_s": round(cancel_s, 3),
+        "slider_to_coarse_preview_median_s": round(float(np.median(latencies)), 4),
+    }
+    print(summary)
+    print("written to", write("gui", summary))
+    viewer.close()
+    return summary
+
+
+if __name__ == "__main__":
+    main()
