@@ -142,3 +142,24 @@ def test_screenshots_of_2d_and_3d_preview(setup, qtbot, screenshot_dir):
     corr = np.corrcoef(aligned.ravel(), fixed.data.ravel())[0, 1]
     corr_raw = np.corrcoef(raw.data.ravel(), fixed.data.ravel())[0, 1]
     assert corr > corr_raw + 0.2
+
+
+def test_layer_without_stated_orientation_is_refused_until_given(
+    make_napari_viewer, notifications, template_100, qtbot
+):
+    viewer = make_napari_viewer()
+    atlas_layer = add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
+    stack = viewer.add_image(np.asarray(template_100.reoriented("PIR").data), name="stack")
+    widget = AlignWidget(viewer)
+    widget.fixed.value = atlas_layer
+    widget.moving.value = stack
+    assert "has no stated orientation" in notifications[-1][1]
+    widget.centre_on_atlas()
+    assert "has no stated orientation" in notifications[-1][1]
+    widget.orientation.value = "PIR"
+    widget.voxel_um.value = 100.0
+    widget.apply_geometry()
+    _wait(qtbot, widget)
+    assert widget.moving.value.name == "stack (PIR)"
+    np.testing.assert_array_equal(widget.moving.value.data, template_100.data)  # RAS again
+    assert stack.data.shape == (132, 80, 114)  # the user's layer is untouched

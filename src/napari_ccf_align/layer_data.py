@@ -65,6 +65,24 @@ def volume_of_layer(layer: Any) -> Volume:
     return Volume(np.asarray(layer.data), affine, layer.name, world_axes)
 
 
+def placed_volume(layer: Any) -> Volume:
+    """The layer's Volume, if this plugin placed it in the RAS world; else a clear error.
+
+    A layer opened by another reader (a TIFF through napari's own, say) has no
+    stated orientation; taking its index axes as R, A, S would be a guess.
+    """
+    from .core.errors import OrientationError
+
+    kept = layer.metadata.get(VOLUME_KEY)
+    if not (isinstance(kept, Volume) and kept.data is layer.data):
+        raise OrientationError(
+            f"{layer.name!r} has no stated orientation (it was opened by another reader): give "
+            "its orientation code and voxel size (Align: 'Apply orientation and voxel size', or "
+            "the Load widget) first."
+        )
+    return kept
+
+
 def _scale_translate(layer: Any) -> np.ndarray:
     n = layer.data.ndim
     m = np.eye(n + 1)

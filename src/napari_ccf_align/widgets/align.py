@@ -30,7 +30,7 @@ from ..core import alignment, space
 from ..core.alignment import AlignmentState
 from ..core.errors import CcfAlignError, DimensionError
 from ..core.volume import Volume
-from ..layer_data import image_layer_data, volume_of_layer
+from ..layer_data import image_layer_data, placed_volume, volume_of_layer
 from ..model import model_for
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
@@ -234,12 +234,12 @@ class AlignWidget(QWidget):
             raise CcfAlignError("No atlas is loaded: load it with the Load widget first.")
         if moving_layer is None or moving_layer is fixed_layer:
             raise CcfAlignError("Choose your volume as the moving layer (not the atlas).")
-        fixed, moving = volume_of_layer(fixed_layer), volume_of_layer(moving_layer)
-        if moving.ndim != fixed.ndim:
+        if moving_layer.data.ndim != fixed_layer.data.ndim:
             raise DimensionError(
-                f"{moving.name!r} is {moving.ndim}D but the atlas is {fixed.ndim}D: choose a "
-                f"{fixed.ndim}D volume."
+                f"{moving_layer.name!r} is {moving_layer.data.ndim}D but the atlas is "
+                f"{fixed_layer.data.ndim}D: choose a {fixed_layer.data.ndim}D volume."
             )
+        fixed, moving = placed_volume(fixed_layer), placed_volume(moving_layer)
         return moving, fixed
 
     def _on_fixed(self, _layer=None) -> None:
@@ -253,6 +253,12 @@ class AlignWidget(QWidget):
             show_error(
                 f"{layer.name!r} is {v.ndim}D but the atlas is 3D: choose a 3D volume to align."
             )
+            return
+        try:
+            placed_volume(layer)
+        except CcfAlignError as exc:
+            self.orientation.value = ""
+            show_error(str(exc))
             return
         self._ndim = v.ndim
         self.orientation.value = v.orientation

@@ -25,7 +25,7 @@ from ..core.alignment import AlignmentState
 from ..core.errors import Cancelled, CcfAlignError
 from ..core.progress import CancelToken, ProgressEvent
 from ..core.volume import robust_range
-from ..layer_data import image_layer_data, volume_of_layer
+from ..layer_data import image_layer_data, placed_volume
 from ..model import model_for
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
@@ -204,7 +204,7 @@ class RegisterWidget(QWidget):
                     "The atlas and your volume are the same layer: pick two layers."
                 )
             settings = self.settings()
-            fixed, moving = volume_of_layer(fixed_layer), volume_of_layer(moving_layer)
+            fixed, moving = placed_volume(fixed_layer), placed_volume(moving_layer)
             state = self.start_state(moving_layer.name)
         except CcfAlignError as exc:
             show_error(str(exc))
