@@ -22,8 +22,8 @@ from benchmarks.common import template_100, write
 from napari_ccf_align.core import alignment, phantom
 from napari_ccf_align.layer_data import image_layer_data
 from napari_ccf_align.model import model_for
-from napari_ccf_align.widgets._layers import add_layer_data
-from napari_ccf_align.widgets.align import PREVIEW_SUFFIX, AlignWidget
+from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
+from napari_ccf_align.widgets.align import AlignWidget
 from napari_ccf_align.widgets.register import RegisterWidget
 
 

@@ -8,9 +8,9 @@ import pytest
 from napari_ccf_align.core import alignment, phantom
 from napari_ccf_align.core.alignment import AlignmentState
 from napari_ccf_align.layer_data import image_layer_data, volume_of_layer
-from napari_ccf_align.widgets._layers import add_layer_data
+from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
 from napari_ccf_align.widgets._view import camera
-from napari_ccf_align.widgets.align import PREVIEW_SUFFIX, AlignWidget
+from napari_ccf_align.widgets.align import AlignWidget
 
 pytestmark = pytest.mark.gui
 

@@ -32,4 +32,34 @@ def image_layers(viewer: napari.viewer.Viewer) -> list[Image]:
     return [layer for layer in viewer.layers if isinstance(layer, Image)]
 
 
+#: Name endings of the layers the Align widget draws (never inputs to align or register).
+PREVIEW_SUFFIX = " (aligned preview)"
+BOX_SUFFIX = " (crop box)"
+EDGES_SUFFIX = " (crop box edges)"
+
+
+def input_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
+    """(name, layer) of the Image layers a user may align or register (not our previews)."""
+    return [
+        (layer.name, layer)
+        for layer in image_layers(viewer)
+        if not layer.name.endswith((PREVIEW_SUFFIX, BOX_SUFFIX, EDGES_SUFFIX))
+    ]
+
+
+def choose_inputs(viewer: napari.viewer.Viewer, fixed, moving, preferred: str | None = None):
+    """Refresh two layer combo boxes: the atlas as fixed, another layer (``preferred``) as moving."""
+    fixed.reset_choices()
+    moving.reset_choices()
+    template = atlas_layer(viewer)
+    if template is not None and fixed.value is not template:
+        fixed.value = template
+    if preferred in viewer.layers and viewer.layers[preferred] is not fixed.value:
+        moving.value = viewer.layers[preferred]
+    elif moving.value is fixed.value:
+        others = [lyr for _, lyr in input_choices(viewer) if lyr is not fixed.value]
+        if others:
+            moving.value = others[-1]
+
+
 __all__ = ["add_layer_data", "atlas_layer", "image_layers", "volume_of_layer"]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import napari
+from magicgui.widgets import Container
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from ..layer_data import AXIS_LABELS
+
+
+def row(*widgets) -> Container:
+    """magicgui widgets side by side, without labels (e.g. a row of buttons)."""
+    return Container(widgets=list(widgets), layout="horizontal", labels=False)
 
 
 def scrollable(widget: QWidget, content: QWidget) -> None:

@@ -33,13 +33,17 @@ from ..core.volume import Volume
 from ..layer_data import image_layer_data, placed_volume, volume_of_layer
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, scrollable
+from ._layers import (
+    BOX_SUFFIX,
+    EDGES_SUFFIX,
+    PREVIEW_SUFFIX,
+    add_layer_data,
+    choose_inputs,
+    input_choices,
+)
+from ._view import anatomical_view, row, scrollable
 
 AXES = ("R", "A", "S")
-PREVIEW_SUFFIX = " (aligned preview)"
-BOX_SUFFIX = " (crop box)"
-EDGES_SUFFIX = " (crop box edges)"
 
 
 def _slider(lo: float, hi: float, step: float, decimals: int) -> QLabeledDoubleSlider:
@@ -125,21 +129,13 @@ class AlignWidget(QWidget):
         self.redo_button = PushButton(text="Redo")
         self.controls = Container(
             widgets=[
-                Container(widgets=self.flip, layout="horizontal", labels=False),
+                row(*self.flip),
                 self.rot_step,
                 self.shift_step,
                 self.centre_mode,
                 self.match_mode,
-                Container(
-                    widgets=[self.centre_button, self.moments_button],
-                    layout="horizontal",
-                    labels=False,
-                ),
-                Container(
-                    widgets=[self.reset_button, self.undo_button, self.redo_button],
-                    layout="horizontal",
-                    labels=False,
-                ),
+                row(self.centre_button, self.moments_button),
+                row(self.reset_button, self.undo_button, self.redo_button),
             ]
         )
         box_layout.addWidget(self.controls.native)
@@ -160,9 +156,7 @@ class AlignWidget(QWidget):
         self.crop_controls = Container(
             widgets=[
                 self.margin,
-                Container(
-                    widgets=[self.auto_crop, self.clear_crop], layout="horizontal", labels=False
-                ),
+                row(self.auto_crop, self.clear_crop),
                 self.as_mask,
             ]
         )
@@ -210,22 +204,10 @@ class AlignWidget(QWidget):
     # ------------------------------------------------------------------ layers
 
     def _layers(self, _widget=None):
-        return [
-            (layer.name, layer)
-            for layer in image_layers(self.viewer)
-            if not layer.name.endswith((PREVIEW_SUFFIX, BOX_SUFFIX, EDGES_SUFFIX))
-        ]
+        return input_choices(self.viewer)
 
     def _refresh_layers(self, _event=None) -> None:
-        self.fixed.reset_choices()
-        self.moving.reset_choices()
-        template = atlas_layer(self.viewer)
-        if template is not None and self.fixed.value is not template:
-            self.fixed.value = template
-        if self.moving.value is self.fixed.value:
-            others = [lyr for _, lyr in self._layers() if lyr is not self.fixed.value]
-            if others:
-                self.moving.value = others[-1]
+        choose_inputs(self.viewer, self.fixed, self.moving)
 
     def _volumes(self) -> tuple[Volume, Volume]:
         """(moving, fixed) Volumes, or a CcfAlignError saying what is missing."""

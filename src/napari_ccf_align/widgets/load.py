@@ -28,7 +28,7 @@ from ..core.volume import Volume
 from ..layer_data import VOLUME_KEY, atlas_layer_data, image_layer_data, volume_of_layer
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, scrollable
+from ._view import anatomical_view, row, scrollable
 from .orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
@@ -78,9 +78,7 @@ class LoadWidget(QWidget):
                 *self.voxel,
                 self.orientation,
                 self.style,
-                Container(
-                    widgets=[self.check, self.load_volume], layout="horizontal", labels=False
-                ),
+                row(self.check, self.load_volume),
             ]
         )
         self.view = OrientationView(self.viewer.theme)
@@ -105,9 +103,7 @@ class LoadWidget(QWidget):
                 self.with_annotation,
                 self.cache,
                 self.size,
-                Container(
-                    widgets=[self.load_atlas, self.cancel], layout="horizontal", labels=False
-                ),
+                row(self.load_atlas, self.cancel),
                 self.bar,
                 Label(value="Offline? Pick the Allen files you have:"),
                 self.local_template,

@@ -28,8 +28,8 @@ from ..core.volume import robust_range
 from ..layer_data import image_layer_data, placed_volume
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, scrollable
+from ._layers import add_layer_data, choose_inputs, input_choices
+from ._view import anatomical_view, row, scrollable
 from .metric_plot import MetricPlot
 
 _METRICS = [
@@ -110,9 +110,7 @@ class RegisterWidget(QWidget):
                 self.iterations,
                 self.show_advanced,
                 self.advanced,
-                Container(
-                    widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False
-                ),
+                row(self.run_button, self.cancel_button),
                 self.bar,
                 self.status,
             ]
@@ -125,11 +123,7 @@ class RegisterWidget(QWidget):
         layout = QVBoxLayout(body)
         layout.addWidget(self.form.native)
         layout.addWidget(self.plot)
-        layout.addWidget(
-            Container(
-                widgets=[self.save_png, self.save_csv], layout="horizontal", labels=False
-            ).native
-        )
+        layout.addWidget(row(self.save_png, self.save_csv).native)
         layout.addStretch(1)
         scrollable(self, body)
 
@@ -146,20 +140,10 @@ class RegisterWidget(QWidget):
     # ------------------------------------------------------------------ form
 
     def _layers(self, _widget=None):
-        return [(layer.name, layer) for layer in image_layers(self.viewer)]
+        return input_choices(self.viewer)
 
     def _refresh_layers(self, _event=None) -> None:
-        self.fixed.reset_choices()
-        self.moving.reset_choices()
-        template = atlas_layer(self.viewer)
-        if template is not None and self.fixed.value is not template:
-            self.fixed.value = template
-        if self.model.moving_layer in self.viewer.layers:
-            self.moving.value = self.viewer.layers[self.model.moving_layer]
-        elif self.moving.value is self.fixed.value:
-            others = [lyr for _, lyr in self._layers() if lyr is not self.fixed.value]
-            if others:
-                self.moving.value = others[-1]
+        choose_inputs(self.viewer, self.fixed, self.moving, self.model.moving_layer)
 
     def _on_metric(self, metric: str) -> None:
         # ANTS neighbourhood correlation needs every voxel; the others sample.
