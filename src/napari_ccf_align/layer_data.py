@@ -77,7 +77,7 @@ def placed_volume(layer: Any) -> Volume:
     if not (isinstance(kept, Volume) and kept.data is layer.data):
         raise OrientationError(
             f"{layer.name!r} has no stated orientation (it was opened by another reader): give "
-            "its orientation code and voxel size (Align: 'Apply orientation and voxel size', or "
+            "its orientation code and voxel size (Align: 'Apply code and size', or "
             "the Load widget) first."
         )
     return kept

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import napari
 from magicgui.widgets import Container
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
-from ..layer_data import AXIS_LABELS
+from ..layer_data import AXIS_LABELS, VOLUME_KEY
 
 
 def row(*widgets) -> Container:
@@ -14,9 +15,22 @@ def row(*widgets) -> Container:
     return Container(widgets=list(widgets), layout="horizontal", labels=False)
 
 
+class _VerticalScrollArea(QScrollArea):
+    """Scrolls up and down only; asks for the content's full width (after styling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget().minimumSizeHint() if self.widget() else QSize(0, 0)
+        extra = self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(inner.width() + extra, 120)
+
+
 def scrollable(widget: QWidget, content: QWidget) -> None:
     """Put ``content`` inside ``widget`` in a scroll area, so a short dock stays usable."""
-    area = QScrollArea()
+    area = _VerticalScrollArea()
     area.setWidgetResizable(True)
     area.setWidget(content)
     layout = QVBoxLayout(widget)
@@ -36,13 +50,23 @@ def anatomical_view(viewer: napari.viewer.Viewer) -> None:
     napari's world axes are (R, A, S). The 2D view slices along A and shows S
     vertically (increasing upwards) and R horizontally (increasing to the right),
     as seen from behind the brain. Only the camera changes; no layer is touched.
+    Done once per viewer: later calls leave the user's choice of view alone.
     """
-    if viewer.dims.ndim < 3:
-        return
-    if tuple(viewer.dims.axis_labels[-3:]) != AXIS_LABELS:
-        labels = list(viewer.dims.axis_labels)
-        labels[-3:] = AXIS_LABELS
-        viewer.dims.axis_labels = labels
+    if viewer.dims.ndim < 3 or tuple(viewer.dims.axis_labels[-3:]) == AXIS_LABELS:
+        return  # set once; after that the view is the user's
+    labels = list(viewer.dims.axis_labels)
+    labels[-3:] = AXIS_LABELS
+    viewer.dims.axis_labels = labels
     n = viewer.dims.ndim
     viewer.dims.order = (*range(n - 3), n - 2, n - 1, n - 3)
     camera(viewer).orientation = ("away", "up", "right")
+
+
+def follow_anatomy(viewer: napari.viewer.Viewer) -> None:
+    """Give the viewer the anatomical view when the first layer placed by this plugin arrives."""
+
+    def on_inserted(event) -> None:
+        if VOLUME_KEY in getattr(event.value, "metadata", {}):
+            anatomical_view(viewer)
+
+    viewer.layers.events.inserted.connect(on_inserted)

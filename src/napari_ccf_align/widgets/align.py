@@ -41,7 +41,7 @@ from ._layers import (
     choose_inputs,
     input_choices,
 )
-from ._view import anatomical_view, row, scrollable
+from ._view import anatomical_view, follow_anatomy, row, scrollable
 
 AXES = ("R", "A", "S")
 
@@ -79,7 +79,7 @@ class AlignWidget(QWidget):
         self.voxel_um = FloatSpinBox(
             label="voxel size (µm, all axes)", min=0.0, max=1e5, step=0.5, value=0.0
         )
-        self.reinterpret = PushButton(text="Apply orientation and voxel size (new layer)")
+        self.reinterpret = PushButton(text="Apply code and size (new layer)")
         self.top = Container(
             widgets=[
                 self.fixed,
@@ -162,6 +162,7 @@ class AlignWidget(QWidget):
         )
         crop_grid.addWidget(self.crop_controls.native, 6, 0, 1, 2)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
 
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -199,6 +200,7 @@ class AlignWidget(QWidget):
         self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_layers)
+        follow_anatomy(self.viewer)
         self._refresh_layers()
 
     # ------------------------------------------------------------------ layers

@@ -28,13 +28,13 @@ from ..core.volume import Volume
 from ..layer_data import VOLUME_KEY, atlas_layer_data, image_layer_data, volume_of_layer
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, row, scrollable
+from ._view import anatomical_view, follow_anatomy, row, scrollable
 from .orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
 _STYLES = [
-    ("nibabel: letter k = where axis k points (Allen raw = PIR)", "nibabel"),
-    ("BrainGlobe: letters name the origin corner (Allen raw = asl)", "brainglobe"),
+    ("nibabel (axis k points to letter k)", "nibabel"),
+    ("BrainGlobe (letters = origin corner)", "brainglobe"),
 ]
 
 
@@ -113,6 +113,8 @@ class LoadWidget(QWidget):
             ]
         )
         self.status = Label(value="")
+        for label in (self.size, self.status):
+            label.native.setWordWrap(True)
 
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -136,6 +138,7 @@ class LoadWidget(QWidget):
         self.load_local.changed.connect(self.load_atlas_from_files)
         self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        follow_anatomy(self.viewer)
         self._on_source()
         self.refresh_size()
 

@@ -10,8 +10,11 @@ class OrientationView(ThemedCanvas):
     """Two rows of coronal, sagittal and axial mean projections, labelled anatomically."""
 
     def __init__(self, theme_id: str = "dark"):
-        super().__init__(theme_id, width=4.2, height=3.0)
-        self.setMinimumHeight(260)
+        super().__init__(theme_id, width=4.2, height=3.2)
+        self.figure.subplots_adjust(
+            left=0.1, right=0.98, bottom=0.1, top=0.93, wspace=0.45, hspace=0.55
+        )
+        self.setMinimumHeight(300)
         self.show_projections([], [])
 
     def show_projections(

@@ -29,7 +29,7 @@ from ..layer_data import image_layer_data, placed_volume
 from ..model import model_for
 from . import _worker
 from ._layers import add_layer_data, choose_inputs, input_choices
-from ._view import anatomical_view, row, scrollable
+from ._view import anatomical_view, follow_anatomy, row, scrollable
 from .metric_plot import MetricPlot
 
 _METRICS = [
@@ -99,6 +99,7 @@ class RegisterWidget(QWidget):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.bar = ProgressBar(value=0, max=100)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
         self.form = Container(
             widgets=[
                 self.fixed,
@@ -135,6 +136,7 @@ class RegisterWidget(QWidget):
         self.save_csv.changed.connect(lambda: self._save("csv"))
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_layers)
+        follow_anatomy(self.viewer)
         self._refresh_layers()
 
     # ------------------------------------------------------------------ form
