@@ -127,6 +127,7 @@ def gui_demo(args: argparse.Namespace) -> int:
     viewer.open_sample("napari-ccf-align", "simulated_brain")
     anatomical_view(viewer)
     viewer.reset_view()
+    align.parent().raise_()  # the next step: the Align tab in front
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 

@@ -7,6 +7,7 @@ engines and the saved session all read this one object; nothing keeps a copy.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import weakref
@@ -216,8 +217,6 @@ def crop_mask(volume: Volume, crop: Sequence[tuple[int, int]]) -> Volume:
 def crop_box_corners(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> np.ndarray:
     """World (RAS mm) corners of the crop box's outer voxel faces, ``(8, 3)``."""
     crop = crop or tuple((0, s) for s in volume.shape)
-    import itertools
-
     idx = np.array(list(itertools.product(*[(a - 0.5, b - 0.5) for a, b in crop])), dtype=float)
     return volume.index_to_world(idx)
 

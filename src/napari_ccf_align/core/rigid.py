@@ -191,10 +191,6 @@ class RigidResult:
     seconds: float
     settings: RigidSettings = field(repr=False)
 
-    def trace_array(self) -> np.ndarray:
-        """``(n, 3)`` array of (level, iteration, metric)."""
-        return np.array([(p.level, p.iteration, p.metric) for p in self.trace], dtype=float)
-
 
 # --------------------------------------------------------------------------- preprocessing
 

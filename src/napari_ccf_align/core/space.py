@@ -48,17 +48,6 @@ _LETTER_AXIS = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1
 _AXIS_LETTER = {v: k for k, v in _LETTER_AXIS.items()}
 _OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
 
-#: Full names of the six directions, for axis labels.
-DIRECTION_NAMES = {
-    "R": "right",
-    "L": "left",
-    "A": "anterior",
-    "P": "posterior",
-    "S": "superior",
-    "I": "inferior",
-}
-
-
 # --------------------------------------------------------------------------- orientation codes
 
 

@@ -146,13 +146,6 @@ class Volume:
         """World position (RAS mm) of the grid's centre."""
         return self.index_to_world((np.asarray(self.shape) - 1) / 2.0)
 
-    def corners_mm(self) -> np.ndarray:
-        """World positions (RAS mm) of the 2**ndim corner voxel centres."""
-        import itertools
-
-        idx = np.array(list(itertools.product(*[(0, s - 1) for s in self.shape])), dtype=float)
-        return self.index_to_world(idx)
-
     # -- derived volumes ---------------------------------------------------------------
 
     def with_data(self, data: np.ndarray, name: str | None = None) -> Volume:

@@ -6,7 +6,7 @@ import napari
 from napari.layers import Image, Layer
 
 from ..core.volume import Volume
-from ..layer_data import VOLUME_KEY, volume_of_layer
+from ..layer_data import VOLUME_KEY
 
 
 def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
@@ -60,6 +60,3 @@ def choose_inputs(viewer: napari.viewer.Viewer, fixed, moving, preferred: str | 
         others = [lyr for _, lyr in input_choices(viewer) if lyr is not fixed.value]
         if others:
             moving.value = others[-1]
-
-
-__all__ = ["add_layer_data", "atlas_layer", "image_layers", "volume_of_layer"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
 
-from ..core.progress import CancelToken, ProgressEvent
+from ..core.progress import ProgressEvent
 
 
 class ProgressRelay(QObject):
@@ -49,6 +49,3 @@ def start(
     if on_finished is not None:
         connect["finished"] = on_finished
     return create_worker(func, **kwargs, _connect=connect, _ignore_errors=True, _start_thread=True)
-
-
-__all__ = ["CancelToken", "ProgressRelay", "start"]

@@ -25,7 +25,7 @@ from ..core.errors import CcfAlignError
 from ..core.progress import CancelToken, ProgressEvent
 from ..core.projections import mean_projections
 from ..core.volume import Volume
-from ..layer_data import VOLUME_KEY, atlas_layer_data, image_layer_data, volume_of_layer
+from ..layer_data import atlas_layer_data, image_layer_data, volume_of_layer
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
 from ._view import anatomical_view, follow_anatomy, row, scrollable
@@ -365,6 +365,3 @@ class LoadWidget(QWidget):
         if not busy and self._progress is not None:
             self._progress.close()
             self._progress = None
-
-
-__all__ = ["VOLUME_KEY", "LoadWidget"]
