@@ -140,3 +140,28 @@ def test_tiff_needs_a_code_and_a_wrong_code_shows_in_the_projections(
     assert coronal.get_xlabel().startswith("L") and coronal.get_ylabel().startswith("I")
     np.testing.assert_allclose(coronal.get_xlim(), (-0.05, 11.35))  # R extent of the brain
     widget.view.figure.savefig(screenshot_dir / "orientation_check.png")
+
+
+def test_atlas_from_local_files_without_network(make_napari_viewer, shared_data):
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    widget.local_template.value = str(shared_data / "average_template_100.nrrd")
+    widget.local_annotation.value = str(shared_data / "annotation_100.nrrd")
+    widget.local_structures.value = str(shared_data / "allen_structure_graph.json")
+    widget.load_atlas_from_files()
+    template, annotation = viewer.layers
+    assert template.name == "Allen CCF template (100 µm)" and annotation.data.shape == (
+        114,
+        132,
+        80,
+    )
+    assert "acronym" in annotation.features.columns
+
+
+def test_missing_local_template_is_one_sentence(make_napari_viewer, notifications):
+    widget = LoadWidget(make_napari_viewer())
+    widget.load_atlas_from_files()
+    assert notifications[-1] == (
+        "error",
+        "No template file was picked: pick average_template_<res>.nrrd.",
+    )
