@@ -62,7 +62,7 @@ def test_preview_equals_direct_sitk_resample_with_the_engine_transform(template_
     )
     prev = alignment.preview(moving, template_100, state)
     direct = sitk.Resample(
-        to_sitk(moving, np.float32),
+        to_sitk(moving),
         to_sitk(template_100),
         state.rigid.sitk_transform(),
         sitk.sitkLinear,
@@ -70,6 +70,7 @@ def test_preview_equals_direct_sitk_resample_with_the_engine_transform(template_
     )
     np.testing.assert_array_equal(prev.data, sitk.GetArrayFromImage(direct))
     np.testing.assert_allclose(prev.affine, template_100.affine)
+    assert prev.data.dtype == moving.data.dtype  # previews keep the volume's type
 
 
 def test_coarse_preview_is_small_and_covers_the_same_box():
