@@ -163,3 +163,21 @@ def test_layer_without_stated_orientation_is_refused_until_given(
     assert widget.moving.value.name == "stack (PIR)"
     np.testing.assert_array_equal(widget.moving.value.data, template_100.data)  # RAS again
     assert stack.data.shape == (132, 80, 114)  # the user's layer is untouched
+
+
+def test_far_away_volume_centred_on_atlas_keeps_its_shift(make_napari_viewer, qtbot, template_100):
+    viewer = make_napari_viewer()
+    atlas_layer = add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
+    far = template_100.transformed(
+        np.array([[1, 0, 0, -30.0], [0, 1, 0, 25.0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    )
+    moving = add_layer_data(viewer, image_layer_data(far, name="far"))
+    widget = AlignWidget(viewer)
+    widget.fixed.value, widget.moving.value = atlas_layer, moving
+    widget.centre_on_atlas()
+    _wait(qtbot, widget)
+    np.testing.assert_allclose(widget.model.state.rigid.translation_mm, (30, -25, 0), atol=1e-6)
+    assert [s.value() for s in widget.shift] == pytest.approx([30, -25, 0], abs=1e-3)
+    widget.rot[0].setValue(5.0)  # a later change keeps the shift the sliders show
+    _wait(qtbot, widget)
+    np.testing.assert_allclose(widget.model.state.rigid.translation_mm, (30, -25, 0), atol=1e-3)

@@ -330,7 +330,11 @@ class AlignWidget(QWidget):
         try:
             for k in range(3):
                 self.rot[k].setValue(state.rigid.rotation_deg[k])
-                self.shift[k].setValue(state.rigid.translation_mm[k])
+                shift = state.rigid.translation_mm[k]
+                if abs(shift) > self.shift[k].maximum():  # e.g. after "centre on atlas"
+                    reach = float(np.ceil(abs(shift) + 5.0))
+                    self.shift[k].setRange(-reach, reach)
+                self.shift[k].setValue(shift)
                 self.flip[k].value = state.rigid.flip[k]
                 if k < self._ndim:
                     rng = state.crop[k] if state.crop else (0, self.crop[k].maximum())
