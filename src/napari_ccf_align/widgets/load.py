@@ -209,18 +209,17 @@ class LoadWidget(QWidget):
                 return v
             size_mm = space.check_voxel_size(size[: v.ndim], v.ndim, "µm") / 1000.0
             return Volume.from_array(v.data, size_mm, code, style, name=f"{layer.name} (RAS)")
+        return self._read_file(size, code, style)
+
+    def _read_file(self, size: tuple[float, ...], code: str | None, style: str) -> Volume:
+        if not str(self.path.value).strip() or Path(self.path.value) == Path("."):
+            raise CcfAlignError("No file was picked: pick your volume's file, or choose a layer.")
         path = Path(self.path.value)
-        if (
-            self._header is not None
-            and style == "nibabel"
-            and code == self._header[1]
-            and (
-                self._header[0] is not None
-                and np.allclose(size[: len(self._header[0])], self._header[0], atol=0.01)
-            )
-        ):
-            return io.read_volume(path)  # the header as it is (an oblique affine stays oblique)
-        ndim = len(self._header[0]) if self._header and self._header[0] is not None else None
+        header_size, header_code = self._header or (None, None)
+        if header_size is not None and (code, style) == (header_code, "nibabel"):
+            if np.allclose(size[: len(header_size)], header_size, atol=0.01):
+                return io.read_volume(path)  # the header as it is: an oblique affine stays oblique
+        ndim = len(header_size) if header_size is not None else None
         given = size[:ndim] if any(size) else None
         return io.read_volume(path, voxel_size_um=given, orientation=code, style=style)
 
