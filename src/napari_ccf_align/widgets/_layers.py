@@ -60,3 +60,19 @@ def choose_inputs(viewer: napari.viewer.Viewer, fixed, moving, preferred: str | 
         others = [lyr for _, lyr in input_choices(viewer) if lyr is not fixed.value]
         if others:
             moving.value = others[-1]
+
+
+def keep_inputs_fresh(viewer: napari.viewer.Viewer, fixed, moving, preferred=lambda: None):
+    """Re-pick the input layers of two combo boxes whenever layers come or go.
+
+    The boxes take their choices from :func:`input_choices`; ``preferred()`` names
+    the layer to select as moving, if any. Returns the refresh function.
+    """
+
+    def refresh(_event=None) -> None:
+        choose_inputs(viewer, fixed, moving, preferred())
+
+    for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+        event.connect(refresh)
+    refresh()
+    return refresh

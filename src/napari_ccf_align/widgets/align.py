@@ -38,8 +38,8 @@ from ._layers import (
     EDGES_SUFFIX,
     PREVIEW_SUFFIX,
     add_layer_data,
-    choose_inputs,
     input_choices,
+    keep_inputs_fresh,
 )
 from ._view import anatomical_view, follow_anatomy, row, scrollable
 
@@ -70,8 +70,8 @@ class AlignWidget(QWidget):
         self.previews = 0
 
         # -- layers and the moving volume's geometry
-        self.fixed = ComboBox(label="atlas (fixed)", choices=self._layers)
-        self.moving = ComboBox(label="your volume (moving)", choices=self._layers)
+        self.fixed = ComboBox(label="atlas (fixed)", choices=self._inputs)
+        self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
         self.orientation = LineEdit(label="orientation code", value="")
         self.style = ComboBox(
             label="code style", choices=["nibabel", "brainglobe"], value="nibabel"
@@ -198,18 +198,13 @@ class AlignWidget(QWidget):
         self.fixed.changed.connect(self._on_fixed)
         self.model.changed.connect(self._on_model)
         self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
         follow_anatomy(self.viewer)
-        self._refresh_layers()
+        keep_inputs_fresh(self.viewer, self.fixed, self.moving)
 
     # ------------------------------------------------------------------ layers
 
-    def _layers(self, _widget=None):
+    def _inputs(self, _widget=None):
         return input_choices(self.viewer)
-
-    def _refresh_layers(self, _event=None) -> None:
-        choose_inputs(self.viewer, self.fixed, self.moving)
 
     def _volumes(self) -> tuple[Volume, Volume]:
         """(moving, fixed) Volumes, or a CcfAlignError saying what is missing."""

@@ -28,7 +28,7 @@ from ..core.volume import robust_range
 from ..layer_data import image_layer_data, placed_volume
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, choose_inputs, input_choices
+from ._layers import add_layer_data, input_choices, keep_inputs_fresh
 from ._view import anatomical_view, follow_anatomy, row, scrollable
 from .metric_plot import MetricPlot
 
@@ -53,8 +53,8 @@ class RegisterWidget(QWidget):
         self.runs = 0
         d = rigid.RigidSettings()
 
-        self.fixed = ComboBox(label="atlas (fixed)", choices=self._layers)
-        self.moving = ComboBox(label="your volume (moving)", choices=self._layers)
+        self.fixed = ComboBox(label="atlas (fixed)", choices=self._inputs)
+        self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
         self.method = ComboBox(label="method", choices=list(rigid.TRANSFORMS), value=d.transform)
         self.metric = ComboBox(label="metric", choices=_METRICS, value=d.metric)
         self.bins = SpinBox(label="histogram bins", min=4, max=256, value=d.bins)
@@ -134,18 +134,13 @@ class RegisterWidget(QWidget):
         self.cancel_button.changed.connect(self.cancel)
         self.save_png.changed.connect(lambda: self._save("png"))
         self.save_csv.changed.connect(lambda: self._save("csv"))
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
         follow_anatomy(self.viewer)
-        self._refresh_layers()
+        keep_inputs_fresh(self.viewer, self.fixed, self.moving, lambda: self.model.moving_layer)
 
     # ------------------------------------------------------------------ form
 
-    def _layers(self, _widget=None):
+    def _inputs(self, _widget=None):
         return input_choices(self.viewer)
-
-    def _refresh_layers(self, _event=None) -> None:
-        choose_inputs(self.viewer, self.fixed, self.moving, self.model.moving_layer)
 
     def _on_metric(self, metric: str) -> None:
         # ANTS neighbourhood correlation needs every voxel; the others sample.
