@@ -114,3 +114,31 @@ def test_bad_settings_and_same_layer_are_one_sentence(setup, notifications):
     widget.moving.value = widget.fixed.value
     assert widget.run() is None
     assert "same layer" in notifications[-1][1]
+
+
+def test_ten_runs_in_a_row(setup, qtbot):
+    viewer, widget, sim = setup
+    widget.iterations.value = 5
+    widget.levels.value = "4:0.4"
+    for _ in range(10):
+        widget.run()
+        _wait(qtbot, widget)
+    assert widget.runs == 10
+    assert sum(lyr.name.endswith("(registered)") for lyr in viewer.layers) == 1
+
+
+def test_failed_run_is_a_notification_and_adds_no_layer(
+    make_napari_viewer, qtbot, notifications, template_100
+):
+    viewer = make_napari_viewer()
+    fixed = add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
+    far = template_100.transformed(
+        np.array([[1, 0, 0, 40.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    )
+    moving = add_layer_data(viewer, image_layer_data(far, name="far away"))
+    widget = RegisterWidget(viewer)
+    widget.fixed.value, widget.moving.value = fixed, moving
+    widget.run()
+    _wait(qtbot, widget)
+    assert notifications[-1][0] == "error" and "centre on atlas" in notifications[-1][1]
+    assert [lyr.name for lyr in viewer.layers] == ["atlas", "far away"]
