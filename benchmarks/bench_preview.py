@@ -50,6 +50,7 @@ def main() -> dict:
     it = iter(states * 10)
     coarse = timed(lambda: alignment.preview_with_box(moving, fixed, next(it), coarse=True), 12)
     exact = timed(lambda: alignment.preview_with_box(moving, fixed, next(it), coarse=False), 4)
+    slab = timed(lambda: next(alignment.exact_previews(moving, fixed, next(it), (1, 6.6))), 8)
     cropped = replace(states[0], crop=((20, 430), (20, 500), (10, 300)))
     coarse_crop = timed(lambda: alignment.preview_with_box(moving, fixed, cropped, True), 4)
     n_coarse = int(np.prod(alignment.coarse_grid(fixed).shape))
@@ -59,6 +60,7 @@ def main() -> dict:
         "coarse_preview_s": round(coarse, 4),
         "exact_preview_s": round(exact, 4),
         "coarse_over_exact": round(coarse / exact, 4),
+        "exact_shown_slices_s": round(slab, 4),
         "coarse_preview_with_crop_box_s": round(coarse_crop, 4),
     }
     print(summary)

@@ -121,3 +121,22 @@ def test_with_centre_keeps_the_map():
     new = alignment.with_centre(state, moving, "volume")
     np.testing.assert_allclose(new.rigid.center_mm, moving.center_mm)
     np.testing.assert_allclose(new.rigid.matrix(), state.rigid.matrix(), atol=1e-9)
+
+
+def test_exact_preview_comes_slab_first_and_the_slab_is_exact(template_100):
+    # a grid above the coarse budget: 0.08 mm over the atlas box
+    fixed = Volume(
+        np.broadcast_to(np.zeros((), np.uint8), (143, 165, 100)), np.diag([0.08] * 3 + [1.0])
+    )
+    state = AlignmentState(
+        space.RigidParams((8, -5, 3), (0.2, 0, 0), tuple(template_100.center_mm))
+    )
+    steps = list(alignment.exact_previews(template_100, fixed, state, shown=(1, 6.5)))
+    assert [s.partial for s in steps] == [True, False]
+    slab, full = steps[0].image, steps[1].image
+    assert slab.shape == (143, 5, 100)
+    first = int(np.rint(full.world_to_index(slab.index_to_world(np.zeros(3)))[1]))
+    assert first == round(6.5 / 0.08) - 2
+    np.testing.assert_array_equal(slab.data, full.data[:, first : first + 5, :])
+    only = list(alignment.exact_previews(template_100, fixed, state, shown=None))
+    assert [s.partial for s in only] == [False]

@@ -11,7 +11,7 @@ import itertools
 import json
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -323,6 +323,7 @@ class Preview:
     image: Volume
     box: Volume | None  # None when there is no crop
     coarse: bool
+    partial: bool = False  # only a slab of the grid (the shown slice), the rest follows
 
 
 def box_masks(
@@ -385,3 +386,35 @@ def preview_with_box(
     if not state.crop_as_mask:
         image = image.with_data(np.where(inside, image.data, 0).astype(image.data.dtype))
     return Preview(image, image.with_data(faces, name=f"{moving.name} crop box"), coarse)
+
+
+def slab_grid(fixed: Volume, axis: int, world_mm: float, half: int = 2) -> Volume | None:
+    """The slices of ``fixed`` within ``half`` voxels of a world position along ``axis``.
+
+    ``fixed`` must have its array axes in world order (as napari layers do here).
+    Returns None when the position lies outside the grid.
+    """
+    point = fixed.center_mm.copy()
+    point[axis] = world_mm
+    index = round(float(fixed.world_to_index(point)[axis]))
+    lo, hi = max(0, index - half), min(fixed.shape[axis], index + half + 1)
+    if lo >= hi:
+        return None
+    box = [(0, n) for n in fixed.shape]
+    box[axis] = (lo, hi)
+    return fixed.cropped(box)
+
+
+def exact_previews(
+    moving: Volume, fixed: Volume, state: AlignmentState, shown: tuple[int, float] | None
+) -> Iterator[Preview]:
+    """The exact preview, in two steps when the grid is big and a slice is shown.
+
+    First the few slices around the shown one (``shown = (world axis, position in mm)``),
+    which take milliseconds, then the whole grid; both through the same transform.
+    """
+    if shown is not None and np.prod(fixed.shape) > COARSE_MAX_VOXELS:
+        slab = slab_grid(fixed, *shown)
+        if slab is not None:
+            yield replace(preview_with_box(moving, slab, state), partial=True)
+    yield preview_with_box(moving, fixed, state)

@@ -39,13 +39,17 @@ def start(
     on_done: Callable,
     on_error: Callable[[BaseException], None],
     on_finished: Callable[[], None] | None = None,
+    on_yield: Callable | None = None,
     **kwargs,
 ):
     """Run ``func(**kwargs)`` on a napari worker thread; returns the started worker.
 
-    ``on_done(result)``, ``on_error(exc)`` and ``on_finished()`` run on the GUI thread.
+    ``on_done(result)``, ``on_error(exc)``, ``on_finished()`` and, for a generator
+    ``func``, ``on_yield(value)`` run on the GUI thread.
     """
     connect = {"returned": on_done, "errored": on_error}
     if on_finished is not None:
         connect["finished"] = on_finished
+    if on_yield is not None:
+        connect["yielded"] = on_yield
     return create_worker(func, **kwargs, _connect=connect, _ignore_errors=True, _start_thread=True)

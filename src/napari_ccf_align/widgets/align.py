@@ -410,17 +410,38 @@ class AlignWidget(QWidget):
         except CcfAlignError as exc:
             show_error(str(exc))
             return None
+        if coarse:
+            self.worker = _worker.start(
+                alignment.preview_with_box,
+                moving=moving,
+                fixed=fixed,
+                state=state,
+                coarse=True,
+                on_done=self._show_preview,
+                on_error=lambda exc: show_error(str(exc)),
+                on_finished=self._preview_finished,
+            )
+            return self.worker
         self.worker = _worker.start(
-            alignment.preview_with_box,
+            alignment.exact_previews,
             moving=moving,
             fixed=fixed,
             state=state,
-            coarse=coarse,
-            on_done=self._show_preview,
+            shown=self._shown_slice(),
+            on_yield=self._show_preview,
+            on_done=lambda _none: None,
             on_error=lambda exc: show_error(str(exc)),
             on_finished=self._preview_finished,
         )
         return self.worker
+
+    def _shown_slice(self) -> tuple[int, float] | None:
+        """(world axis, position mm) of the 2D slice on screen; None in 3D."""
+        dims = self.viewer.dims
+        if dims.ndisplay != 2 or dims.ndim != 3:
+            return None
+        axis = dims.not_displayed[-1]
+        return axis, float(dims.point[axis])
 
     def _preview_finished(self) -> None:
         self.worker = None
@@ -483,6 +504,7 @@ class AlignWidget(QWidget):
             moving_layer.visible = False  # the preview replaces it on screen; data untouched
         anatomical_view(self.viewer)
         self.previews += 1
-        self.status.value = (
-            "coarse preview" if preview.coarse else "exact preview"
-        ) + f": {self.model.state.to_json()[:90]}..."
+        if preview.partial:
+            self.status.value = "exact preview of the shown slices; the rest follows"
+        else:
+            self.status.value = "coarse preview (dragging)" if preview.coarse else "exact preview"
