@@ -67,26 +67,30 @@ def main() -> dict:
     reg.fixed.value, reg.moving.value = fl, ml
     QApplication.processEvents()
 
-    done_at: list[float] = []
-    original_done = reg._on_done
+    def measured_run():
+        done_at: list[float] = []
+        original_done = reg._on_done
 
-    def on_done(outcome):
-        done_at.append(time.perf_counter())
-        original_done(outcome)
+        def on_done(outcome):
+            done_at.append(time.perf_counter())
+            original_done(outcome)
 
-    reg._on_done = on_done
-    with Probe() as probe:
-        t0 = time.perf_counter()
-        worker = reg.run()
-        worker.returned.disconnect()
-        worker.returned.connect(on_done)
-        spin(lambda: reg.run_button.enabled)
-        run_s = time.perf_counter() - t0
-    stall = probe.longest_gap_s()
-    ticks = np.asarray(probe.ticks)
-    before = ticks[ticks <= done_at[0]]
-    stall_iterating = float(np.max(np.diff(before))) if len(before) > 1 else float("nan")
-    redraw_rate = reg.plot.redraws / run_s
+        redraws = reg.plot.redraws
+        with Probe() as probe:
+            t0 = time.perf_counter()
+            worker = reg.run()
+            worker.returned.disconnect()
+            worker.returned.connect(on_done)
+            spin(lambda: reg.run_button.enabled)
+            seconds = time.perf_counter() - t0
+        ticks = np.asarray(probe.ticks)
+        before = ticks[ticks <= done_at[0]]
+        iterating = float(np.max(np.diff(before))) if len(before) > 1 else float("nan")
+        rate = (reg.plot.redraws - redraws) / seconds
+        return seconds, probe.longest_gap_s(), iterating, rate
+
+    run_s, stall, stall_iterating, redraw_rate = measured_run()  # first run adds the layer
+    _, stall_again, _, _ = measured_run()  # later runs update that layer in place
 
     reg.iterations.value = 2000
     reg.run()
@@ -116,6 +120,7 @@ def main() -> dict:
         "registration_s": round(run_s, 3),
         "longest_gui_stall_s": round(stall, 4),
         "longest_gui_stall_while_iterating_s": round(stall_iterating, 4),
+        "longest_gui_stall_second_run_s": round(stall_again, 4),
         "plot_redraws_per_s": round(redraw_rate, 1),
         "plot_points": len(reg.plot.points),
         "cancel_to_ready_s": round(cancel_s, 3),

@@ -10,11 +10,23 @@ from ..layer_data import VOLUME_KEY
 
 
 def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
-    """Add a ``(data, kwargs, type)`` tuple, replacing a layer of ours with the same name."""
+    """Add a ``(data, kwargs, type)`` tuple; a layer of ours with that name is updated instead.
+
+    Updating in place keeps what the user set on the layer (colormap, opacity, ...)
+    and is far cheaper for napari than removing and adding a layer. Layers this
+    plugin did not make are never touched: a new layer is added beside them.
+    """
     data, kwargs, kind = layer_data
     name = kwargs.get("name")
-    if name in viewer.layers and VOLUME_KEY in viewer.layers[name].metadata:
-        viewer.layers.remove(name)
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if VOLUME_KEY in layer.metadata and type(layer).__name__.lower() == kind:
+            layer.data = data
+            layer.affine = kwargs["affine"]
+            layer.metadata.update(kwargs.get("metadata", {}))
+            if "contrast_limits" in kwargs:
+                layer.contrast_limits = kwargs["contrast_limits"]
+            return layer
     return viewer.add_layer(Layer.create(data, kwargs, kind))
 
 

@@ -490,14 +490,7 @@ class AlignWidget(QWidget):
                 if full in self.viewer.layers:
                     self.viewer.layers.remove(full)
                 continue
-            vol = replace(vol, name=full)
-            if full in self.viewer.layers:
-                layer = self.viewer.layers[full]
-                layer.data = vol.data
-                layer.affine = vol.affine
-                layer.metadata.update(image_layer_data(vol)[1]["metadata"])
-            else:
-                add_layer_data(self.viewer, image_layer_data(vol, **kwargs))
+            add_layer_data(self.viewer, image_layer_data(replace(vol, name=full), **kwargs))
         self._show_box_edges(name)
         moving_layer = self.moving.value
         if moving_layer is not None and moving_layer.visible:
