@@ -92,11 +92,20 @@ def test_cancel_leaves_viewer_unchanged_then_runs_again(setup, qtbot, notificati
     assert f"{sim.volume.name} (registered)" in viewer.layers
 
 
+def widget_screens():
+    from .conftest import SCREENSHOTS
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS
+
+
 def test_plot_saves_png_and_csv(setup, qtbot, tmp_path):
     viewer, widget, sim = setup
     widget.run()
     _wait(qtbot, widget)
+    assert widget.plot.full_redraws < widget.plot.redraws  # most updates only blit the line
     png = widget.plot.save_png(tmp_path / "metric.png")
+    widget.plot.save_png(widget_screens() / "metric_plot.png")
     csv = widget.plot.save_csv(tmp_path / "metric.csv")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = csv.read_text().splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import napari
+import numpy as np
 from napari.layers import Image, Layer
 
 from ..core.volume import Volume
@@ -21,11 +22,14 @@ def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
     if name in viewer.layers:
         layer = viewer.layers[name]
         if VOLUME_KEY in layer.metadata and type(layer).__name__.lower() == kind:
-            layer.data = data
-            layer.affine = kwargs["affine"]
+            # each assignment makes napari re-slice and re-upload: skip the ones that change nothing
+            if not np.allclose(layer.affine.affine_matrix, kwargs["affine"]):
+                layer.affine = kwargs["affine"]
             layer.metadata.update(kwargs.get("metadata", {}))
-            if "contrast_limits" in kwargs:
-                layer.contrast_limits = kwargs["contrast_limits"]
+            limits = kwargs.get("contrast_limits")
+            if limits is not None and not np.allclose(layer.contrast_limits, limits):
+                layer.contrast_limits = limits
+            layer.data = data
             return layer
     return viewer.add_layer(Layer.create(data, kwargs, kind))
 
