@@ -165,3 +165,22 @@ def test_tiff_with_three_slices_is_not_taken_for_rgb(tmp_path):
     back = io.read_volume(io.write_volume(v, tmp_path / "three.tif"))
     np.testing.assert_array_equal(back.data, v.data)
     np.testing.assert_allclose(back.affine, v.affine)
+
+
+def test_rgb_and_multichannel_tiffs_are_refused(tmp_path):
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((20, 30, 3), np.uint8), photometric="rgb")
+    with pytest.raises(DimensionError, match="colour, channel or time axes"):
+        io.read_volume(tmp_path / "rgb.tif", orientation="RA", voxel_size_um=1)
+    tifffile.imwrite(
+        tmp_path / "ch.tif",
+        np.zeros((4, 2, 5, 6), np.uint16),
+        imagej=True,
+        metadata={"axes": "ZCYX"},
+    )
+    with pytest.raises(DimensionError, match="C=2"):
+        io.read_volume(tmp_path / "ch.tif", orientation="RAS", voxel_size_um=1)
+
+
+def test_non_numeric_array_is_refused():
+    with pytest.raises(DimensionError, match="not a grey-value image"):
+        Volume.from_array(np.array([["a", "b"], ["c", "d"]]), 0.1, "RA")

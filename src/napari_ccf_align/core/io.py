@@ -26,6 +26,7 @@ import tifffile
 
 from . import space
 from .errors import (
+    DimensionError,
     MissingFileError,
     MissingVoxelSizeError,
     OrientationError,
@@ -195,12 +196,19 @@ def _read_tiff(path: Path, voxel_size_um, orientation, style, name) -> Volume:
     try:
         with tifffile.TiffFile(path) as tif:
             data = tif.asarray()
+            axes = tif.series[0].axes
             own = plugin_tiff_metadata(tif) or {}
     except Exception as exc:  # tifffile raises many kinds on corrupt files
         raise UnreadableFileError(
             f"{path.name} could not be read as TIFF ({type(exc).__name__}: {exc}); check the file "
             "or export it again."
         ) from None
+    extra = [f"{a}={n}" for a, n in zip(axes, data.shape, strict=False) if a in "SCTE" and n > 1]
+    if extra:
+        raise DimensionError(
+            f"{path.name} has colour, channel or time axes ({', '.join(extra)}): save one grey "
+            "channel at one time point as its own TIFF, then load that."
+        )
     data = np.squeeze(data)
     if orientation is None:
         orientation = own.get("orientation")

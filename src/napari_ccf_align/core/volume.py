@@ -59,15 +59,15 @@ class Volume:
                 f"{self.name!r} is {data.ndim}D but its world axes are {self.world_axes!r}: give "
                 f"{data.ndim} world axes."
             )
-        if data.dtype.kind == "f" and data.size and not _any_finite(data):
-            raise EmptyVolumeError(
-                f"{self.name!r} contains only NaN or infinite values: check the file or the "
-                "processing that produced it."
-            )
         if data.dtype.kind not in "biuf":
             raise DimensionError(
                 f"{self.name!r} has data type {data.dtype}, which is not a grey-value image: give "
                 "a numeric array (one channel)."
+            )
+        if data.dtype.kind == "f" and data.size and not _any_finite(data):
+            raise EmptyVolumeError(
+                f"{self.name!r} contains only NaN or infinite values: check the file or the "
+                "processing that produced it."
             )
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "affine", space.check_affine(self.affine, data.ndim))
