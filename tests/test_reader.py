@@ -44,3 +44,13 @@ def test_plain_tiff_is_left_to_other_readers(tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", np.ones((3, 4, 5), np.uint8), photometric="minisblack")
     assert get_reader(str(tmp_path / "plain.tif")) is None
     assert get_reader(str(tmp_path / "x.png")) is None
+
+
+def test_colour_layer_is_refused():
+    from napari.layers import Image
+
+    from napari_ccf_align.core.errors import DimensionError
+    from napari_ccf_align.layer_data import volume_of_layer
+
+    with pytest.raises(DimensionError, match="colour or multiscale"):
+        volume_of_layer(Image(np.zeros((10, 12, 3), np.uint8), rgb=True, name="photo"))

@@ -181,3 +181,12 @@ def test_far_away_volume_centred_on_atlas_keeps_its_shift(make_napari_viewer, qt
     widget.rot[0].setValue(5.0)  # a later change keeps the shift the sliders show
     _wait(qtbot, widget)
     np.testing.assert_allclose(widget.model.state.rigid.translation_mm, (30, -25, 0), atol=1e-3)
+
+
+def test_colour_layer_as_moving_is_a_sentence(make_napari_viewer, notifications, template_100):
+    viewer = make_napari_viewer()
+    add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
+    photo = viewer.add_image(np.zeros((10, 12, 3), np.uint8), rgb=True, name="photo")
+    widget = AlignWidget(viewer)
+    widget.moving.value = photo
+    assert "colour or multiscale" in notifications[-1][1]

@@ -59,6 +59,12 @@ def volume_of_layer(layer: Any) -> Volume:
     kept = layer.metadata.get(VOLUME_KEY)
     if isinstance(kept, Volume) and kept.data is layer.data:
         return kept
+    if getattr(layer, "rgb", False) or getattr(layer, "multiscale", False):
+        from .core.errors import DimensionError
+
+        raise DimensionError(
+            f"{layer.name!r} is a colour or multiscale layer: choose a single-channel grey volume."
+        )
     ndim = layer.data.ndim
     affine = np.asarray(layer.affine.affine_matrix) @ _scale_translate(layer)
     world_axes = "RAS" if ndim == 3 else "RA"

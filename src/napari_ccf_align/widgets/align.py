@@ -227,7 +227,11 @@ class AlignWidget(QWidget):
     def _on_moving(self, layer=None) -> None:
         if layer is None:
             return
-        v = volume_of_layer(layer)
+        try:
+            v = volume_of_layer(layer)
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
         if v.ndim != 3:
             show_error(
                 f"{layer.name!r} is {v.ndim}D but the atlas is 3D: choose a 3D volume to align."
@@ -342,7 +346,7 @@ class AlignWidget(QWidget):
 
     def _show_crop_extent(self, state: AlignmentState) -> None:
         layer = self.moving.value
-        if layer is None:
+        if layer is None or layer.name != self.model.moving_layer:
             return
         v = volume_of_layer(layer)
         crop = state.crop or tuple((0, s) for s in v.shape)

@@ -185,7 +185,11 @@ class LoadWidget(QWidget):
     def _on_layer(self, layer=None) -> None:
         if layer is None or self.source.value != "layer":
             return
-        v = volume_of_layer(layer)
+        try:
+            v = volume_of_layer(layer)
+        except CcfAlignError as exc:
+            show_error(str(exc))
+            return
         self._set_geometry_fields(v.spacing * 1000.0, v.orientation)
 
     def _geometry(self) -> tuple[tuple[float, ...] | None, str | None, str]:
