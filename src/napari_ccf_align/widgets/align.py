@@ -18,7 +18,6 @@ from magicgui.widgets import (
     Container,
     FloatSpinBox,
     Label,
-    LineEdit,
     PushButton,
 )
 from napari.utils.notifications import show_error, show_info
@@ -41,7 +40,7 @@ from ._layers import (
     input_choices,
     keep_inputs_fresh,
 )
-from ._view import anatomical_view, follow_anatomy, row, scrollable
+from ._view import anatomical_view, follow_anatomy, orientation_fields, row, scrollable
 
 AXES = ("R", "A", "S")
 
@@ -72,10 +71,7 @@ class AlignWidget(QWidget):
         # -- layers and the moving volume's geometry
         self.fixed = ComboBox(label="atlas (fixed)", choices=self._inputs)
         self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
-        self.orientation = LineEdit(label="orientation code", value="")
-        self.style = ComboBox(
-            label="code style", choices=["nibabel", "brainglobe"], value="nibabel"
-        )
+        self.orientation, self.style = orientation_fields()
         self.voxel_um = FloatSpinBox(
             label="voxel size (µm, all axes)", min=0.0, max=1e5, step=0.5, value=0.0
         )

@@ -13,7 +13,6 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
-    LineEdit,
     ProgressBar,
     PushButton,
 )
@@ -28,14 +27,10 @@ from ..core.volume import Volume
 from ..layer_data import atlas_layer_data, image_layer_data, volume_of_layer
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, follow_anatomy, row, scrollable
+from ._view import anatomical_view, follow_anatomy, orientation_fields, row, scrollable
 from .orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
-_STYLES = [
-    ("nibabel (axis k points to letter k)", "nibabel"),
-    ("BrainGlobe (letters = origin corner)", "brainglobe"),
-]
 
 
 def _group(title: str, container: Container) -> QGroupBox:
@@ -66,8 +61,7 @@ class LoadWidget(QWidget):
             FloatSpinBox(label=f"voxel size, axis {k} (µm)", min=0.0, max=1e5, step=0.1, value=0.0)
             for k in range(3)
         ]
-        self.orientation = LineEdit(label="orientation code", value="")
-        self.style = ComboBox(label="code style", choices=_STYLES, value="nibabel")
+        self.orientation, self.style = orientation_fields()
         self.check = PushButton(text="Check orientation")
         self.load_volume = PushButton(text="Load volume")
         self.volume_box = Container(
