@@ -165,3 +165,26 @@ def test_missing_local_template_is_one_sentence(make_napari_viewer, notification
         "error",
         "No template file was picked: pick average_template_<res>.nrrd.",
     )
+
+
+def test_existing_layer_is_placed_with_the_given_code(
+    make_napari_viewer, notifications, template_100
+):
+    viewer = make_napari_viewer()
+    stack = viewer.add_image(np.asarray(template_100.reoriented("PIR").data), name="stack")
+    widget = LoadWidget(viewer)
+    widget.source.value = "layer"
+    widget.layer.value = stack
+    widget.orientation.value = ""
+    assert widget.load_user_volume() is None
+    assert notifications[-1] == (
+        "error",
+        "No orientation code was given: give one letter per array axis, e.g. 'PIR'.",
+    )
+    widget.orientation.value = "PIR"
+    for box in widget.voxel:
+        box.value = 100.0
+    layer = widget.load_user_volume()
+    assert layer.name == "stack (RAS)" and layer is not stack
+    np.testing.assert_array_equal(layer.data, template_100.data)
+    np.testing.assert_allclose(np.diag(layer.affine.affine_matrix)[:3], 0.1)

@@ -89,6 +89,20 @@ def placed_volume(layer: Any) -> Volume:
     return kept
 
 
+def restated(layer: Any, voxel_size_um, code: str | None, style: str, name: str) -> Volume:
+    """The layer's array placed anew with a stated orientation code and voxel size (µm).
+
+    For a layer whose orientation was never stated (or was stated wrongly); the
+    layer itself is not changed.
+    """
+    from .core import space
+
+    v = volume_of_layer(layer)
+    size = np.asarray(voxel_size_um, dtype=float).reshape(-1)
+    size_mm = space.check_voxel_size(size[: v.ndim] if size.size > 1 else size, v.ndim, "µm")
+    return Volume.from_array(v.data, size_mm / 1000.0, code or "", style, name=name)
+
+
 def _scale_translate(layer: Any) -> np.ndarray:
     n = layer.data.ndim
     m = np.eye(n + 1)

@@ -29,7 +29,7 @@ from ..core import alignment, space
 from ..core.alignment import AlignmentState
 from ..core.errors import CcfAlignError, DimensionError
 from ..core.volume import Volume
-from ..layer_data import image_layer_data, placed_volume, volume_of_layer
+from ..layer_data import image_layer_data, placed_volume, restated, volume_of_layer
 from ..model import model_for
 from . import _worker
 from ._layers import (
@@ -261,11 +261,10 @@ class AlignWidget(QWidget):
             show_error("Choose your volume as the moving layer first.")
             return
         try:
-            v = volume_of_layer(layer)
-            code = self.orientation.value.strip()
-            size_mm = space.check_voxel_size(self.voxel_um.value, v.ndim, "µm") / 1000.0
-            code = space.parse_orientation(code, self.style.value, v.ndim)
-            new = Volume.from_array(v.data, size_mm, code, name=f"{layer.name} ({code})")
+            code = space.parse_orientation(
+                self.orientation.value, self.style.value, layer.data.ndim
+            )
+            new = restated(layer, self.voxel_um.value, code, "nibabel", f"{layer.name} ({code})")
         except CcfAlignError as exc:
             show_error(str(exc))
             return

@@ -24,7 +24,13 @@ from ..core.errors import CcfAlignError
 from ..core.progress import CancelToken, ProgressEvent
 from ..core.projections import mean_projections
 from ..core.volume import Volume
-from ..layer_data import atlas_layer_data, image_layer_data, volume_of_layer
+from ..layer_data import (
+    VOLUME_KEY,
+    atlas_layer_data,
+    image_layer_data,
+    restated,
+    volume_of_layer,
+)
 from . import _worker
 from ._layers import add_layer_data, atlas_layer, image_layers
 from ._view import anatomical_view, follow_anatomy, orientation_fields, row, scrollable
@@ -198,15 +204,10 @@ class LoadWidget(QWidget):
             if layer is None:
                 raise CcfAlignError("No image layer is open: open one or load a file.")
             v = volume_of_layer(layer)
-            if code is None:
-                raise space.OrientationError(
-                    "No orientation code was given: give one letter per array axis, e.g. 'PIR'."
-                )
-            same_code = space.parse_orientation(code, style, v.ndim) == v.orientation
+            same_code = space.parse_orientation(code or "", style, v.ndim) == v.orientation
             if same_code and np.allclose(size[: v.ndim], v.spacing * 1000.0, atol=0.01):
                 return v
-            size_mm = space.check_voxel_size(size[: v.ndim], v.ndim, "µm") / 1000.0
-            return Volume.from_array(v.data, size_mm, code, style, name=f"{layer.name} (RAS)")
+            return restated(layer, size, code, style, f"{layer.name} (RAS)")
         return self._read_file(size, code, style)
 
     def _read_file(self, size: tuple[float, ...], code: str | None, style: str) -> Volume:
@@ -239,7 +240,7 @@ class LoadWidget(QWidget):
         except CcfAlignError as exc:
             show_error(str(exc))
             return None
-        if self.source.value == "layer" and volume.data is self.layer.value.data:
+        if self.source.value == "layer" and volume is self.layer.value.metadata.get(VOLUME_KEY):
             show_info(f"{self.layer.value.name} is already placed in the RAS world.")
             return self.layer.value
         layer = add_layer_data(
