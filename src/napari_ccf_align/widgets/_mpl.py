@@ -9,6 +9,7 @@ matplotlib.use("QtAgg")
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.theme import get_theme
+from qtpy.QtCore import Signal
 
 
 def theme_colors(theme_id: str) -> dict[str, str]:
@@ -24,7 +25,9 @@ def theme_colors(theme_id: str) -> dict[str, str]:
 
 
 class ThemedCanvas(FigureCanvasQTAgg):
-    """A figure canvas whose colours follow the napari theme given."""
+    """A figure canvas whose colours follow the napari theme given; says when it is resized."""
+
+    resized = Signal()
 
     def __init__(self, theme_id: str = "dark", width: float = 4, height: float = 3):
         # fixed margins: a constrained layout re-solves on every draw, which stalls the GUI
@@ -43,3 +46,7 @@ class ThemedCanvas(FigureCanvasQTAgg):
         ax.xaxis.label.set_color(c["text"])
         ax.yaxis.label.set_color(c["text"])
         ax.title.set_color(c["text"])
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.resized.emit()

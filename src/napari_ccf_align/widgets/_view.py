@@ -77,10 +77,21 @@ def anatomical_view(viewer: napari.viewer.Viewer) -> None:
 
 
 def follow_anatomy(viewer: napari.viewer.Viewer) -> None:
-    """Give the viewer the anatomical view when the first layer placed by this plugin arrives."""
+    """Give the viewer the anatomical view now if it holds a layer placed by this plugin,
+    else when the first such layer arrives.
+
+    Doing it when a widget opens (not when a registration adds its result) keeps
+    napari's first camera set-up, which imports SciPy's rotations, off a run's end.
+    """
+
+    def ours(layer) -> bool:
+        return VOLUME_KEY in getattr(layer, "metadata", {})
+
+    if any(ours(layer) for layer in viewer.layers):
+        anatomical_view(viewer)
 
     def on_inserted(event) -> None:
-        if VOLUME_KEY in getattr(event.value, "metadata", {}):
+        if ours(event.value):
             anatomical_view(viewer)
 
     viewer.layers.events.inserted.connect(on_inserted)

@@ -5,49 +5,56 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
 from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core import io
 from ..core.progress import ProgressEvent
 from ..core.rigid import TracePoint
 from ._mpl import ThemedCanvas
 
+_MIN_X = 64  # iterations the x axis shows at first; doubled when outgrown
 
-class MetricPlot(ThemedCanvas):
-    """Metric value against iteration; redrawn at most every ``interval_ms``.
+
+class MetricPlot(QWidget):
+    """Metric value against iteration, with the best value in a line of text above it.
 
     Events are added from the GUI thread (they arrive by Qt signal from the
-    worker); drawing happens on a timer so a fast optimiser cannot flood the GUI.
-    Most updates only blit the line onto a saved background: the axes, ticks and
-    level marks are re-rendered only when the data outgrow the axes limits (which
-    grow in steps) or a new level starts, because a full Agg render of the figure
-    takes tens of milliseconds on the GUI thread.
+    worker); drawing happens on a timer, at most every ``interval_ms``, so a fast
+    optimiser cannot flood the GUI. A full Agg render of the axes takes tens of
+    milliseconds (mostly tick-label text), so it happens only when the data
+    outgrow the axes limits, which grow geometrically (a handful of times per
+    run). Every other update blits the line, the best point and the level
+    boundaries onto the saved background, and the best value is Qt text.
     """
 
     def __init__(self, theme_id: str = "dark", interval_ms: int = 50):
-        super().__init__(theme_id, width=4.0, height=2.4)
-        self.setMinimumHeight(200)
+        super().__init__()
+        self.canvas = ThemedCanvas(theme_id, width=4.0, height=2.2)
+        self.canvas.setFixedHeight(200)  # the layout never resizes it while a run redraws
+        self.canvas.resized.connect(self._forget_background)
+        self.header = QLabel("")
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.canvas)
+
         self.points: list[TracePoint] = []
+        self.title = "metric"
         self.redraws = 0
         self.full_redraws = 0
         self._dirty = False
         self._background = None
         self._limits: tuple[float, float, float, float] | None = None
-        self._levels_drawn = 0
-        self.ax = self.figure.add_subplot(111)
-        (self.line,) = self.ax.plot([], [], color=self.colors["accent"], lw=1.2, animated=True)
+        colors = self.canvas.colors
+        self.ax = self.canvas.figure.add_subplot(111)
+        self.ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        self.ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        (self.line,) = self.ax.plot([], [], color=colors["accent"], lw=1.2, animated=True)
         (self.marker,) = self.ax.plot([], [], "o", color="#ffcc00", ms=4, animated=True)
-        self.best_text = self.ax.text(
-            0.98,
-            0.95,
-            "",
-            transform=self.ax.transAxes,
-            fontsize=7,
-            va="top",
-            ha="right",
-            color=self.colors["text"],
-            animated=True,
-        )
+        self._level_lines: list = []
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._redraw_if_dirty)
@@ -55,7 +62,7 @@ class MetricPlot(ThemedCanvas):
         self.clear()
 
     def clear(self, title: str = "metric") -> None:
-        """Forget every point and show empty axes."""
+        """Forget every point and show empty axes labelled ``title``."""
         self.points = []
         self.title = title
         self._limits = None
@@ -72,8 +79,22 @@ class MetricPlot(ThemedCanvas):
         self._dirty = True
 
     def best(self) -> TracePoint | None:
-        """The lowest metric so far (SimpleITK metrics are all minimised)."""
-        return min(self.points, key=lambda p: p.metric) if self.points else None
+        """The lowest metric of the current level (SimpleITK metrics are all minimised).
+
+        Values from different levels are not comparable (each level smooths and
+        shrinks the images differently), so the best is sought within the level.
+        """
+        if not self.points:
+            return None
+        level = self.points[-1].level
+        return min((p for p in self.points if p.level == level), key=lambda p: p.metric)
+
+    def summary(self) -> str:
+        """The line of text above the plot: the current level and its best value so far."""
+        b = self.best()
+        if b is None:
+            return self.title
+        return f"{self.title}, level {b.level + 1}: best {b.metric:.5f} at iteration {b.iteration}"
 
     # ------------------------------------------------------------------ drawing
 
@@ -85,96 +106,101 @@ class MetricPlot(ThemedCanvas):
         ]
 
     def _wanted_limits(self) -> tuple[float, float, float, float]:
-        """Axes limits holding every point, grown in steps so they rarely change."""
-        n = max(len(self.points), 1)
-        x_max = float(2 ** math.ceil(math.log2(max(n, 16))))
+        """Axes limits holding every point, with room to grow (so they rarely change)."""
+        x_max = float(2 ** math.ceil(math.log2(max(len(self.points), _MIN_X))))
         ys = [p.metric for p in self.points] or [0.0, 1.0]
         lo, hi = min(ys), max(ys)
-        pad = max((hi - lo) * 0.25, abs(hi) * 0.05, 1e-6)
-        return 0.0, x_max, lo - pad, hi + pad
+        pad = max(hi - lo, abs(hi) * 0.2, 1e-6)
+        return 0.0, x_max, lo - pad, hi + pad * 0.5
 
-    def _needs_full_redraw(self) -> bool:
+    def _outgrown(self) -> bool:
         if self._background is None or self._limits is None:
-            return True
-        if len(self._level_starts()) != self._levels_drawn:
             return True
         _, x1, y0, y1 = self._limits
         ys = [p.metric for p in self.points]
-        return len(self.points) > x1 or (ys and (min(ys) < y0 or max(ys) > y1))
+        return len(self.points) > x1 or bool(ys and (min(ys) < y0 or max(ys) > y1))
 
     def _full_redraw(self) -> None:
         self.full_redraws += 1
         ax = self.ax
-        for artist in list(ax.lines) + list(ax.texts):
-            if artist not in (self.line, self.marker, self.best_text):
-                artist.remove()
-        self.style_axes(ax)
+        self.canvas.style_axes(ax)
         ax.set_xlabel("iteration (all levels)", fontsize=7)
         ax.set_ylabel(self.title, fontsize=7)
         self._limits = self._wanted_limits()
         ax.set_xlim(*self._limits[:2])
         ax.set_ylim(*self._limits[2:])
+        self.canvas.draw()
+        self._background = self.canvas.copy_from_bbox(ax.bbox)
+
+    def _sync_level_lines(self) -> list:
         starts = self._level_starts()
-        for i in starts:
-            ax.axvline(i - 0.5, color=self.colors["text"], ls="--", lw=0.8, alpha=0.6)
-            ax.text(
-                i,
-                self._limits[2],
-                f" level {self.points[i].level + 1}",
-                fontsize=6,
-                color=self.colors["text"],
-                va="bottom",
+        while len(self._level_lines) < len(starts):
+            self._level_lines.append(
+                self.ax.axvline(
+                    0, color=self.canvas.colors["text"], ls="--", lw=0.8, alpha=0.6, animated=True
+                )
             )
-        self._levels_drawn = len(starts)
-        self.draw()
-        self._background = self.copy_from_bbox(ax.bbox)
+        for line, i in zip(self._level_lines, starts, strict=False):
+            line.set_xdata([i - 0.5, i - 0.5])
+        return self._level_lines[: len(starts)]
 
     def _redraw_if_dirty(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
         self.redraws += 1
-        if self._needs_full_redraw():
+        if self._outgrown():
             self._full_redraw()
-        self.restore_region(self._background)
+        self.canvas.restore_region(self._background)
         ys = [p.metric for p in self.points]
         self.line.set_data(range(len(ys)), ys)
         b = self.best()
-        if b is not None:
-            self.marker.set_data([self.points.index(b)], [b.metric])
-            self.best_text.set_text(
-                f"best {b.metric:.5f} (level {b.level + 1}, iteration {b.iteration})"
-            )
-        else:
-            self.marker.set_data([], [])
-            self.best_text.set_text("")
-        for artist in (self.line, self.marker, self.best_text):
+        self.marker.set_data(*(([self.points.index(b)], [b.metric]) if b else ([], [])))
+        for artist in (*self._sync_level_lines(), self.line, self.marker):
             self.ax.draw_artist(artist)
-        self.blit(self.ax.bbox)
+        self.canvas.blit(self.ax.bbox)
+        self.header.setText(self.summary())
 
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._background = None  # the saved background no longer fits
+    def _forget_background(self) -> None:
+        self._background = None  # the saved background no longer fits the canvas
         self._dirty = True
 
     # ------------------------------------------------------------------ saving
 
     def save_png(self, path: str | Path) -> Path:
-        """Write the plot as a PNG (via a temporary file), line and best value included."""
+        """Write the plot as a PNG (via a temporary file), with level labels and best value."""
         self._redraw_if_dirty()
-        animated = (self.line, self.marker, self.best_text)
-        for artist in animated:
+        lines = (self.line, self.marker, *self._sync_level_lines())
+        colour = self.canvas.colors["text"]
+        y0 = self.ax.get_ylim()[0]
+        texts = [
+            self.ax.text(
+                i,
+                y0,
+                f"level {self.points[i].level + 1} ",
+                fontsize=6,
+                color=colour,
+                rotation=90,
+                ha="left",
+                va="bottom",
+            )
+            for i in self._level_starts()
+        ]
+        self.ax.set_title(self.summary(), fontsize=7, color=colour)
+        for artist in lines:
             artist.set_animated(False)
         try:
             with io.atomic_path(path) as tmp:
-                self.figure.savefig(
-                    tmp, format="png", dpi=150, facecolor=self.figure.get_facecolor()
+                self.canvas.figure.savefig(
+                    tmp, format="png", dpi=150, facecolor=self.canvas.figure.get_facecolor()
                 )
         finally:
-            for artist in animated:
+            for artist in lines:
                 artist.set_animated(True)
-            self._background = None
-            self._dirty = True
+            for text in texts:
+                text.remove()
+            self.ax.set_title("")
+            self._forget_background()
         return Path(path)
 
     def save_csv(self, path: str | Path) -> Path:

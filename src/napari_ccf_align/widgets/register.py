@@ -18,6 +18,7 @@ from magicgui.widgets import (
 )
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..core import rigid
@@ -209,7 +210,6 @@ class RegisterWidget(QWidget):
             job,
             on_done=self._on_done,
             on_error=self._on_error,
-            on_finished=lambda: self._set_running(False),
         )
         return self.worker
 
@@ -228,26 +228,49 @@ class RegisterWidget(QWidget):
 
     def _on_done(self, outcome) -> None:
         result, warped, limits = outcome
-        layer = add_layer_data(
-            self.viewer,
-            image_layer_data(
-                warped, colormap="magenta", blending="additive", contrast_limits=limits
-            ),
-        )
+        try:
+            layer = add_layer_data(
+                self.viewer,
+                image_layer_data(
+                    warped,
+                    colormap="magenta",
+                    blending="additive",
+                    contrast_limits=limits,
+                    visible=False,
+                ),
+            )
+        except Exception:
+            self._set_running(False)
+            raise
         layer.metadata[RESULT_KEY] = result
-        # show the result over the atlas: hide (never change) the inputs and the preview
-        for other in self.viewer.layers:
-            if other is not layer and other is not self.fixed.value and isinstance(other, Image):
-                other.visible = False
-        anatomical_view(self.viewer)
-        self.bar.value = self.bar.max
-        self.status.value = (
-            f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
-            f"{result.stop_reason.split(':')[-1].strip()[:80]}"
-        )
-        show_info(f"Registration finished: {layer.name} added.")
+        # shown in the next event-loop turn: napari's new layer (controls, visual) and its
+        # first draw (shader compilation) each take tens of milliseconds on the GUI thread
+        # (a timer, not a zero-delay call: Qt would run that before any pending paint or input)
+        QTimer.singleShot(10, lambda: self._show_result(layer, result))
+
+    def _show_result(self, layer: Image, result: rigid.RigidResult) -> None:
+        try:
+            # show the result over the atlas: hide (never change) the inputs and the preview
+            layer.visible = True
+            for other in self.viewer.layers:
+                if (
+                    other is not layer
+                    and other is not self.fixed.value
+                    and isinstance(other, Image)
+                ):
+                    other.visible = False
+            anatomical_view(self.viewer)
+            self.bar.value = self.bar.max
+            self.status.value = (
+                f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
+                f"{result.stop_reason.split(':')[-1].strip()[:80]}"
+            )
+            show_info(f"Registration finished: {layer.name} added.")
+        finally:
+            self._set_running(False)  # Run comes back once the result is on screen
 
     def _on_error(self, exc: BaseException) -> None:
+        self._set_running(False)
         if isinstance(exc, Cancelled):
             self.status.value = "Cancelled; nothing was changed."
             show_info("Registration cancelled; nothing was changed.")
