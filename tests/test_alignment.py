@@ -140,3 +140,46 @@ def test_exact_preview_comes_slab_first_and_the_slab_is_exact(template_100):
     np.testing.assert_array_equal(slab.data, full.data[:, first : first + 5, :])
     only = list(alignment.exact_previews(template_100, fixed, state, shown=None))
     assert [s.partial for s in only] == [False]
+
+
+@pytest.mark.parametrize(
+    "crop, as_mask, shift_mm",
+    [
+        (None, False, (1.0, -0.5, 0.3)),  # partly off the grid
+        (((4, 30), (10, 40), (3, 20)), False, (0.5, 0.0, 0.0)),  # a crop that cuts
+        (((4, 30), (10, 40), (3, 20)), True, (0.5, 0.0, 0.0)),  # the crop as a metric mask
+        (None, False, (40.0, 0.0, 0.0)),  # lands nowhere on the grid
+    ],
+)
+def test_preview_resamples_only_the_footprint_and_equals_a_whole_grid_resample(
+    crop, as_mask, shift_mm
+):
+    rng = np.random.default_rng(3)
+    fixed = _atlas_grid()
+    data = rng.uniform(50, 1000, (36, 44, 28)).astype(np.uint16)  # no zero background
+    moving = Volume.from_array(data, 0.2, "RAS", origin_mm=(2.0, 2.5, 1.5), name="moving")
+    state = AlignmentState(
+        space.RigidParams((14, -9, 6), shift_mm, tuple(moving.center_mm)), crop, as_mask
+    )
+    got = alignment.preview_with_box(moving, fixed, state)
+    direct = sitk.GetArrayFromImage(
+        sitk.Resample(
+            to_sitk(moving), to_sitk(fixed), state.rigid.sitk_transform(), sitk.sitkLinear, 0.0
+        )
+    )
+    region = alignment.footprint(fixed, moving, state)
+    if crop is None:
+        assert got.box is None
+    else:
+        inside, faces = alignment.box_masks(fixed, moving, state)
+        np.testing.assert_array_equal(got.box.data, faces)
+        if not as_mask:
+            direct = np.where(inside, direct, 0)
+    np.testing.assert_array_equal(got.image.data, direct)
+    assert got.image.data.dtype == np.uint16 and got.image.shape == fixed.shape
+    np.testing.assert_allclose(got.image.affine, fixed.affine)
+    if shift_mm[0] > 10:
+        assert region is None and not got.image.data.any()
+    else:  # the test exercises a part of the grid, not all of it
+        assert np.prod([b - a for a, b in region]) < 0.8 * np.prod(fixed.shape)
+        assert direct.any()

@@ -368,6 +368,40 @@ def box_masks(
     return inside, faces
 
 
+def footprint(
+    grid: Volume, moving: Volume, state: AlignmentState
+) -> tuple[tuple[int, int], ...] | None:
+    """The box of ``grid`` voxels the moving volume (or its crop box) can land on.
+
+    The corners of the moving voxels' extent (the crop box when it cuts) go
+    through the alignment into grid indices; their bounding box, one voxel
+    wider on every side, holds every grid voxel whose interpolated value can
+    differ from the background. Every other voxel of a resample is 0.
+
+    Returns
+    -------
+    tuple of (int, int) or None
+        ``(start, stop)`` grid indices per axis; None when nothing lands on the grid.
+    """
+    cut = state.crop is not None and not state.crop_as_mask
+    box = state.crop if cut else tuple((0, n) for n in moving.shape)
+    corners = np.array(list(itertools.product(*[(a - 0.5, b - 0.5) for a, b in box])))
+    world = space.apply_affine(state.rigid.matrix() @ moving.affine, corners)
+    index = space.apply_affine(np.linalg.inv(grid.affine), world)
+    lo = np.maximum(np.floor(index.min(axis=0)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(index.max(axis=0)).astype(int) + 2, grid.shape)
+    if np.any(lo >= hi):
+        return None
+    return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def _pasted(part: np.ndarray, region: tuple[tuple[int, int], ...], shape) -> np.ndarray:
+    """``part`` placed at ``region`` in zeros of ``shape`` (same dtype)."""
+    full = np.zeros(shape, part.dtype)
+    full[tuple(slice(a, b) for a, b in region)] = part
+    return full
+
+
 def preview_with_box(
     moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False
 ) -> Preview:
@@ -376,16 +410,38 @@ def preview_with_box(
     With a crop that cuts, the full moving volume is resampled and the voxels
     from outside the box are set to 0 (the same as resampling the cut volume but
     within half a voxel of the box faces), which keeps the cached SimpleITK copy
-    of the moving volume and avoids copying it per preview.
+    of the moving volume and avoids copying it per preview. Only the grid voxels
+    the volume (or its crop box) can land on are resampled (:func:`footprint`);
+    the rest are 0, as a resample of the whole grid gives them.
     """
     grid = coarse_grid(fixed) if coarse else fixed
-    image = resample(moving, grid, state.rigid.sitk_transform())
-    if state.crop is None:
-        return Preview(image, None, coarse)
-    inside, faces = box_masks(grid, moving, state)
-    if not state.crop_as_mask:
-        image = image.with_data(np.where(inside, image.data, 0).astype(image.data.dtype))
-    return Preview(image, image.with_data(faces, name=f"{moving.name} crop box"), coarse)
+    region = footprint(grid, moving, state)
+    if region is None:  # nothing lands on the grid; one voxel still gives the name and dtype
+        corner = tuple((0, 1) for _ in grid.shape)
+        image = resample(moving, grid.cropped(corner), state.rigid.sitk_transform())
+        image = Volume(
+            np.zeros(grid.shape, image.data.dtype), grid.affine, image.name, grid.world_axes
+        )
+        box = None if state.crop is None else np.zeros(grid.shape, np.uint8)
+        return _preview(image, box, moving, coarse)
+    whole = region == tuple((0, n) for n in grid.shape)
+    sub = grid if whole else grid.cropped(region)
+    image = resample(moving, sub, state.rigid.sitk_transform())
+    box = None
+    if state.crop is not None:
+        inside, box = box_masks(sub, moving, state)
+        if not state.crop_as_mask:
+            image = image.with_data(np.where(inside, image.data, 0).astype(image.data.dtype))
+    if not whole:
+        data = _pasted(image.data, region, grid.shape)
+        image = Volume(data, grid.affine, image.name, grid.world_axes)
+        box = None if box is None else _pasted(box, region, grid.shape)
+    return _preview(image, box, moving, coarse)
+
+
+def _preview(image: Volume, box: np.ndarray | None, moving: Volume, coarse: bool) -> Preview:
+    box_volume = None if box is None else image.with_data(box, name=f"{moving.name} crop box")
+    return Preview(image, box_volume, coarse)
 
 
 def slab_grid(fixed: Volume, axis: int, world_mm: float, half: int = 2) -> Volume | None:
