@@ -3,7 +3,10 @@
 The 25 µm atlas cannot be downloaded here, so the 100 µm template is upsampled
 to the 25 µm grid (456 x 528 x 320 voxels, 77 M): the same sizes, so the same
 work. The moving volume is that grid rotated by the alignment state. Reported:
-median seconds of each, and their ratio (coarse / exact) from the same process.
+median seconds of each, and their ratio (coarse / exact) from the same process;
+also the exact preview with a crop box and cropped to the tissue ("auto", 0.5 mm
+margin) or to one hemisphere, where only the box's footprint on the grid is
+resampled.
 
 Run: ``.venv/bin/python -m benchmarks.bench_preview``
 """
@@ -53,6 +56,13 @@ def main() -> dict:
     slab = timed(lambda: next(alignment.exact_previews(moving, fixed, next(it), (1, 6.6))), 8)
     cropped = replace(states[0], crop=((20, 430), (20, 500), (10, 300)))
     coarse_crop = timed(lambda: alignment.preview_with_box(moving, fixed, cropped, True), 4)
+    exact_crop = timed(lambda: alignment.preview_with_box(moving, fixed, cropped, False), 3)
+    tissue = replace(states[0], crop=alignment.auto_crop(moving, 0.5))
+    exact_tissue = timed(lambda: alignment.preview_with_box(moving, fixed, tissue, False), 3)
+    half = replace(
+        states[0], crop=((0, moving.shape[0] // 2), (0, moving.shape[1]), (0, moving.shape[2]))
+    )
+    exact_half = timed(lambda: alignment.preview_with_box(moving, fixed, half, False), 3)
     n_coarse = int(np.prod(alignment.coarse_grid(fixed).shape))
     summary = {
         "data": f"{source}, upsampled to the 25 µm grid {fixed.shape}",
@@ -62,6 +72,12 @@ def main() -> dict:
         "coarse_over_exact": round(coarse / exact, 4),
         "exact_shown_slices_s": round(slab, 4),
         "coarse_preview_with_crop_box_s": round(coarse_crop, 4),
+        "exact_preview_with_crop_box_s": round(exact_crop, 4),
+        "exact_preview_cropped_to_tissue_s": round(exact_tissue, 4),
+        "tissue_crop": [list(r) for r in tissue.crop],
+        "exact_cropped_to_tissue_over_exact": round(exact_tissue / exact, 3),
+        "exact_preview_one_hemisphere_crop_s": round(exact_half, 4),
+        "exact_one_hemisphere_over_exact": round(exact_half / exact, 3),
     }
     print(summary)
     print("written to", write("preview", summary))

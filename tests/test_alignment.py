@@ -183,3 +183,25 @@ def test_preview_resamples_only_the_footprint_and_equals_a_whole_grid_resample(
     else:  # the test exercises a part of the grid, not all of it
         assert np.prod([b - a for a, b in region]) < 0.8 * np.prod(fixed.shape)
         assert direct.any()
+
+
+def test_box_masks_match_every_voxel_mapped_one_by_one():
+    fixed = _atlas_grid()
+    moving = _landmark_volume()
+    crop = ((5, 30), (8, 41), (4, 30))
+    state = AlignmentState(space.RigidParams((25, -12, 40), (0.3, -0.2, 0.1), (6, 6.6, 4)), crop)
+    inside, faces = alignment.box_masks(fixed, moving, state)
+    # oracle: every grid voxel through world and the inverse alignment into moving indices
+    idx = np.indices(fixed.shape).reshape(3, -1).T.astype(float)
+    src = moving.world_to_index(
+        space.apply_affine(state.rigid.inverse_matrix(), fixed.index_to_world(idx))
+    )
+    lo = np.array([a for a, _ in crop]) - 0.5
+    hi = np.array([b for _, b in crop]) - 0.5
+    expect = np.all((src >= lo) & (src <= hi), axis=1).reshape(fixed.shape)
+    np.testing.assert_array_equal(inside, expect)
+    m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ fixed.affine
+    thick = np.abs(m[:3, :3]).sum(axis=1)
+    core = np.all((src >= lo + thick) & (src <= hi - thick), axis=1).reshape(fixed.shape)
+    np.testing.assert_array_equal(faces, (expect & ~core).astype(np.uint8))
+    assert 0 < faces.sum() < expect.sum()

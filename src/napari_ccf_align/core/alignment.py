@@ -326,14 +326,42 @@ class Preview:
     partial: bool = False  # only a slab of the grid (the shown slice), the rest follows
 
 
+def _row_spans(
+    lin: np.ndarray, off: np.ndarray, lo: np.ndarray, hi: np.ndarray, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index along the grid's last axis inside a box, for every grid row.
+
+    Grid index ``(i, j, k)`` maps to ``lin @ (i, j, k) + off`` in the box's index
+    space, which is linear in ``k`` along a row; the box ``lo <= x <= hi`` is then
+    an interval of ``k`` per row. Rows that miss the box get ``first > last``.
+    """
+    i, j = np.indices(shape[:2], dtype=float)
+    start = lin[:, :1, None] * i + lin[:, 1:2, None] * j + off[:, None, None]
+    first = np.full(shape[:2], -np.inf)
+    last = np.full(shape[:2], np.inf)
+    for m in range(3):
+        step = lin[m, 2]
+        if abs(step) < 1e-12:  # the row runs parallel to this pair of faces
+            missed = (start[m] < lo[m]) | (start[m] > hi[m])
+            first[missed] = np.inf
+            continue
+        t0, t1 = (lo[m] - start[m]) / step, (hi[m] - start[m]) / step
+        first = np.maximum(first, np.minimum(t0, t1))
+        last = np.minimum(last, np.maximum(t0, t1))
+    n = shape[2]
+    first = np.clip(np.ceil(first), 0, n).astype(np.int64)
+    last = np.clip(np.floor(last), -1, n - 1).astype(np.int64)
+    return first, last
+
+
 def box_masks(
-    grid: Volume, moving: Volume, state: AlignmentState, block_voxels: int = 4_000_000
+    grid: Volume, moving: Volume, state: AlignmentState, block_voxels: int = 8_000_000
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which ``grid`` voxels come from inside the crop box, and which lie on its faces.
 
-    Computed from the transform alone (no resampling of a mask volume), block by
-    block, so it costs a few passes over the output grid and nothing the size of
-    the moving volume.
+    Computed from the transform alone (no resampling of a mask volume): along each
+    grid row the box is one interval of indices, so the cost is a comparison per
+    output voxel and nothing the size of the moving volume.
 
     Returns
     -------
@@ -344,27 +372,24 @@ def box_masks(
     """
     crop = state.crop or tuple((0, s) for s in moving.shape)
     check_crop(moving, crop)
-    lo = np.array([a for a, _ in crop], np.float32) - 0.5
-    hi = np.array([b for _, b in crop], np.float32) - 0.5
+    lo = np.array([a for a, _ in crop], float) - 0.5
+    hi = np.array([b for _, b in crop], float) - 0.5
     # grid index -> moving index, through world and the alignment's inverse
     m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
-    lin, off = m[:3, :3].astype(np.float32), m[:3, 3].astype(np.float32)
+    lin, off = m[:3, :3], m[:3, 3]
     thick = np.abs(lin).sum(axis=1)  # moving voxels per output voxel step, per moving axis
+    first, last = _row_spans(lin, off, lo, hi, grid.shape)
+    core_first, core_last = _row_spans(lin, off, lo + thick, hi - thick, grid.shape)
     inside = np.empty(grid.shape, bool)
     faces = np.empty(grid.shape, np.uint8)
+    k = np.arange(grid.shape[2])
     rows = max(1, block_voxels // int(np.prod(grid.shape[1:])))
-    jk = np.indices(grid.shape[1:], dtype=np.float32).reshape(2, -1)
-    for start in range(0, grid.shape[0], rows):
-        stop = min(grid.shape[0], start + rows)
-        i = np.repeat(np.arange(start, stop, dtype=np.float32), jk.shape[1])
-        idx = np.vstack([i, np.tile(jk[0], stop - start), np.tile(jk[1], stop - start)])
-        src = lin @ idx + off[:, None]
-        d_lo, d_hi = src - lo[:, None], hi[:, None] - src
-        ins = np.all((d_lo >= 0) & (d_hi >= 0), axis=0)
-        near = np.any((d_lo < thick[:, None]) | (d_hi < thick[:, None]), axis=0)
-        shape = (stop - start, *grid.shape[1:])
-        inside[start:stop] = ins.reshape(shape)
-        faces[start:stop] = (ins & near).reshape(shape)
+    for a in range(0, grid.shape[0], rows):
+        b = min(grid.shape[0], a + rows)
+        ins = (k >= first[a:b, :, None]) & (k <= last[a:b, :, None])
+        core = (k >= core_first[a:b, :, None]) & (k <= core_last[a:b, :, None])
+        inside[a:b] = ins
+        faces[a:b] = ins & ~core
     return inside, faces
 
 
@@ -431,7 +456,7 @@ def preview_with_box(
     if state.crop is not None:
         inside, box = box_masks(sub, moving, state)
         if not state.crop_as_mask:
-            image = image.with_data(np.where(inside, image.data, 0).astype(image.data.dtype))
+            np.copyto(image.data, 0, where=~inside)  # a fresh array: no copy needed
     if not whole:
         data = _pasted(image.data, region, grid.shape)
         image = Volume(data, grid.affine, image.name, grid.world_axes)
