@@ -35,7 +35,10 @@ class MetricPlot(QWidget):
         self.canvas.setFixedHeight(200)  # the layout never resizes it while a run redraws
         self.canvas.resized.connect(self._forget_background)
         self.header = QLabel("")
+        self.header.setWordWrap(True)  # never wider than the dock; two lines at most
+        self.header.setContentsMargins(9, 0, 0, 0)
         self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.header.setFixedHeight(2 * self.header.fontMetrics().lineSpacing() + 4)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.header)
@@ -90,11 +93,14 @@ class MetricPlot(QWidget):
         return min((p for p in self.points if p.level == level), key=lambda p: p.metric)
 
     def summary(self) -> str:
-        """The line of text above the plot: the current level and its best value so far."""
+        """The line of text above the plot: the current level and its best value so far.
+
+        (The metric's name is the plot's y label.)
+        """
         b = self.best()
         if b is None:
-            return self.title
-        return f"{self.title}, level {b.level + 1}: best {b.metric:.5f} at iteration {b.iteration}"
+            return "no iterations yet"
+        return f"level {b.level + 1}: best {b.metric:.5f} at iteration {b.iteration}"
 
     # ------------------------------------------------------------------ drawing
 
@@ -186,7 +192,7 @@ class MetricPlot(QWidget):
             )
             for i in self._level_starts()
         ]
-        self.ax.set_title(self.summary(), fontsize=7, color=colour)
+        self.ax.set_title(f"{self.title}, {self.summary()}", fontsize=7, color=colour)
         for artist in lines:
             artist.set_animated(False)
         try:

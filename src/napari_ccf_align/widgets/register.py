@@ -19,7 +19,7 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core import rigid
 from ..core.alignment import AlignmentState
@@ -40,6 +40,13 @@ _METRICS = [
     ("ANTS neighbourhood correlation", "ants_nc"),
 ]
 RESULT_KEY = "ccf_align_result"
+
+
+def _first_sentence(text: str) -> str:
+    """``"Step too small after 21 iterations. Current step ..."`` -> its first sentence."""
+    text = text.strip()
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
 
 
 class RegisterWidget(QWidget):
@@ -101,6 +108,7 @@ class RegisterWidget(QWidget):
         self.bar = ProgressBar(value=0, max=100)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.form = Container(
             widgets=[
                 self.fixed,
@@ -113,8 +121,6 @@ class RegisterWidget(QWidget):
                 self.show_advanced,
                 self.advanced,
                 row(self.run_button, self.cancel_button),
-                self.bar,
-                self.status,
             ]
         )
         self.plot = MetricPlot(self.viewer.theme)
@@ -124,6 +130,7 @@ class RegisterWidget(QWidget):
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addWidget(self.form.native)
+        layout.addWidget(Container(widgets=[self.bar, self.status], labels=False).native)
         layout.addWidget(self.plot)
         layout.addWidget(row(self.save_png, self.save_csv).native)
         layout.addStretch(1)
@@ -263,7 +270,7 @@ class RegisterWidget(QWidget):
             self.bar.value = self.bar.max
             self.status.value = (
                 f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
-                f"{result.stop_reason.split(':')[-1].strip()[:80]}"
+                f"{_first_sentence(result.stop_reason.split(':')[-1])}"
             )
             show_info(f"Registration finished: {layer.name} added.")
         finally:
