@@ -151,3 +151,48 @@ def test_failed_run_is_a_notification_and_adds_no_layer(
     _wait(qtbot, widget)
     assert notifications[-1][0] == "error" and "centre on atlas" in notifications[-1][1]
     assert [lyr.name for lyr in viewer.layers] == ["atlas", "far away"]
+
+
+def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
+    from napari_ccf_align.core.progress import ProgressEvent
+    from napari_ccf_align.widgets.metric_plot import MetricPlot
+
+    plot = MetricPlot("dark")
+    qtbot.addWidget(plot)
+    plot.resize(400, 260)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot._redraw_if_dirty()
+    start = plot.full_redraws
+    # three levels of a decaying metric, each level starting higher (as SimpleITK's do)
+    for level in range(3):
+        for it in range(40):
+            metric = -1.0 + 0.3 * level - 0.4 * (1 - np.exp(-it / 10))
+            plot.add(ProgressEvent("register", 0, 0, "", level, it, metric, 0.0))
+            plot._redraw_if_dirty()
+    assert plot.redraws >= 120
+    assert plot.full_redraws - start <= 5  # level starts and most points are only blitted
+    assert len(plot._sync_level_lines()) == 2
+    best = plot.best()
+    assert best.level == 2 and best.iteration == 39  # the current level's, not level 1's lower one
+    assert plot.header.text() == f"level 3: best {best.metric:.5f} at iteration 39"
+
+
+def test_stop_reason_is_cut_at_its_first_sentence():
+    from napari_ccf_align.widgets.register import _first_sentence
+
+    reason = " Step too small after 21 iterations. Current step (6.1e-05) is less than minimum."
+    assert _first_sentence(reason) == "Step too small after 21 iterations."
+    assert _first_sentence("Maximum number of iterations (200) exceeded.") == (
+        "Maximum number of iterations (200) exceeded."
+    )
+
+
+def test_register_widget_sets_the_anatomical_view_when_it_opens(make_napari_viewer, template_100):
+    from napari_ccf_align.layer_data import AXIS_LABELS
+
+    viewer = make_napari_viewer()
+    add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
+    viewer.dims.axis_labels = ("0", "1", "2")  # as if nothing had set the view yet
+    RegisterWidget(viewer)
+    assert tuple(viewer.dims.axis_labels) == AXIS_LABELS
