@@ -30,7 +30,7 @@ from ..layer_data import image_layer_data, placed_volume
 from ..model import model_for
 from . import _worker
 from ._layers import add_layer_data, input_choices, keep_inputs_fresh
-from ._view import anatomical_view, follow_anatomy, row, scrollable
+from ._view import follow_anatomy, row, scrollable
 from .metric_plot import MetricPlot
 
 _METRICS = [
@@ -266,7 +266,6 @@ class RegisterWidget(QWidget):
                     and isinstance(other, Image)
                 ):
                     other.visible = False
-            anatomical_view(self.viewer)
             self.bar.value = self.bar.max
             self.status.value = (
                 f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
