@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napari_ccf_align.core import space
 from napari_ccf_align.core.errors import CropError, DimensionError, EmptyVolumeError
-from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.core.volume import Volume, array_of
 
 codes = st.sampled_from(space.all_orientation_codes())
 
@@ -70,3 +73,18 @@ def test_2d_volume_world_axes_follow_the_code():
     v = Volume.from_array(np.zeros((3, 4)), 0.1, "SL")
     assert v.world_axes == "RS"
     np.testing.assert_allclose(v.index_to_world([1, 1]), [-0.1, 0.1])
+
+
+def test_array_without_copy_shares_the_buffer_and_keeps_the_image_alive():
+    image = sitk.Add(sitk.GetImageFromArray(np.arange(24, dtype=np.uint16).reshape(2, 3, 4)), 1)
+    view = array_of(image, copy=False)
+    assert not view.flags.owndata and view.flags.writeable
+    view[0, 0, 0] = 99  # the same memory as the image's
+    assert image.GetPixel(0, 0, 0) == 99
+    del image
+    gc.collect()
+    junk = [np.full(100_000, 7) for _ in range(20)]  # reuse freed memory, if it were freed
+    assert junk[0][0] == 7
+    expected = np.arange(24).reshape(2, 3, 4) + 1
+    expected[0, 0, 0] = 99
+    np.testing.assert_array_equal(view, expected)

@@ -251,16 +251,42 @@ def to_sitk(volume: Volume, dtype: type | None = None) -> sitk.Image:
     return image
 
 
+class _ImageBuffer:
+    """A SimpleITK image's pixel buffer as an array interface that keeps the image alive."""
+
+    def __init__(self, image: sitk.Image) -> None:
+        self._image = image
+        view = sitk.GetArrayViewFromImage(image)
+        interface = dict(view.__array_interface__)
+        interface["data"] = (interface["data"][0], False)  # the buffer is ours alone: writable
+        self.__array_interface__ = interface
+
+
+def array_of(image: sitk.Image, copy: bool = True) -> np.ndarray:
+    """The pixels of a SimpleITK image in numpy axis order.
+
+    With ``copy=False`` the array shares the image's buffer and holds a reference
+    to the image (so the buffer lives as long as the array). Use it only for an
+    image nobody else holds, such as a filter's fresh output: it saves a copy of
+    the whole buffer (0.17 s for 77 M uint16 voxels here).
+    """
+    if copy:
+        return sitk.GetArrayFromImage(image)
+    return np.asarray(_ImageBuffer(image))
+
+
 def from_sitk(
     image: sitk.Image,
     name: str = "volume",
     metadata: Mapping | None = None,
     world_axes: str | None = None,
+    copy: bool = True,
 ) -> Volume:
     """Volume (RAS world, numpy axis order) from a SimpleITK image (LPS, ITK order).
 
     ``world_axes`` names the world axes of a 2D image (ITK's x, y are read as
-    L, P, so the default is ``"RA"``); 3D images are always ``"RAS"``.
+    L, P, so the default is ``"RA"``); 3D images are always ``"RAS"``. With
+    ``copy=False`` the volume shares the image's pixel buffer (see :func:`array_of`).
     """
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DimensionError(
@@ -277,4 +303,4 @@ def from_sitk(
     affine = space.affine_from_itk(
         image.GetOrigin(), image.GetSpacing(), image.GetDirection(), world_axes
     )
-    return Volume(sitk.GetArrayFromImage(image), affine, name, world_axes, dict(metadata or {}))
+    return Volume(array_of(image, copy), affine, name, world_axes, dict(metadata or {}))
