@@ -190,3 +190,31 @@ def test_colour_layer_as_moving_is_a_sentence(make_napari_viewer, notifications,
     widget = AlignWidget(viewer)
     widget.moving.value = photo
     assert "colour or multiscale" in notifications[-1][1]
+
+
+def test_previews_update_one_layer_when_docked_from_the_plugin_menu(make_napari_viewer, qtbot):
+    # napari gives a plugin's dock widget a proxy of the viewer (and of its layers);
+    # the widget must still recognise its own preview layer and update it in place
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-ccf-align", "Initial alignment and crop"
+    )
+    viewer.open_sample("napari-ccf-align", "simulated_brain")
+    _wait(qtbot, widget)
+    widget.request_preview()
+    _wait(qtbot, widget)
+    names = [layer.name for layer in viewer.layers]
+    widget.rot[0].setValue(10.0)
+    _wait(qtbot, widget)
+    widget.auto_crop_to_tissue()
+    _wait(qtbot, widget)
+    preview = [n for n in names if n.endswith(PREVIEW_SUFFIX)]
+    assert len(preview) == 1
+    later = [layer.name for layer in viewer.layers if not layer.name.endswith("box edges)")]
+    assert sorted(later) == sorted([*names, "simulated brain (crop box)"])
+    expected = alignment.preview(
+        volume_of_layer(widget.moving.value),
+        volume_of_layer(widget.fixed.value),
+        widget.model.state,
+    )
+    np.testing.assert_array_equal(viewer.layers[preview[0]].data, expected.data)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from napari.layers import Image, Layer
+from napari.layers import Image, Labels, Layer, Shapes
 
 from ..core.volume import Volume
 from ..layer_data import VOLUME_KEY
+
+_KINDS = {"image": Image, "labels": Labels, "shapes": Shapes}
 
 
 def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
@@ -21,7 +23,8 @@ def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
     name = kwargs.get("name")
     if name in viewer.layers:
         layer = viewer.layers[name]
-        if VOLUME_KEY in layer.metadata and type(layer).__name__.lower() == kind:
+        # isinstance, not type(): a plugin's viewer hands out proxies of its layers
+        if VOLUME_KEY in layer.metadata and isinstance(layer, _KINDS.get(kind, ())):
             # each assignment makes napari re-slice and re-upload: skip the ones that change nothing
             if not np.allclose(layer.affine.affine_matrix, kwargs["affine"]):
                 layer.affine = kwargs["affine"]
