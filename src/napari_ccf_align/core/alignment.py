@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import SimpleITK as sitk
 
-from . import space
+from . import rows, sampling, space
 from .errors import CropError, DimensionError, EmptyVolumeError
 from .volume import Volume, from_sitk, strided_sample, to_sitk
 
@@ -284,24 +284,27 @@ def resample(
     f.SetInterpolator(interpolator)
     f.SetDefaultPixelValue(default)
     out = f.Execute(_as_sitk(moving))
-    return from_sitk(out, f"{moving.name} (aligned)", world_axes=grid.world_axes)
+    return from_sitk(out, f"{moving.name} (aligned)", world_axes=grid.world_axes, copy=False)
 
 
 def preview(moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False) -> Volume:
     """The moving volume on the atlas grid through exactly the engines' initial transform.
 
+    Linear interpolation by the rules of SimpleITK's resampler (see
+    :mod:`.sampling`), through ``state.rigid.matrix()``, the map the SimpleITK
+    and DIPY initial transforms are built from.
+
     Parameters
     ----------
     moving, fixed : Volume
-        The user's volume and the atlas template.
+        The user's volume and the atlas template (both 3D).
     state : AlignmentState
-        The alignment; a crop that cuts is applied first.
+        The alignment; a crop that cuts is applied first (as if the volume were cut).
     coarse : bool
         Sample on a grid of at most :data:`COARSE_MAX_VOXELS` voxels covering the
         same box (for interactive dragging); otherwise on the atlas grid itself.
     """
-    grid = coarse_grid(fixed) if coarse else fixed
-    return resample(cropped_moving(moving, state), grid, state.rigid.sitk_transform())
+    return preview_with_box(moving, fixed, state, coarse).image
 
 
 def crop_box_edges(volume: Volume, state: AlignmentState) -> np.ndarray:
@@ -324,34 +327,6 @@ class Preview:
     box: Volume | None  # None when there is no crop
     coarse: bool
     partial: bool = False  # only a slab of the grid (the shown slice), the rest follows
-
-
-def _row_spans(
-    lin: np.ndarray, off: np.ndarray, lo: np.ndarray, hi: np.ndarray, shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """First and last index along the grid's last axis inside a box, for every grid row.
-
-    Grid index ``(i, j, k)`` maps to ``lin @ (i, j, k) + off`` in the box's index
-    space, which is linear in ``k`` along a row; the box ``lo <= x <= hi`` is then
-    an interval of ``k`` per row. Rows that miss the box get ``first > last``.
-    """
-    i, j = np.indices(shape[:2], dtype=float)
-    start = lin[:, :1, None] * i + lin[:, 1:2, None] * j + off[:, None, None]
-    first = np.full(shape[:2], -np.inf)
-    last = np.full(shape[:2], np.inf)
-    for m in range(3):
-        step = lin[m, 2]
-        if abs(step) < 1e-12:  # the row runs parallel to this pair of faces
-            missed = (start[m] < lo[m]) | (start[m] > hi[m])
-            first[missed] = np.inf
-            continue
-        t0, t1 = (lo[m] - start[m]) / step, (hi[m] - start[m]) / step
-        first = np.maximum(first, np.minimum(t0, t1))
-        last = np.minimum(last, np.maximum(t0, t1))
-    n = shape[2]
-    first = np.clip(np.ceil(first), 0, n).astype(np.int64)
-    last = np.clip(np.floor(last), -1, n - 1).astype(np.int64)
-    return first, last
 
 
 def box_masks(
@@ -378,14 +353,14 @@ def box_masks(
     m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
     lin, off = m[:3, :3], m[:3, 3]
     thick = np.abs(lin).sum(axis=1)  # moving voxels per output voxel step, per moving axis
-    first, last = _row_spans(lin, off, lo, hi, grid.shape)
-    core_first, core_last = _row_spans(lin, off, lo + thick, hi - thick, grid.shape)
+    first, last = rows.row_spans(lin, off, lo, hi, grid.shape)
+    core_first, core_last = rows.row_spans(lin, off, lo + thick, hi - thick, grid.shape)
     inside = np.empty(grid.shape, bool)
     faces = np.empty(grid.shape, np.uint8)
     k = np.arange(grid.shape[2])
-    rows = max(1, block_voxels // int(np.prod(grid.shape[1:])))
-    for a in range(0, grid.shape[0], rows):
-        b = min(grid.shape[0], a + rows)
+    per_block = max(1, block_voxels // int(np.prod(grid.shape[1:])))
+    for a in range(0, grid.shape[0], per_block):
+        b = min(grid.shape[0], a + per_block)
         ins = (k >= first[a:b, :, None]) & (k <= last[a:b, :, None])
         core = (k >= core_first[a:b, :, None]) & (k <= core_last[a:b, :, None])
         inside[a:b] = ins
@@ -420,11 +395,29 @@ def footprint(
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
-def _pasted(part: np.ndarray, region: tuple[tuple[int, int], ...], shape) -> np.ndarray:
-    """``part`` placed at ``region`` in zeros of ``shape`` (same dtype)."""
-    full = np.zeros(shape, part.dtype)
-    full[tuple(slice(a, b) for a, b in region)] = part
-    return full
+def box_faces(grid: Volume, moving: Volume, state: AlignmentState) -> np.ndarray:
+    """The ``faces`` of :func:`box_masks` alone, painted row interval by row interval.
+
+    Same values as ``box_masks(...)[1]`` at a cost per grid row rather than per voxel.
+    """
+    crop = state.crop or tuple((0, s) for s in moving.shape)
+    check_crop(moving, crop)
+    lo = np.array([a for a, _ in crop], float) - 0.5
+    hi = np.array([b for _, b in crop], float) - 0.5
+    m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
+    lin, off = m[:3, :3], m[:3, 3]
+    thick = np.abs(lin).sum(axis=1)
+    first, last = rows.row_spans(lin, off, lo, hi, grid.shape)
+    core = rows.row_spans(lin, off, lo + thick, hi - thick, grid.shape)
+    return rows.spans_mask(grid.shape, first, last, hole=core)
+
+
+def _check_3d(moving: Volume, fixed: Volume) -> None:
+    for v in (moving, fixed):
+        if v.ndim != 3:
+            raise DimensionError(
+                f"{v.name!r} is {v.ndim}D but the preview needs 3D volumes: choose a 3D volume."
+            )
 
 
 def preview_with_box(
@@ -432,35 +425,30 @@ def preview_with_box(
 ) -> Preview:
     """:func:`preview` plus the crop box outline through the same transform (if cropping).
 
-    With a crop that cuts, the full moving volume is resampled and the voxels
-    from outside the box are set to 0 (the same as resampling the cut volume but
-    within half a voxel of the box faces), which keeps the cached SimpleITK copy
-    of the moving volume and avoids copying it per preview. Only the grid voxels
-    the volume (or its crop box) can land on are resampled (:func:`footprint`);
-    the rest are 0, as a resample of the whole grid gives them.
+    Only the grid voxels the volume (or its crop box) can land on are sampled
+    (:func:`footprint`); the rest are 0. A crop that cuts is sampled as if the
+    volume were cut to it (no copy is made).
     """
+    _check_3d(moving, fixed)
     grid = coarse_grid(fixed) if coarse else fixed
     region = footprint(grid, moving, state)
-    if region is None:  # nothing lands on the grid; one voxel still gives the name and dtype
-        corner = tuple((0, 1) for _ in grid.shape)
-        image = resample(moving, grid.cropped(corner), state.rigid.sitk_transform())
-        image = Volume(
-            np.zeros(grid.shape, image.data.dtype), grid.affine, image.name, grid.world_axes
-        )
-        box = None if state.crop is None else np.zeros(grid.shape, np.uint8)
-        return _preview(image, box, moving, coarse)
-    whole = region == tuple((0, n) for n in grid.shape)
-    sub = grid if whole else grid.cropped(region)
-    image = resample(moving, sub, state.rigid.sitk_transform())
+    cut = state.crop if state.crop is not None and not state.crop_as_mask else None
+    check_crop(moving, state.crop)
+    data = sampling.linear(
+        np.asarray(moving.data),
+        sampling.index_map(moving.affine, grid.affine, state.rigid.matrix()),
+        grid.shape,
+        box=cut,
+        region=region or tuple((0, 0) for _ in grid.shape),
+    )
+    image = Volume(data, grid.affine, f"{moving.name} (aligned)", grid.world_axes)
     box = None
     if state.crop is not None:
-        inside, box = box_masks(sub, moving, state)
-        if not state.crop_as_mask:
-            np.copyto(image.data, 0, where=~inside)  # a fresh array: no copy needed
-    if not whole:
-        data = _pasted(image.data, region, grid.shape)
-        image = Volume(data, grid.affine, image.name, grid.world_axes)
-        box = None if box is None else _pasted(box, region, grid.shape)
+        box = np.zeros(grid.shape, np.uint8)
+        if region is not None:
+            box[tuple(slice(a, b) for a, b in region)] = box_faces(
+                grid.cropped(region), moving, state
+            )
     return _preview(image, box, moving, coarse)
 
 
