@@ -192,7 +192,9 @@ def test_colour_layer_as_moving_is_a_sentence(make_napari_viewer, notifications,
     assert "colour or multiscale" in notifications[-1][1]
 
 
-def test_previews_update_one_layer_when_docked_from_the_plugin_menu(make_napari_viewer, qtbot):
+def test_previews_update_one_layer_when_docked_from_the_plugin_menu(
+    make_napari_viewer, qtbot, notifications
+):
     # napari gives a plugin's dock widget a proxy of the viewer (and of its layers);
     # the widget must still recognise its own preview layer and update it in place
     viewer = make_napari_viewer()
@@ -208,6 +210,12 @@ def test_previews_update_one_layer_when_docked_from_the_plugin_menu(make_napari_
     _wait(qtbot, widget)
     widget.auto_crop_to_tissue()
     _wait(qtbot, widget)
+    box = widget.model.state.crop
+    assert (
+        "info",
+        f"Cropped to the tissue with a 0.5 mm margin: voxels {box[0][0]}–{box[0][1]}, "
+        f"{box[1][0]}–{box[1][1]}, {box[2][0]}–{box[2][1]}.",
+    ) in notifications
     preview = [n for n in names if n.endswith(PREVIEW_SUFFIX)]
     assert len(preview) == 1
     later = [layer.name for layer in viewer.layers if not layer.name.endswith("box edges)")]

@@ -386,7 +386,8 @@ class AlignWidget(QWidget):
             show_error(str(exc))
             return
         self.model.set(replace(self.model.state, crop=box))
-        show_info(f"Cropped to tissue: {box}.")
+        ranges = ", ".join(f"{a}–{b}" for a, b in box)
+        show_info(f"Cropped to the tissue with a {self.margin.value:g} mm margin: voxels {ranges}.")
 
     def no_crop(self, _value=None) -> None:
         """Remove the crop."""
