@@ -105,6 +105,11 @@ def test_bool_and_strided_sources_and_bad_input():
     mask = moving.with_data(moving.data > 500)
     got = _ours(mask, PARAMS[1])
     assert got.dtype == np.uint8 and set(np.unique(got)) <= {0, 1}
+    for odd in (">f8", "<f2"):  # big-endian, half float: converted, same values
+        same = Volume(moving.data.astype(odd), moving.affine, "odd")
+        got = _ours(same, PARAMS[1])
+        np.testing.assert_allclose(got, _ours(moving, PARAMS[1]), rtol=2e-3)
+        assert got.dtype == (np.float32 if odd == "<f2" else np.float64)
     with pytest.raises(DimensionError, match="3D"):
         sampling.linear(np.zeros((4, 4)), np.eye(4), (4, 4, 4))
     with pytest.raises(TypeError, match="complex"):

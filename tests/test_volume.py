@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from napari_ccf_align.core import space
 from napari_ccf_align.core.errors import CropError, DimensionError, EmptyVolumeError
-from napari_ccf_align.core.volume import Volume, array_of
+from napari_ccf_align.core.volume import Volume, array_of, from_sitk, to_sitk
 
 codes = st.sampled_from(space.all_orientation_codes())
 
@@ -88,3 +88,12 @@ def test_array_without_copy_shares_the_buffer_and_keeps_the_image_alive():
     expected = np.arange(24).reshape(2, 3, 4) + 1
     expected[0, 0, 0] = 99
     np.testing.assert_array_equal(view, expected)
+
+
+@pytest.mark.parametrize("dtype", [">u2", "<f2"])
+def test_to_sitk_takes_big_endian_and_half_float_arrays(dtype):
+    data = np.arange(24).reshape(2, 3, 4).astype(dtype)
+    v = Volume.from_array(data, 0.1, "RAS")
+    back = from_sitk(to_sitk(v))
+    np.testing.assert_array_equal(back.data, data.astype(float))
+    np.testing.assert_allclose(back.affine, v.affine)

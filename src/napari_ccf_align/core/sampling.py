@@ -136,7 +136,8 @@ def linear(
     Parameters
     ----------
     source : numpy.ndarray
-        3D array (any real dtype; bool is read as 0/1 and gives uint8).
+        3D array (any real dtype; bool is read as 0/1 and gives uint8, float16 gives
+        float32; a non-native byte order is converted first, at the cost of a copy).
     grid_to_source : numpy.ndarray
         ``(4, 4)`` affine from grid index to continuous source index (see
         :func:`index_map`).
@@ -170,6 +171,8 @@ def linear(
     if np.iscomplexobj(source) or not np.issubdtype(source.dtype, np.number):
         raise TypeError(f"cannot interpolate an array of {source.dtype}.")
     src = np.asarray(source)  # any strides: a copy of a big volume would cost more
+    if src.dtype == np.float16 or not src.dtype.isnative:  # types the kernel cannot read
+        src = src.astype(np.float32 if src.dtype == np.float16 else src.dtype.newbyteorder("="))
     box = tuple((0, n) for n in src.shape) if box is None else tuple(box)
     region = tuple((0, n) for n in shape) if region is None else tuple(region)
     out = np.zeros(tuple(int(n) for n in shape), src.dtype)

@@ -243,6 +243,10 @@ def to_sitk(volume: Volume, dtype: type | None = None) -> sitk.Image:
     data = volume.data if dtype is None else volume.data.astype(dtype, copy=False)
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
+    elif data.dtype == np.float16:  # SimpleITK has no half floats
+        data = data.astype(np.float32)
+    elif not data.dtype.isnative:  # nor big-endian arrays on a little-endian machine
+        data = data.astype(data.dtype.newbyteorder("="))
     image = sitk.GetImageFromArray(np.ascontiguousarray(data))
     origin, spacing, direction = space.itk_geometry(volume.affine, volume.world_axes)
     image.SetOrigin(origin)
