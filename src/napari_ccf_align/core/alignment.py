@@ -329,21 +329,11 @@ class Preview:
     partial: bool = False  # only a slab of the grid (the shown slice), the rest follows
 
 
-def box_masks(
-    grid: Volume, moving: Volume, state: AlignmentState, block_voxels: int = 8_000_000
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which ``grid`` voxels come from inside the crop box, and which lie on its faces.
+def _box_row_spans(grid: Volume, moving: Volume, state: AlignmentState):
+    """Per grid row, the index intervals inside the crop box and inside its core.
 
-    Computed from the transform alone (no resampling of a mask volume): along each
-    grid row the box is one interval of indices, so the cost is a comparison per
-    output voxel and nothing the size of the moving volume.
-
-    Returns
-    -------
-    inside : numpy.ndarray of bool
-        Grid voxels whose source point lies in the crop box.
-    faces : numpy.ndarray of uint8
-        1 on grid voxels within one output voxel of a face of the box (inside it).
+    The core is the box shrunk by one output voxel's reach on every side, so
+    "inside but not core" is a shell one voxel thick along the faces.
     """
     crop = state.crop or tuple((0, s) for s in moving.shape)
     check_crop(moving, crop)
@@ -353,19 +343,34 @@ def box_masks(
     m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
     lin, off = m[:3, :3], m[:3, 3]
     thick = np.abs(lin).sum(axis=1)  # moving voxels per output voxel step, per moving axis
-    first, last = rows.row_spans(lin, off, lo, hi, grid.shape)
-    core_first, core_last = rows.row_spans(lin, off, lo + thick, hi - thick, grid.shape)
-    inside = np.empty(grid.shape, bool)
-    faces = np.empty(grid.shape, np.uint8)
-    k = np.arange(grid.shape[2])
-    per_block = max(1, block_voxels // int(np.prod(grid.shape[1:])))
-    for a in range(0, grid.shape[0], per_block):
-        b = min(grid.shape[0], a + per_block)
-        ins = (k >= first[a:b, :, None]) & (k <= last[a:b, :, None])
-        core = (k >= core_first[a:b, :, None]) & (k <= core_last[a:b, :, None])
-        inside[a:b] = ins
-        faces[a:b] = ins & ~core
-    return inside, faces
+    inside = rows.row_spans(lin, off, lo, hi, grid.shape)
+    core = rows.row_spans(lin, off, lo + thick, hi - thick, grid.shape)
+    return inside, core
+
+
+def box_masks(grid: Volume, moving: Volume, state: AlignmentState) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``grid`` voxels come from inside the crop box, and which lie on its faces.
+
+    Computed from the transform alone (no resampling of a mask volume): along each
+    grid row the box is one interval of indices (:mod:`.rows`), so the cost is per
+    row and nothing the size of the moving volume.
+
+    Returns
+    -------
+    inside : numpy.ndarray of bool
+        Grid voxels whose source point lies in the crop box.
+    faces : numpy.ndarray of uint8
+        1 on grid voxels within one output voxel of a face of the box (inside it).
+    """
+    inside, core = _box_row_spans(grid, moving, state)
+    mask = rows.spans_mask(grid.shape, *inside).view(bool)
+    return mask, rows.spans_mask(grid.shape, *inside, hole=core)
+
+
+def box_faces(grid: Volume, moving: Volume, state: AlignmentState) -> np.ndarray:
+    """The ``faces`` of :func:`box_masks` alone (what the preview draws)."""
+    inside, core = _box_row_spans(grid, moving, state)
+    return rows.spans_mask(grid.shape, *inside, hole=core)
 
 
 def footprint(
@@ -393,23 +398,6 @@ def footprint(
     if np.any(lo >= hi):
         return None
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-
-
-def box_faces(grid: Volume, moving: Volume, state: AlignmentState) -> np.ndarray:
-    """The ``faces`` of :func:`box_masks` alone, painted row interval by row interval.
-
-    Same values as ``box_masks(...)[1]`` at a cost per grid row rather than per voxel.
-    """
-    crop = state.crop or tuple((0, s) for s in moving.shape)
-    check_crop(moving, crop)
-    lo = np.array([a for a, _ in crop], float) - 0.5
-    hi = np.array([b for _, b in crop], float) - 0.5
-    m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
-    lin, off = m[:3, :3], m[:3, 3]
-    thick = np.abs(lin).sum(axis=1)
-    first, last = rows.row_spans(lin, off, lo, hi, grid.shape)
-    core = rows.row_spans(lin, off, lo + thick, hi - thick, grid.shape)
-    return rows.spans_mask(grid.shape, first, last, hole=core)
 
 
 def _check_3d(moving: Volume, fixed: Volume) -> None:
