@@ -226,3 +226,26 @@ def test_previews_update_one_layer_when_docked_from_the_plugin_menu(
         widget.model.state,
     )
     np.testing.assert_array_equal(viewer.layers[preview[0]].data, expected.data)
+
+
+def test_a_request_for_the_preview_being_computed_is_not_computed_again(setup, qtbot, monkeypatch):
+    viewer, widget, sim, fixed = setup
+    calls = []
+    original = alignment.exact_previews
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["state"])
+        yield from original(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "exact_previews", counted)
+    widget.request_preview()
+    widget.request_preview()  # e.g. a click on a slider that moves nothing
+    _wait(qtbot, widget)
+    assert len(calls) == 1
+    widget.request_preview()
+    widget.rot[0].setValue(5.0)  # the state changes while the first one computes
+    _wait(qtbot, widget)
+    assert len(calls) == 3 and calls[-1] == widget.model.state
+    np.testing.assert_array_equal(
+        _preview(viewer, widget).data, alignment.preview(sim.volume, fixed, calls[-1]).data
+    )

@@ -64,6 +64,7 @@ class AlignWidget(QWidget):
         self.settings_store = QSettings("napari-ccf-align", "align")
         self.worker = None
         self._pending: bool | None = None  # a preview asked for while one is computing
+        self._computing: tuple | None = None  # (state, moving, fixed, coarse) of the one in flight
         self._updating = False  # True while the controls are set from the model
         self._ndim = 3  # axes of the moving volume (crop sliders shown)
         self.previews = 0
@@ -410,6 +411,7 @@ class AlignWidget(QWidget):
         except CcfAlignError as exc:
             show_error(str(exc))
             return None
+        self._computing = (state, moving, fixed, coarse)
         if coarse:
             self.worker = _worker.start(
                 alignment.preview_with_box,
@@ -447,7 +449,21 @@ class AlignWidget(QWidget):
         self.worker = None
         if self._pending is not None:
             coarse, self._pending = self._pending, None
-            self.request_preview(coarse=coarse and self._dragging())
+            coarse = coarse and self._dragging()
+            if self._on_screen_already(coarse):
+                return
+            self.request_preview(coarse=coarse)
+
+    def _on_screen_already(self, coarse: bool) -> bool:
+        """Whether the preview just computed is what a new request would compute (or better)."""
+        done, self._computing = self._computing, None
+        if done is None or done[0] != self.model.state:
+            return False
+        try:
+            moving, fixed = self._volumes()
+        except CcfAlignError:
+            return False
+        return done[1] is moving and done[2] is fixed and (coarse or not done[3])
 
     def _show_box_edges(self, name: str) -> None:
         """The crop box as 12 lines for the 3D view (the 2D view shows the box faces)."""
