@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -149,12 +151,21 @@ def test_exact_preview_comes_slab_first_and_the_slab_is_exact(template_100):
     steps = list(alignment.exact_previews(template_100, fixed, state, shown=(1, 6.5)))
     assert [s.partial for s in steps] == [True, False]
     slab, full = steps[0].image, steps[1].image
-    assert slab.shape == (143, 5, 100)
-    first = int(np.rint(full.world_to_index(slab.index_to_world(np.zeros(3)))[1]))
-    assert first == round(6.5 / 0.08) - 2
-    np.testing.assert_array_equal(slab.data, full.data[:, first : first + 5, :])
+    assert slab.shape == full.shape == (143, 165, 100)  # the layer keeps its place and size
+    np.testing.assert_allclose(slab.affine, full.affine)
+    first = round(6.5 / 0.08) - 2
+    np.testing.assert_array_equal(slab.data[:, first : first + 5], full.data[:, first : first + 5])
+    assert full.data[:, first : first + 5].any()
+    assert not slab.data[:, :first].any() and not slab.data[:, first + 5 :].any()
+    assert full.data[:, : first - 10].any()
     only = list(alignment.exact_previews(template_100, fixed, state, shown=None))
     assert [s.partial for s in only] == [False]
+    cropped = replace(state, crop=((10, 100), (20, 120), (5, 70)))
+    steps = list(alignment.exact_previews(template_100, fixed, cropped, shown=(1, 6.5)))
+    slab_box, full_box = steps[0].box.data, steps[1].box.data
+    assert slab_box.shape == full_box.shape == fixed.shape
+    np.testing.assert_array_equal(slab_box[:, first : first + 5], full_box[:, first : first + 5])
+    assert slab_box[:, first : first + 5].any() and not slab_box[:, :first].any()
 
 
 @pytest.mark.parametrize(

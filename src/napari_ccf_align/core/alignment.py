@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import SimpleITK as sitk
 
-from . import rows, sampling, space
+from . import downsample, rows, sampling, space
 from .errors import CropError, DimensionError, EmptyVolumeError
 from .volume import Volume, from_sitk, strided_sample, to_sitk
 
@@ -400,6 +400,22 @@ def footprint(
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
+_COARSE_SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _coarse_source(moving: Volume, grid: Volume) -> tuple[Volume, tuple[int, ...]]:
+    """Block means of ``moving`` near ``grid``'s spacing (kept while the Volume lives).
+
+    A coarse grid point-sampling a fine volume is slow (each point reads voxels far
+    from the last) and aliased; sampling the block means is neither.
+    """
+    factors = downsample.block_factors(moving, grid.spacing)
+    kept = _COARSE_SOURCES.setdefault(moving, {})
+    if factors not in kept:
+        kept[factors] = downsample.block_mean(moving, factors)
+    return kept[factors], factors
+
+
 def _check_3d(moving: Volume, fixed: Volume) -> None:
     for v in (moving, fixed):
         if v.ndim != 3:
@@ -413,7 +429,8 @@ def preview_with_box(
 ) -> Preview:
     """:func:`preview` plus the crop box outline through the same transform (if cropping).
 
-    Only the grid voxels the volume (or its crop box) can land on are sampled
+    A coarse preview samples block means of the moving volume at about the coarse
+    grid's spacing (:func:`.downsample.block_mean`, made once per volume). Only the grid voxels the volume (or its crop box) can land on are sampled
     (:func:`footprint`); the rest are 0. A crop that cuts is sampled as if the
     volume were cut to it (no copy is made).
     """
@@ -422,9 +439,17 @@ def preview_with_box(
     region = footprint(grid, moving, state)
     cut = state.crop if state.crop is not None and not state.crop_as_mask else None
     check_crop(moving, state.crop)
+    source = moving
+    if coarse:
+        source, factors = _coarse_source(moving, grid)
+        if cut is not None:  # the box in blocks: the blocks it touches
+            cut = tuple(
+                (a // f, min(-(-b // f), n))
+                for (a, b), f, n in zip(cut, factors, source.shape, strict=True)
+            )
     data = sampling.linear(
-        np.asarray(moving.data),
-        sampling.index_map(moving.affine, grid.affine, state.rigid.matrix()),
+        np.asarray(source.data),
+        sampling.index_map(source.affine, grid.affine, state.rigid.matrix()),
         grid.shape,
         box=cut,
         region=region or tuple((0, 0) for _ in grid.shape),
@@ -445,12 +470,7 @@ def _preview(image: Volume, box: np.ndarray | None, moving: Volume, coarse: bool
     return Preview(image, box_volume, coarse)
 
 
-def slab_grid(fixed: Volume, axis: int, world_mm: float, half: int = 2) -> Volume | None:
-    """The slices of ``fixed`` within ``half`` voxels of a world position along ``axis``.
-
-    ``fixed`` must have its array axes in world order (as napari layers do here).
-    Returns None when the position lies outside the grid.
-    """
+def _slab_box(fixed: Volume, axis: int, world_mm: float, half: int) -> list[tuple[int, int]] | None:
     point = fixed.center_mm.copy()
     point[axis] = world_mm
     index = round(float(fixed.world_to_index(point)[axis]))
@@ -459,7 +479,14 @@ def slab_grid(fixed: Volume, axis: int, world_mm: float, half: int = 2) -> Volum
         return None
     box = [(0, n) for n in fixed.shape]
     box[axis] = (lo, hi)
-    return fixed.cropped(box)
+    return box
+
+
+def _on_grid(part: Volume, grid: Volume, box: Sequence[tuple[int, int]]) -> Volume:
+    """``part`` (the ``box`` of ``grid``) placed in zeros of the whole grid."""
+    data = np.zeros(grid.shape, part.data.dtype)  # untouched pages cost nothing
+    data[tuple(slice(a, b) for a, b in box)] = part.data
+    return Volume(data, grid.affine, part.name, grid.world_axes)
 
 
 def exact_previews(
@@ -468,10 +495,16 @@ def exact_previews(
     """The exact preview, in two steps when the grid is big and a slice is shown.
 
     First the few slices around the shown one (``shown = (world axis, position in mm)``),
-    which take milliseconds, then the whole grid; both through the same transform.
+    which take milliseconds, placed on the whole grid (the rest 0, so that the layer
+    keeps its place and size); then the whole grid. Both through the same transform.
     """
     if shown is not None and np.prod(fixed.shape) > COARSE_MAX_VOXELS:
-        slab = slab_grid(fixed, *shown)
-        if slab is not None:
-            yield replace(preview_with_box(moving, slab, state), partial=True)
+        box = _slab_box(fixed, *shown, half=2)
+        if box is not None:
+            part = preview_with_box(moving, fixed.cropped(box), state)
+            image = _on_grid(part.image, fixed, box)
+            outline = None if part.box is None else _on_grid(part.box, fixed, box)
+            yield Preview(image, outline, coarse=False, partial=True)
     yield preview_with_box(moving, fixed, state)
+    if np.prod(fixed.shape) > COARSE_MAX_VOXELS:  # ready for the next drag (once per volume)
+        _coarse_source(moving, coarse_grid(fixed))
