@@ -120,6 +120,10 @@ def _linear_planes(src, m, lo, hi, region, out, first, last, rounding):  # pragm
                 out[a, b, c] = v
 
 
+#: Grids smaller than this are sampled on the calling thread alone (about 10 ms here).
+SMALL_GRID_VOXELS = 2_000_000
+
+
 def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -186,7 +190,11 @@ def linear(
         return out
     m = np.ascontiguousarray(grid_to_source, dtype=np.float64)
     rounding = 1 if src.dtype.kind == "u" else 2 if src.dtype.kind == "i" else 0
-    bounds = np.linspace(reg[0, 0], reg[0, 1], min(_threads(), reg[0, 1] - reg[0, 0]) + 1)
+    # small grids in one call: each extra thread needs the GIL to start and to report,
+    # and a busy GUI thread hands the GIL over only every few milliseconds
+    voxels = int(np.prod(reg[:, 1] - reg[:, 0]))
+    threads = 1 if voxels < SMALL_GRID_VOXELS else _threads()
+    bounds = np.linspace(reg[0, 0], reg[0, 1], min(threads, reg[0, 1] - reg[0, 0]) + 1)
     chunks = [
         (int(a), int(b)) for a, b in zip(bounds[:-1].round(), bounds[1:].round(), strict=True)
     ]
