@@ -73,7 +73,8 @@ def choose_inputs(viewer: napari.viewer.Viewer, fixed, moving, preferred: str | 
     template = atlas_layer(viewer)
     if template is not None and fixed.value is not template:
         fixed.value = template
-    if preferred in viewer.layers and viewer.layers[preferred] is not fixed.value:
+    # by name: a plugin's viewer hands out a new proxy of a layer on every lookup
+    if preferred in viewer.layers and preferred != getattr(fixed.value, "name", None):
         moving.value = viewer.layers[preferred]
     elif moving.value is fixed.value:
         others = [lyr for _, lyr in input_choices(viewer) if lyr is not fixed.value]
