@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from napari_ccf_align.core import alignment, phantom, rigid, space
 from napari_ccf_align.core.errors import Cancelled, RegistrationError
 from napari_ccf_align.core.progress import CancelToken
-from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.core.volume import Volume, to_sitk
 
 ERROR_TOL_MM = 0.05  # mean displacement over the brain; half a voxel of the 100 µm atlas
 
@@ -60,6 +61,16 @@ def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, 
     assert err < ERROR_TOL_MM
     scale = np.cbrt(abs(np.linalg.det(result.matrix[:3, :3])))
     assert scale == pytest.approx(1 / 1.1, abs=0.01)
+    # the warped result is SimpleITK's resample through the result's own ITK transform
+    warped = rigid.warp(moving, template_100, result)
+    direct = sitk.GetArrayFromImage(
+        sitk.Resample(
+            to_sitk(moving, np.float64), to_sitk(template_100), result.transform, sitk.sitkLinear
+        )
+    )
+    assert warped.data.dtype == moving.data.dtype and warped.shape == template_100.shape
+    assert np.count_nonzero(warped.data) > 0.2 * warped.data.size
+    assert np.abs(warped.data - direct).max() <= 0.5 + 1e-6  # rounded to the dtype at most
 
 
 def test_rigid_cannot_fit_scaling_but_similarity_can(template_100, brain):

@@ -22,8 +22,8 @@ from typing import Literal
 import numpy as np
 import SimpleITK as sitk
 
-from . import space
-from .alignment import AlignmentState, crop_mask, cropped_moving, resample
+from . import sampling, space
+from .alignment import AlignmentState, crop_mask, cropped_moving
 from .errors import RegistrationError
 from .progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from .volume import Volume, robust_range, to_sitk
@@ -462,11 +462,17 @@ def _explain(exc: RuntimeError) -> RegistrationError:
 
 
 def warp(moving: Volume, fixed: Volume, result: RigidResult) -> Volume:
-    """The moving volume resampled onto the atlas grid through the registration result."""
-    out = resample(moving, fixed, result.transform)
+    """The moving volume on the atlas grid through the registration result.
+
+    Sampled as the Align previews are (:func:`.sampling.linear`, SimpleITK's linear
+    rules, integers rounded to nearest) through ``result.matrix``, the RAS form of
+    ``result.transform``; so a preview and a result of the same map agree voxel for voxel.
+    """
+    grid_to_moving = sampling.index_map(moving.affine, fixed.affine, result.matrix)
+    data = sampling.linear(np.asarray(moving.data), grid_to_moving, fixed.shape)
     return Volume(
-        out.data,
-        out.affine,
+        data,
+        fixed.affine,
         f"{moving.name} (registered)",
         fixed.world_axes,
         {"registered_to": fixed.name},
