@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from napari.layers import Image
 
-from napari_ccf_align.core import io, space
+from napari_ccf_align.core import alignment, io, space
 from napari_ccf_align.core.volume import Volume, from_sitk, to_sitk
 
 POINT_TOL_MM = 1e-6
@@ -96,6 +96,11 @@ def test_sitk_and_dipy_resampling_move_the_bright_voxel_to_the_same_place(
     got_dipy = _centroid_world(fixed, amap.transform(moving.data, interpolation="linear"))
     assert np.linalg.norm(got_dipy - p_aligned) <= spacing
     assert np.linalg.norm(got_dipy - got_sitk) <= spacing
+
+    # the previews' sampler (and the Register result's): SimpleITK's values, to rounding
+    ours = alignment.preview(moving, fixed, alignment.AlignmentState(params)).data
+    got_ours = _centroid_world(fixed, ours)
+    assert np.linalg.norm(got_ours - got_sitk) <= 1e-4  # mm; float32 rounding only
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
