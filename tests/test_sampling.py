@@ -129,3 +129,9 @@ def test_spans_mask_paints_each_row_interval_minus_its_hole():
     inside = (k >= first[..., None]) & (k <= last[..., None])
     hole = (k >= hole_first[..., None]) & (k <= hole_last[..., None])
     np.testing.assert_array_equal(got, (inside & ~hole).astype(np.uint8))
+
+
+def test_warm_up_leaves_the_kernel_compiled_for_the_common_types():
+    sampling.warm_up((np.uint16, np.float32))
+    loaded = {str(sig[0].dtype) for sig in sampling._linear_planes.signatures}
+    assert {"uint16", "float32"} <= loaded

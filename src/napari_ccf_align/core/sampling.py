@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import DimensionError
 
-__all__ = ["index_map", "linear"]
+__all__ = ["index_map", "linear", "warm_up"]
 
 
 def index_map(source_affine: np.ndarray, grid_affine: np.ndarray, world_map: np.ndarray):
@@ -208,3 +208,14 @@ def linear(
         for job in jobs:
             job.result()
     return out
+
+
+def warm_up(dtypes: Sequence[type] = (np.uint16, np.float32)) -> None:
+    """Load the compiled kernel for ``dtypes`` now (compile it, the first time ever).
+
+    numba holds the GIL while it loads or compiles (0.3 s from its cache here, about
+    1 s per type to compile), so a GUI calls this while it builds its widgets rather
+    than let the first preview or result stall the screen.
+    """
+    for dtype in dtypes:
+        linear(np.zeros((1, 1, 1), dtype), np.eye(4), (1, 1, 1))

@@ -25,7 +25,7 @@ from qtpy.QtCore import QSettings, Qt
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 from superqt import QLabeledDoubleSlider, QLabeledRangeSlider
 
-from ..core import alignment, space
+from ..core import alignment, sampling, space
 from ..core.alignment import AlignmentState
 from ..core.errors import CcfAlignError, DimensionError
 from ..core.volume import Volume
@@ -59,6 +59,7 @@ class AlignWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
+        sampling.warm_up()  # now, not as a stall at the first preview or result
         self.viewer = napari_viewer
         self.model = model_for(napari_viewer)
         self.settings_store = QSettings("napari-ccf-align", "align")

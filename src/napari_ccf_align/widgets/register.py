@@ -21,7 +21,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from ..core import rigid
+from ..core import rigid, sampling
 from ..core.alignment import AlignmentState
 from ..core.errors import Cancelled, CcfAlignError
 from ..core.progress import CancelToken, ProgressEvent
@@ -54,6 +54,7 @@ class RegisterWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
+        sampling.warm_up()  # now, not as a stall at the first preview or result
         self.viewer = napari_viewer
         self.model = model_for(napari_viewer)
         self.worker = None
