@@ -416,6 +416,13 @@ def _coarse_source(moving: Volume, grid: Volume) -> tuple[Volume, tuple[int, ...
     return kept[factors], factors
 
 
+def _pasted(part: np.ndarray, box: Sequence[tuple[int, int]], shape) -> np.ndarray:
+    """``part`` placed at ``box`` in zeros of ``shape`` (untouched pages cost nothing)."""
+    whole = np.zeros(shape, part.dtype)
+    whole[tuple(slice(a, b) for a, b in box)] = part
+    return whole
+
+
 def _check_3d(moving: Volume, fixed: Volume) -> None:
     for v in (moving, fixed):
         if v.ndim != 3:
@@ -429,10 +436,11 @@ def preview_with_box(
 ) -> Preview:
     """:func:`preview` plus the crop box outline through the same transform (if cropping).
 
-    A coarse preview samples block means of the moving volume at about the coarse
-    grid's spacing (:func:`.downsample.block_mean`, made once per volume). Only the grid voxels the volume (or its crop box) can land on are sampled
+    Only the grid voxels the volume (or its crop box) can land on are sampled
     (:func:`footprint`); the rest are 0. A crop that cuts is sampled as if the
-    volume were cut to it (no copy is made).
+    volume were cut to it (no copy is made). A coarse preview samples block means
+    of the moving volume near the coarse grid's spacing
+    (:func:`.downsample.block_mean`, made once per volume).
     """
     _check_3d(moving, fixed)
     grid = coarse_grid(fixed) if coarse else fixed
@@ -459,9 +467,7 @@ def preview_with_box(
     if state.crop is not None:
         box = np.zeros(grid.shape, np.uint8)
         if region is not None:
-            box[tuple(slice(a, b) for a, b in region)] = box_faces(
-                grid.cropped(region), moving, state
-            )
+            box = _pasted(box_faces(grid.cropped(region), moving, state), region, grid.shape)
     return _preview(image, box, moving, coarse)
 
 
@@ -484,9 +490,7 @@ def _slab_box(fixed: Volume, axis: int, world_mm: float, half: int) -> list[tupl
 
 def _on_grid(part: Volume, grid: Volume, box: Sequence[tuple[int, int]]) -> Volume:
     """``part`` (the ``box`` of ``grid``) placed in zeros of the whole grid."""
-    data = np.zeros(grid.shape, part.data.dtype)  # untouched pages cost nothing
-    data[tuple(slice(a, b) for a, b in box)] = part.data
-    return Volume(data, grid.affine, part.name, grid.world_axes)
+    return Volume(_pasted(part.data, box, grid.shape), grid.affine, part.name, grid.world_axes)
 
 
 def exact_previews(
