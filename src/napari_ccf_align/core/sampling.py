@@ -39,7 +39,9 @@ from .errors import DimensionError
 __all__ = ["index_map", "linear", "warm_up"]
 
 
-def index_map(source_affine: np.ndarray, grid_affine: np.ndarray, world_map: np.ndarray):
+def index_map(
+    source_affine: np.ndarray, grid_affine: np.ndarray, world_map: np.ndarray
+) -> np.ndarray:
     """4 x 4 map from grid indices to continuous source indices.
 
     Parameters
