@@ -12,7 +12,8 @@ Reported, in seconds:
 - a release: to the exact slices on screen (2D), and to the whole exact grid;
 - the longest GUI stall (a 10 ms QTimer's longest gap) during drags and releases;
 - napari's own stall for setting a layer's data to a new array of the grid's size
-  on an idle GUI thread (the baseline, same process).
+  on an idle GUI thread (the baseline, same process);
+- the same in the 3D view (3 drags), where the whole grid goes to the GPU.
 
 Needs a display: ``xvfb-run -a .venv/bin/python -m benchmarks.bench_align_gui``
 """
@@ -31,6 +32,46 @@ from benchmarks.common import template_100, write
 from napari_ccf_align.layer_data import image_layer_data
 from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
 from napari_ccf_align.widgets.align import AlignWidget
+
+
+def _drags(align: AlignWidget, preview, angles) -> tuple[list[float], ...]:
+    """Drags of four steps about R ending at ``angles``, each released; the times seen."""
+    slider = align.rot[0]
+    first_step, later_steps, slab, whole, stalls = [], [], [], [], []
+    for angle in angles:
+        with Probe() as probe:
+            slider._slider.setSliderDown(True)
+            for k, step in enumerate(np.linspace(-1.5, 0, 4)):  # a drag: four values
+                before = align.previews
+                t0 = time.perf_counter()
+                slider.setValue(float(angle + step))
+                spin(lambda b=before: align.previews > b and align.worker is None)
+                (first_step if k == 0 else later_steps).append(time.perf_counter() - t0)
+            shown: list[float] = []
+            data_events = preview.events.data.connect(
+                lambda _e, s=shown: s.append(time.perf_counter())
+            )
+            t0 = time.perf_counter()
+            slider._slider.setSliderDown(False)  # emits sliderReleased, as a mouse release does
+            spin(lambda: align.worker is None and align._pending is None)
+            QApplication.processEvents()
+            preview.events.data.disconnect(data_events)
+        slab.append(shown[0] - t0)
+        whole.append(shown[-1] - t0)
+        stalls.append(probe.longest_gap_s())
+    return first_step, later_steps, slab, whole, stalls
+
+
+def _set_data_stall(preview) -> float:
+    """napari's own floor: a new array of the grid's size set as a layer's data, GUI idle."""
+    gaps = []
+    for _ in range(3):
+        fresh = np.array(preview.data)
+        with Probe() as probe:
+            preview.data = fresh
+            spin(lambda: False, timeout=0.3)
+        gaps.append(probe.longest_gap_s())
+    return float(np.median(gaps))
 
 
 def main() -> dict:
@@ -55,39 +96,13 @@ def main() -> dict:
     first_stall = probe.longest_gap_s()
     preview = viewer.layers[ml.name + PREVIEW_SUFFIX]
 
-    slider = align.rot[0]
-    first_step, later_steps, slab, whole, stalls = [], [], [], [], []
-    for angle in np.linspace(2, 20, 8):
-        with Probe() as probe:
-            slider._slider.setSliderDown(True)
-            for k, step in enumerate(np.linspace(-1.5, 0, 4)):  # a drag: four values
-                before = align.previews
-                t0 = time.perf_counter()
-                slider.setValue(float(angle + step))
-                spin(lambda b=before: align.previews > b and align.worker is None)
-                (first_step if k == 0 else later_steps).append(time.perf_counter() - t0)
-            shown: list[float] = []
-            data_events = preview.events.data.connect(
-                lambda _e, s=shown: s.append(time.perf_counter())
-            )
-            t0 = time.perf_counter()
-            slider._slider.setSliderDown(False)  # emits sliderReleased, as a mouse release does
-            spin(lambda: align.worker is None and align._pending is None)
-            QApplication.processEvents()
-            preview.events.data.disconnect(data_events)
-        slab.append(shown[0] - t0)
-        whole.append(shown[-1] - t0)
-        stalls.append(probe.longest_gap_s())
-
-    # napari's own floor: a new array of the grid's size set as a layer's data, GUI idle
-    baseline = []
-    for _ in range(3):
-        fresh = np.array(preview.data)
-        with Probe() as probe:
-            preview.data = fresh
-            spin(lambda: False, timeout=0.2)
-        baseline.append(probe.longest_gap_s())
-    napari_stall = float(np.median(baseline))
+    drags_2d = _drags(align, preview, np.linspace(2, 20, 8))
+    napari_stall = _set_data_stall(preview)
+    viewer.dims.ndisplay = 3
+    spin(lambda: False, timeout=0.5)
+    drags_3d = _drags(align, preview, np.linspace(18, 10, 3))
+    napari_stall_3d = _set_data_stall(preview)
+    first_step, later_steps, slab, whole, stalls = drags_2d
     summary = {
         "data": f"{source}, upsampled to the 25 µm grid {grid.shape}",
         "first_preview_s": round(first_s, 3),
@@ -100,6 +115,10 @@ def main() -> dict:
         "median_gui_stall_drag_and_release_s": round(float(np.median(stalls)), 4),
         "napari_set_data_stall_s": round(napari_stall, 4),
         "median_stall_over_napari_set_data": round(float(np.median(stalls)) / napari_stall, 2),
+        "3d_drag_to_coarse_preview_median_s": round(float(np.median(drags_3d[1])), 4),
+        "3d_release_to_whole_exact_median_s": round(float(np.median(drags_3d[3])), 4),
+        "3d_longest_gui_stall_drag_and_release_s": round(float(np.max(drags_3d[4])), 4),
+        "3d_napari_set_data_stall_s": round(napari_stall_3d, 4),
     }
     print(summary)
     print("written to", write("align_gui", summary))
