@@ -175,7 +175,10 @@ def linear(
     if source.dtype == np.bool_:
         source = source.view(np.uint8)
     if np.iscomplexobj(source) or not np.issubdtype(source.dtype, np.number):
-        raise TypeError(f"cannot interpolate an array of {source.dtype}.")
+        raise TypeError(
+            f"Cannot interpolate an array of {source.dtype}: give a real-valued (integer or "
+            "float) volume."
+        )
     src = np.asarray(source)  # any strides: a copy of a big volume would cost more
     if src.dtype == np.float16 or not src.dtype.isnative:  # types the kernel cannot read
         src = src.astype(np.float32 if src.dtype == np.float16 else src.dtype.newbyteorder("="))
