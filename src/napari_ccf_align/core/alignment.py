@@ -339,8 +339,7 @@ def _box_row_spans(grid: Volume, moving: Volume, state: AlignmentState):
     check_crop(moving, crop)
     lo = np.array([a for a, _ in crop], float) - 0.5
     hi = np.array([b for _, b in crop], float) - 0.5
-    # grid index -> moving index, through world and the alignment's inverse
-    m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ grid.affine
+    m = sampling.index_map(moving.affine, grid.affine, state.rigid.matrix())  # grid -> moving
     lin, off = m[:3, :3], m[:3, 3]
     thick = np.abs(lin).sum(axis=1)  # moving voxels per output voxel step, per moving axis
     inside = rows.row_spans(lin, off, lo, hi, grid.shape)
