@@ -26,7 +26,7 @@ def baseline_register(fixed: Volume, moving: Volume) -> np.ndarray:
     )
     moving_img = sitk.Normalize(on_grid)
     moving_on_grid = Volume(sitk.GetArrayFromImage(on_grid), fixed.affine)
-    centre = fixed.center_mm
+    centre = fixed.centre_mm
     centroid = alignment.centre_of(moving_on_grid, "tissue")
     init = sitk.Euler3DTransform()
     init.SetCenter(tuple(space.ras_to_lps(centre)))

@@ -27,7 +27,7 @@ from napari_ccf_align.core.volume import Volume
 def grid_25(t100: Volume) -> Volume:
     shape = (456, 528, 320)
     target = Volume(np.broadcast_to(np.zeros((), np.uint8), shape), np.diag([0.025] * 3 + [1]))
-    up = alignment.resample(t100, target, space.RigidParams().sitk_transform())
+    up = alignment.resample(target, t100, space.RigidParams().sitk_transform())
     return replace(up, name="template 25 µm (upsampled, uint16 like the real one)")
 
 
@@ -46,27 +46,27 @@ def main() -> dict:
     moving = fixed
     states = [
         alignment.AlignmentState(
-            space.RigidParams((a, -a / 2, a / 3), (0.1, 0, 0), tuple(fixed.center_mm))
+            space.RigidParams((a, -a / 2, a / 3), (0.1, 0, 0), tuple(fixed.centre_mm))
         )
         for a in np.linspace(1, 15, 6)
     ]
-    alignment.preview_with_box(moving, fixed, states[0], coarse=True)  # warm the cache
+    alignment.preview_with_box(fixed, moving, states[0], coarse=True)  # warm the cache
     it = iter(states * 10)
-    coarse = timed(lambda: alignment.preview_with_box(moving, fixed, next(it), coarse=True), 12)
-    exact = timed(lambda: alignment.preview_with_box(moving, fixed, next(it), coarse=False), 4)
+    coarse = timed(lambda: alignment.preview_with_box(fixed, moving, next(it), coarse=True), 12)
+    exact = timed(lambda: alignment.preview_with_box(fixed, moving, next(it), coarse=False), 4)
     sitk_exact = timed(
-        lambda: alignment.resample(moving, fixed, next(it).rigid.sitk_transform()), 4
+        lambda: alignment.resample(fixed, moving, next(it).rigid.sitk_transform()), 4
     )
-    slab = timed(lambda: next(alignment.exact_previews(moving, fixed, next(it), (1, 6.6))), 8)
+    slab = timed(lambda: next(alignment.exact_previews(fixed, moving, next(it), (1, 6.6))), 8)
     cropped = replace(states[0], crop=((20, 430), (20, 500), (10, 300)))
-    coarse_crop = timed(lambda: alignment.preview_with_box(moving, fixed, cropped, True), 4)
-    exact_crop = timed(lambda: alignment.preview_with_box(moving, fixed, cropped, False), 3)
+    coarse_crop = timed(lambda: alignment.preview_with_box(fixed, moving, cropped, True), 4)
+    exact_crop = timed(lambda: alignment.preview_with_box(fixed, moving, cropped, False), 3)
     tissue = replace(states[0], crop=alignment.auto_crop(moving, 0.5))
-    exact_tissue = timed(lambda: alignment.preview_with_box(moving, fixed, tissue, False), 3)
+    exact_tissue = timed(lambda: alignment.preview_with_box(fixed, moving, tissue, False), 3)
     half = replace(
         states[0], crop=((0, moving.shape[0] // 2), (0, moving.shape[1]), (0, moving.shape[2]))
     )
-    exact_half = timed(lambda: alignment.preview_with_box(moving, fixed, half, False), 3)
+    exact_half = timed(lambda: alignment.preview_with_box(fixed, moving, half, False), 3)
     n_coarse = int(np.prod(alignment.coarse_grid(fixed).shape))
     summary = {
         "data": f"{source}, upsampled to the 25 µm grid {fixed.shape}",

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 from dipy.align.imaffine import AffineMap
 
-from napari_ccf_align.core import alignment, space
+from napari_ccf_align.core import alignment, rows, space
 from napari_ccf_align.core.alignment import AlignmentState
 from napari_ccf_align.core.errors import CropError
 from napari_ccf_align.core.volume import Volume, to_sitk
@@ -35,7 +35,7 @@ def _landmark_volume(voxel=(20, 25, 18)) -> Volume:
 def test_landmark_lands_where_sitk_and_dipy_say(params):
     fixed, moving = _atlas_grid(), _landmark_volume()
     state = AlignmentState(params)
-    prev = alignment.preview(moving, fixed, state)
+    prev = alignment.preview(fixed, moving, state)
     got = prev.index_to_world(np.unravel_index(np.argmax(prev.data), prev.shape))
     p_moving = moving.index_to_world(np.array([20, 25, 18], float))
     # SimpleITK TransformPoint maps atlas -> moving; find the atlas point by inverting
@@ -78,12 +78,12 @@ def test_preview_equals_direct_sitk_resample_with_the_engine_transform(template_
     state = alignment.centre_on_atlas(AlignmentState(), moving, template_100).with_rigid(
         rotation_deg=(12.0, -7.0, 3.0)
     )
-    prev = alignment.preview(moving, template_100, state)
+    prev = alignment.preview(template_100, moving, state)
     _assert_rounded(prev.data, _sitk_double(moving, template_100, state))
     np.testing.assert_allclose(prev.affine, template_100.affine)
     assert prev.data.dtype == moving.data.dtype  # previews keep the volume's type
     as_float = moving.with_data(moving.data.astype(np.float32))
-    prev = alignment.preview(as_float, template_100, state)
+    prev = alignment.preview(template_100, as_float, state)
     direct = sitk.Resample(
         to_sitk(as_float), to_sitk(template_100), state.rigid.sitk_transform(), sitk.sitkLinear
     )
@@ -117,7 +117,7 @@ def test_crop_keeps_world_positions_and_auto_box_fits_known_extent():
 
 
 def test_centre_on_atlas_and_match_moments_bring_centroids_together(template_100):
-    truth = space.RigidParams((0, 0, 25), (1.5, -2.0, 0.5), tuple(template_100.center_mm))
+    truth = space.RigidParams((0, 0, 25), (1.5, -2.0, 0.5), tuple(template_100.centre_mm))
     moving = template_100.transformed(np.linalg.inv(truth.matrix()))
     c_fixed = alignment.centre_of(template_100, "tissue")
     for state in (
@@ -136,7 +136,7 @@ def test_with_centre_keeps_the_map():
         space.RigidParams((10, 20, 30), (1, 2, 3), (0, 0, 0), (False, True, False))
     )
     new = alignment.with_centre(state, moving, "volume")
-    np.testing.assert_allclose(new.rigid.center_mm, moving.center_mm)
+    np.testing.assert_allclose(new.rigid.centre_mm, moving.centre_mm)
     np.testing.assert_allclose(new.rigid.matrix(), state.rigid.matrix(), atol=1e-9)
 
 
@@ -146,9 +146,9 @@ def test_exact_preview_comes_slab_first_and_the_slab_is_exact(template_100):
         np.broadcast_to(np.zeros((), np.uint8), (143, 165, 100)), np.diag([0.08] * 3 + [1.0])
     )
     state = AlignmentState(
-        space.RigidParams((8, -5, 3), (0.2, 0, 0), tuple(template_100.center_mm))
+        space.RigidParams((8, -5, 3), (0.2, 0, 0), tuple(template_100.centre_mm))
     )
-    steps = list(alignment.exact_previews(template_100, fixed, state, shown=(1, 6.5)))
+    steps = list(alignment.exact_previews(fixed, template_100, state, shown=(1, 6.5)))
     assert [s.partial for s in steps] == [True, False]
     slab, full = steps[0].image, steps[1].image
     assert slab.shape == full.shape == (143, 165, 100)  # the layer keeps its place and size
@@ -158,10 +158,10 @@ def test_exact_preview_comes_slab_first_and_the_slab_is_exact(template_100):
     assert full.data[:, first : first + 5].any()
     assert not slab.data[:, :first].any() and not slab.data[:, first + 5 :].any()
     assert full.data[:, : first - 10].any()
-    only = list(alignment.exact_previews(template_100, fixed, state, shown=None))
+    only = list(alignment.exact_previews(fixed, template_100, state, shown=None))
     assert [s.partial for s in only] == [False]
     cropped = replace(state, crop=((10, 100), (20, 120), (5, 70)))
-    steps = list(alignment.exact_previews(template_100, fixed, cropped, shown=(1, 6.5)))
+    steps = list(alignment.exact_previews(fixed, template_100, cropped, shown=(1, 6.5)))
     slab_box, full_box = steps[0].box.data, steps[1].box.data
     assert slab_box.shape == full_box.shape == fixed.shape
     np.testing.assert_array_equal(slab_box[:, first : first + 5], full_box[:, first : first + 5])
@@ -185,16 +185,15 @@ def test_preview_samples_only_the_footprint_and_equals_a_whole_grid_resample(
     data = rng.uniform(50, 1000, (36, 44, 28)).astype(np.uint16)  # no zero background
     moving = Volume.from_array(data, 0.2, "RAS", origin_mm=(2.0, 2.5, 1.5), name="moving")
     state = AlignmentState(
-        space.RigidParams((14, -9, 6), shift_mm, tuple(moving.center_mm)), crop, as_mask
+        space.RigidParams((14, -9, 6), shift_mm, tuple(moving.centre_mm)), crop, as_mask
     )
-    got = alignment.preview_with_box(moving, fixed, state)
+    got = alignment.preview_with_box(fixed, moving, state)
     direct = _sitk_double(moving, fixed, state)  # of the cut volume when the crop cuts
     region = alignment.footprint(fixed, moving, state)
     if crop is None:
         assert got.box is None
     else:
-        _, faces = alignment.box_masks(fixed, moving, state)
-        np.testing.assert_array_equal(got.box.data, faces)
+        np.testing.assert_array_equal(got.box.data, alignment.box_faces(fixed, moving, state))
     np.testing.assert_array_equal(got.image.data != 0, direct != 0)  # the same voxels land
     _assert_rounded(got.image.data, direct)
     assert got.image.data.dtype == np.uint16 and got.image.shape == fixed.shape
@@ -206,12 +205,14 @@ def test_preview_samples_only_the_footprint_and_equals_a_whole_grid_resample(
         assert direct.any()
 
 
-def test_box_masks_match_every_voxel_mapped_one_by_one():
+def test_box_row_spans_and_faces_match_every_voxel_mapped_one_by_one():
     fixed = _atlas_grid()
     moving = _landmark_volume()
     crop = ((5, 30), (8, 41), (4, 30))
     state = AlignmentState(space.RigidParams((25, -12, 40), (0.3, -0.2, 0.1), (6, 6.6, 4)), crop)
-    inside, faces = alignment.box_masks(fixed, moving, state)
+    spans, _ = alignment._box_row_spans(fixed, moving, state)
+    inside = rows.spans_mask(fixed.shape, *spans).view(bool)
+    faces = alignment.box_faces(fixed, moving, state)
     # oracle: every grid voxel through world and the inverse alignment into moving indices
     idx = np.indices(fixed.shape).reshape(3, -1).T.astype(float)
     src = moving.world_to_index(

@@ -54,15 +54,15 @@ def test_coarse_preview_shows_what_the_exact_one_shows_at_its_points(template_10
     fine = Volume(
         np.broadcast_to(np.zeros((), np.uint8), (285, 330, 200)), np.diag([0.04] * 3 + [1.0])
     )
-    moving = alignment.preview(template_100, fine, alignment.AlignmentState())  # a fine volume
+    moving = alignment.preview(fine, template_100, alignment.AlignmentState())  # a fine volume
     state = alignment.AlignmentState(
-        space.RigidParams((10, -6, 4), (0.3, 0, 0), tuple(moving.center_mm)),
+        space.RigidParams((10, -6, 4), (0.3, 0, 0), tuple(moving.centre_mm)),
         crop=((20, 260), (30, 300), (10, 190)),
     )
-    coarse = alignment.preview_with_box(moving, fine, state, coarse=True)
+    coarse = alignment.preview_with_box(fine, moving, state, coarse=True)
     grid = coarse.image
     assert np.prod(grid.shape) <= alignment.COARSE_MAX_VOXELS
-    exact_at_points = alignment.preview(moving, grid, state)  # exact values, coarse points
+    exact_at_points = alignment.preview(grid, moving, state)  # exact values, coarse points
     a, b = grid.data.astype(float), exact_at_points.data.astype(float)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.97
     assert np.abs(a - b).mean() < 0.05 * b.max()

@@ -98,7 +98,7 @@ def test_sitk_and_dipy_resampling_move_the_bright_voxel_to_the_same_place(
     assert np.linalg.norm(got_dipy - got_sitk) <= spacing
 
     # the previews' sampler (and the Register result's): SimpleITK's values, to rounding
-    ours = alignment.preview(moving, fixed, alignment.AlignmentState(params)).data
+    ours = alignment.preview(fixed, moving, alignment.AlignmentState(params)).data
     got_ours = _centroid_world(fixed, ours)
     assert np.linalg.norm(got_ours - got_sitk) <= 1e-4  # mm; float32 rounding only
 

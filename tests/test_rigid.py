@@ -7,7 +7,12 @@ import pytest
 import SimpleITK as sitk
 
 from napari_ccf_align.core import alignment, phantom, rigid, space
-from napari_ccf_align.core.errors import Cancelled, RegistrationError
+from napari_ccf_align.core.errors import (
+    Cancelled,
+    EmptyVolumeError,
+    RegistrationError,
+    SettingsError,
+)
 from napari_ccf_align.core.progress import CancelToken
 from napari_ccf_align.core.volume import Volume, to_sitk
 
@@ -44,7 +49,7 @@ def test_rigid_recovers_known_transform(template_100, brain, rotation, shift):
 
 def _scaled(template: Volume, factor: float) -> tuple[Volume, np.ndarray]:
     """The template seen through a known scaling about its centre: returns (moving, truth)."""
-    c = template.center_mm
+    c = template.centre_mm
     truth = np.eye(4)  # moving -> atlas
     truth[:3, :3] = np.eye(3) / factor
     truth[:3, 3] = c - truth[:3, :3] @ c
@@ -62,7 +67,7 @@ def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, 
     scale = np.cbrt(abs(np.linalg.det(result.matrix[:3, :3])))
     assert scale == pytest.approx(1 / 1.1, abs=0.01)
     # the warped result is SimpleITK's resample through the result's own ITK transform
-    warped = rigid.warp(moving, template_100, result)
+    warped = rigid.warp(template_100, moving, result)
     direct = sitk.GetArrayFromImage(
         sitk.Resample(
             to_sitk(moving, np.float64), to_sitk(template_100), result.transform, sitk.sitkLinear
@@ -103,14 +108,14 @@ def test_cancel_during_level_two_stops_every_level(template_100):
 
 def test_flipped_start_is_honoured(template_100, brain):
     # The moving volume is the atlas mirrored left-right: the flip in the start state undoes it.
-    c = template_100.center_mm
+    c = template_100.centre_mm
     mirror = np.diag([-1.0, 1, 1, 1])
     mirror[0, 3] = 2 * c[0]
     moving = alignment.resample(
         template_100, template_100, space.sitk_affine_transform(space.world_matrix_to_lps(mirror))
     )
     start = alignment.AlignmentState(
-        space.RigidParams(center_mm=tuple(c), flip=(True, False, False))
+        space.RigidParams(centre_mm=tuple(c), flip=(True, False, False))
     )
     result = rigid.register(template_100, moving, start)
     assert rigid.displacement_error_mm(result.matrix, mirror, template_100, brain) < ERROR_TOL_MM
@@ -124,7 +129,7 @@ def test_no_overlap_says_centre_on_atlas(template_100):
 
 def test_constant_volume_and_empty_mask_are_refused(template_100):
     flat = template_100.with_data(np.zeros(template_100.shape, np.float32))
-    with pytest.raises(RegistrationError, match="no contrast"):
+    with pytest.raises(EmptyVolumeError, match="no contrast"):
         rigid.register(template_100, flat)
     empty = template_100.with_data(np.zeros(template_100.shape, np.uint8))
     with pytest.raises(RegistrationError, match="mask is empty"):
@@ -138,9 +143,9 @@ def test_tiny_moving_mask_gives_too_few_samples(template_100):
 
 
 def test_unsupported_combinations_are_refused():
-    with pytest.raises(RegistrationError, match="sampling to 'none'"):
+    with pytest.raises(SettingsError, match="sampling to 'none'"):
         rigid.RigidSettings(metric="ants_nc", sampling="random")
-    with pytest.raises(RegistrationError, match="Unknown transform"):
+    with pytest.raises(SettingsError, match="Unknown transform"):
         rigid.RigidSettings(transform="bspline")
     s = rigid.RigidSettings(metric="ants_nc", sampling="none")
     assert rigid.RigidSettings.from_dict(s.to_dict()) == s
@@ -150,3 +155,45 @@ def test_two_d_volume_is_refused(template_100):
     flat = Volume.from_array(np.ones((5, 5)), 0.1, "RA")
     with pytest.raises(RegistrationError, match="3D"):
         rigid.register(template_100, flat)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"levels": ((4, 0.4),)}, None),  # pairs are accepted as levels
+        ({"levels": ((0, 0.4),)}, "shrink factor"),
+        ({"levels": (4, 2)}, "not \\(shrink, smoothing mm\\) pairs"),
+        ({"levels": ()}, "not \\(shrink, smoothing mm\\) pairs"),
+        ({"sampling": "sparse"}, "Unknown sampling"),
+        ({"optimizer": "adam"}, "Unknown optimizer"),
+        ({"learning_rate": 0.0}, "learning rate"),
+        ({"learning_rate": float("nan")}, "learning rate"),
+        ({"learning_rate": float("inf")}, "learning rate"),
+        ({"learning_rate": "fast"}, "learning rate must be a number"),
+        ({"min_step": -1.0}, "minimum step"),
+        ({"clip_percentiles": (99.5, 0.5)}, "not in order"),
+        ({"clip_percentiles": (-1, 99)}, "lower clip percentile"),
+        ({"clip_percentiles": (1, 101)}, "upper clip percentile"),
+        ({"clip_percentiles": 5}, "not a \\(low, high\\) pair"),
+        ({"iterations": 0}, "iterations"),
+        ({"iterations": 2.5}, "whole number"),
+        ({"bins": 2}, "histogram bins"),
+        ({"sampling_fraction": 0}, "sampling fraction"),
+        ({"sampling_fraction": 1.5}, "sampling fraction"),
+        ({"seed": -3}, "random seed"),
+        ({"metric": None}, "Unknown metric"),
+    ],
+)
+def test_settings_validate_every_field(changes, match):
+    if match is None:
+        assert rigid.RigidSettings(**changes).levels == (rigid.Level(4, 0.4),)
+        return
+    with pytest.raises(SettingsError, match=match):
+        rigid.RigidSettings(**changes)
+
+
+def test_settings_round_trip_and_unknown_keys():
+    s = rigid.RigidSettings(transform="affine", levels=((2, 0.1), (1, 0)), learning_rate=0.3)
+    assert rigid.RigidSettings.from_dict(s.to_dict()) == s
+    with pytest.raises(SettingsError, match="Unknown engine setting"):
+        rigid.RigidSettings.from_dict({**s.to_dict(), "learnig_rate": 1})

@@ -28,7 +28,7 @@ def _sitk_exact(moving: Volume, grid: Volume, params: space.RigidParams, box=Non
 
 
 PARAMS = [
-    space.RigidParams(center_mm=(0.8, 1.0, 0.9)),  # identity
+    space.RigidParams(centre_mm=(0.8, 1.0, 0.9)),  # identity
     space.RigidParams((23, -11, 31), (0.1, -0.05, 0.2), (0.8, 1.0, 0.9)),
     space.RigidParams((-5, 40, 7), (-0.1, 0.1, 0.0), (0.7, 1.1, 1.0), (False, True, False)),
     space.RigidParams((0, 0, 90), (0.0, 0.0, 0.0), (0.8, 1.0, 0.9)),  # a quarter turn
@@ -73,7 +73,7 @@ def test_identity_keeps_integer_values_where_sitk_truncates_some():
     # through world millimetres is exact only to an ulp, so ITK loses 1 in many voxels
     data = np.random.default_rng(0).integers(1, 1000, (20, 24, 28)).astype(np.uint16)
     v = Volume.from_array(data, 0.025, "RAS", origin_mm=(-5.3, 2.1, 0.7))
-    params = space.RigidParams(center_mm=(1.1, 0.7, 2.3))
+    params = space.RigidParams(centre_mm=(1.1, 0.7, 2.3))
     ours = sampling.linear(data, sampling.index_map(v.affine, v.affine, params.matrix()), v.shape)
     np.testing.assert_array_equal(ours, data)
     itk = sitk.GetArrayFromImage(

@@ -99,14 +99,14 @@ def test_rigid_params_round_trip_through_sitk_and_json():
     q = space.RigidParams.from_sitk(tx)
     np.testing.assert_allclose(q.rotation_deg, p.rotation_deg, atol=1e-9)
     np.testing.assert_allclose(q.translation_mm, p.translation_mm, atol=1e-9)
-    np.testing.assert_allclose(q.center_mm, p.center_mm, atol=1e-9)
+    np.testing.assert_allclose(q.centre_mm, p.centre_mm, atol=1e-9)
     assert space.RigidParams.from_dict(p.to_dict()) == p
 
 
 def test_sitk_transform_read_back_from_a_file(tmp_path):
     p = space.RigidParams((5, 10, -15), (0.5, 1, -1), (1, 2, 3))
     sitk.WriteTransform(p.sitk_transform(), str(tmp_path / "t.tfm"))
-    q = space.RigidParams.from_sitk(sitk.ReadTransform(str(tmp_path / "t.tfm")), p.center_mm)
+    q = space.RigidParams.from_sitk(sitk.ReadTransform(str(tmp_path / "t.tfm")), p.centre_mm)
     np.testing.assert_allclose(q.matrix(), p.matrix(), atol=1e-9)
 
 

@@ -47,7 +47,7 @@ def test_slider_moves_preview_undo_and_reset_restore_it(setup, qtbot):
     assert not np.array_equal(before, after)
     assert widget.model.state.rigid.rotation_deg == (20.0, 0.0, 0.0)
     # the preview is exactly the core preview of the model's state
-    expected = alignment.preview(sim.volume, fixed, widget.model.state)
+    expected = alignment.preview(fixed, sim.volume, widget.model.state)
     np.testing.assert_array_equal(after, expected.data)
 
     assert widget.model.undo()
@@ -138,7 +138,7 @@ def test_screenshots_of_2d_and_3d_preview(setup, qtbot, screenshot_dir):
     viewer.screenshot(str(screenshot_dir / "align_preview_3d.png"), canvas_only=True)
     # aligned by the truth, the preview correlates with the atlas far better than unaligned
     aligned = _preview(viewer, widget).data
-    raw = alignment.preview(sim.volume, fixed, AlignmentState())
+    raw = alignment.preview(fixed, sim.volume, AlignmentState())
     corr = np.corrcoef(aligned.ravel(), fixed.data.ravel())[0, 1]
     corr_raw = np.corrcoef(raw.data.ravel(), fixed.data.ravel())[0, 1]
     assert corr > corr_raw + 0.2
@@ -221,8 +221,8 @@ def test_previews_update_one_layer_when_docked_from_the_plugin_menu(
     later = [layer.name for layer in viewer.layers if not layer.name.endswith("box edges)")]
     assert sorted(later) == sorted([*names, "simulated brain (crop box)"])
     expected = alignment.preview(
-        volume_of_layer(widget.moving.value),
         volume_of_layer(widget.fixed.value),
+        volume_of_layer(widget.moving.value),
         widget.model.state,
     )
     np.testing.assert_array_equal(viewer.layers[preview[0]].data, expected.data)
@@ -247,5 +247,5 @@ def test_a_request_for_the_preview_being_computed_is_not_computed_again(setup, q
     _wait(qtbot, widget)
     assert len(calls) == 3 and calls[-1] == widget.model.state
     np.testing.assert_array_equal(
-        _preview(viewer, widget).data, alignment.preview(sim.volume, fixed, calls[-1]).data
+        _preview(viewer, widget).data, alignment.preview(fixed, sim.volume, calls[-1]).data
     )

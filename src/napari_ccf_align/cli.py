@@ -105,7 +105,7 @@ def headless_demo(args: argparse.Namespace) -> int:
     )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    io.write_volume(rigid.warp(sim.volume, reference, result), out / "registered.nii.gz")
+    io.write_volume(rigid.warp(reference, sim.volume, result), out / "registered.nii.gz")
     io.write_trace_csv(result.trace, out / "metric.csv")
     print(f"  wrote {out / 'registered.nii.gz'} and {out / 'metric.csv'}")
     return 0

@@ -29,7 +29,6 @@ class AlignmentModel:
         self._redo: list[AlignmentState] = []
         self._committed = self._state
         self.limit = limit
-        self.fixed_layer: str | None = None
         self.moving_layer: str | None = None
 
     @property

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import downsample, rows, sampling, space
-from .errors import CropError, DimensionError, EmptyVolumeError
+from .errors import CropError, DimensionError, EmptyVolumeError, SettingsError
 from .volume import Volume, from_sitk, strided_sample, to_sitk
 
 #: Most voxels a coarse (while-dragging) preview may have (1 M keeps it near 30 ms on 2 cores).
@@ -47,8 +47,13 @@ class AlignmentState:
     crop_as_mask: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.rigid, space.RigidParams):
+            raise SettingsError(
+                f"The alignment's rigid part is a {type(self.rigid).__name__}: give a RigidParams."
+            )
         if self.crop is not None:
-            object.__setattr__(self, "crop", tuple((int(a), int(b)) for a, b in self.crop))
+            object.__setattr__(self, "crop", _crop_ranges(self.crop))
+        object.__setattr__(self, "crop_as_mask", bool(self.crop_as_mask))
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
@@ -60,12 +65,27 @@ class AlignmentState:
 
     @classmethod
     def from_dict(cls, data: dict) -> AlignmentState:
-        """Inverse of :meth:`to_dict`."""
-        crop = data.get("crop")
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        SettingsError, AffineError, CropError
+            If a key is missing or unknown or a value is of the wrong kind.
+        """
+        if not isinstance(data, dict) or "rigid" not in data:
+            raise SettingsError(
+                "This is not a saved alignment (no 'rigid' entry): choose a file the Align "
+                "widget or a session wrote."
+            )
+        unknown = sorted(set(data) - {"rigid", "crop", "crop_as_mask"})
+        if unknown:
+            raise SettingsError(
+                f"Unknown alignment entr(ies) {', '.join(unknown)}: is this a saved alignment?"
+            )
         return cls(
             space.RigidParams.from_dict(data["rigid"]),
-            None if crop is None else tuple(tuple(r) for r in crop),
-            bool(data.get("crop_as_mask", False)),
+            data.get("crop"),
+            data.get("crop_as_mask", False),
         )
 
     def to_json(self) -> str:
@@ -74,12 +94,37 @@ class AlignmentState:
 
     @classmethod
     def from_json(cls, text: str) -> AlignmentState:
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json` (bad JSON raises :class:`SettingsError`)."""
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(
+                f"The saved alignment is not valid JSON ({exc}): choose the file again or reset."
+            ) from None
+        return cls.from_dict(data)
 
     def with_rigid(self, **changes) -> AlignmentState:
         """A new state with some rigid fields replaced."""
         return replace(self, rigid=replace(self.rigid, **changes))
+
+
+def _crop_ranges(crop: object) -> tuple[tuple[int, int], ...]:
+    """``((start, stop), ...)`` of whole numbers, or a :class:`CropError`."""
+    try:
+        ranges = tuple((a, b) for a, b in crop)
+        ok = all(
+            isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())
+            for r in ranges
+            for v in r
+        )
+    except (TypeError, ValueError):
+        ranges, ok = (), False
+    if not ranges or not ok:
+        raise CropError(
+            f"The crop {crop!r} is not one (start, stop) pair of whole voxel numbers per axis: "
+            "give e.g. ((0, 100), (10, 90), (0, 80))."
+        )
+    return tuple((int(a), int(b)) for a, b in ranges)
 
 
 # --------------------------------------------------------------------------- centres and moments
@@ -110,7 +155,7 @@ def tissue_mask(volume: Volume) -> np.ndarray:
 def centre_of(volume: Volume, mode: CentreMode = "tissue") -> np.ndarray:
     """World position (RAS mm) of the grid centre or of the tissue centroid."""
     if mode == "volume":
-        return volume.center_mm
+        return volume.centre_mm
     idx = np.argwhere(tissue_mask(volume))
     return volume.index_to_world(idx.mean(axis=0))
 
@@ -123,7 +168,7 @@ def with_centre(state: AlignmentState, moving: Volume, mode: CentreMode) -> Alig
     """
     c = centre_of(moving, mode)
     t = space.apply_affine(state.rigid.matrix(), c) - c
-    return replace(state, rigid=replace(state.rigid, center_mm=tuple(c), translation_mm=tuple(t)))
+    return replace(state, rigid=replace(state.rigid, centre_mm=tuple(c), translation_mm=tuple(t)))
 
 
 def centre_on_atlas(
@@ -245,20 +290,9 @@ def coarse_grid(fixed: Volume, max_voxels: int = COARSE_MAX_VOXELS) -> Volume:
     return Volume(empty, affine, f"{fixed.name} (coarse)", fixed.world_axes)
 
 
-_SITK_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _as_sitk(volume: Volume) -> sitk.Image:
-    """SimpleITK copy of a volume, kept while the Volume lives (previews reuse it)."""
-    image = _SITK_CACHE.get(volume)
-    if image is None:
-        image = _SITK_CACHE[volume] = to_sitk(volume)
-    return image
-
-
 def resample(
-    moving: Volume,
     grid: Volume,
+    moving: Volume,
     transform: sitk.Transform,
     interpolator: int = sitk.sitkLinear,
     default: float = 0.0,
@@ -283,11 +317,11 @@ def resample(
     f.SetTransform(transform)
     f.SetInterpolator(interpolator)
     f.SetDefaultPixelValue(default)
-    out = f.Execute(_as_sitk(moving))
+    out = f.Execute(to_sitk(moving))
     return from_sitk(out, f"{moving.name} (aligned)", world_axes=grid.world_axes, copy=False)
 
 
-def preview(moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False) -> Volume:
+def preview(fixed: Volume, moving: Volume, state: AlignmentState, coarse: bool = False) -> Volume:
     """The moving volume on the atlas grid through exactly the engines' initial transform.
 
     Linear interpolation by the rules of SimpleITK's resampler (see
@@ -304,7 +338,7 @@ def preview(moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool =
         Sample on a grid of at most :data:`COARSE_MAX_VOXELS` voxels covering the
         same box (for interactive dragging); otherwise on the atlas grid itself.
     """
-    return preview_with_box(moving, fixed, state, coarse).image
+    return preview_with_box(fixed, moving, state, coarse).image
 
 
 def crop_box_edges(volume: Volume, state: AlignmentState) -> np.ndarray:
@@ -347,27 +381,13 @@ def _box_row_spans(grid: Volume, moving: Volume, state: AlignmentState):
     return inside, core
 
 
-def box_masks(grid: Volume, moving: Volume, state: AlignmentState) -> tuple[np.ndarray, np.ndarray]:
-    """Which ``grid`` voxels come from inside the crop box, and which lie on its faces.
+def box_faces(grid: Volume, moving: Volume, state: AlignmentState) -> np.ndarray:
+    """1 on ``grid`` voxels within one output voxel of a face of the crop box (inside it).
 
     Computed from the transform alone (no resampling of a mask volume): along each
     grid row the box is one interval of indices (:mod:`.rows`), so the cost is per
     row and nothing the size of the moving volume.
-
-    Returns
-    -------
-    inside : numpy.ndarray of bool
-        Grid voxels whose source point lies in the crop box.
-    faces : numpy.ndarray of uint8
-        1 on grid voxels within one output voxel of a face of the box (inside it).
     """
-    inside, core = _box_row_spans(grid, moving, state)
-    mask = rows.spans_mask(grid.shape, *inside).view(bool)
-    return mask, rows.spans_mask(grid.shape, *inside, hole=core)
-
-
-def box_faces(grid: Volume, moving: Volume, state: AlignmentState) -> np.ndarray:
-    """The ``faces`` of :func:`box_masks` alone (what the preview draws)."""
     inside, core = _box_row_spans(grid, moving, state)
     return rows.spans_mask(grid.shape, *inside, hole=core)
 
@@ -422,8 +442,8 @@ def _pasted(part: np.ndarray, box: Sequence[tuple[int, int]], shape) -> np.ndarr
     return whole
 
 
-def _check_3d(moving: Volume, fixed: Volume) -> None:
-    for v in (moving, fixed):
+def _check_3d(fixed: Volume, moving: Volume) -> None:
+    for v in (fixed, moving):
         if v.ndim != 3:
             raise DimensionError(
                 f"{v.name!r} is {v.ndim}D but the preview needs 3D volumes: choose a 3D volume."
@@ -431,7 +451,7 @@ def _check_3d(moving: Volume, fixed: Volume) -> None:
 
 
 def preview_with_box(
-    moving: Volume, fixed: Volume, state: AlignmentState, coarse: bool = False
+    fixed: Volume, moving: Volume, state: AlignmentState, coarse: bool = False
 ) -> Preview:
     """:func:`preview` plus the crop box outline through the same transform (if cropping).
 
@@ -441,7 +461,7 @@ def preview_with_box(
     of the moving volume near the coarse grid's spacing
     (:func:`.downsample.block_mean`, made once per volume).
     """
-    _check_3d(moving, fixed)
+    _check_3d(fixed, moving)
     grid = coarse_grid(fixed) if coarse else fixed
     region = footprint(grid, moving, state)
     cut = state.crop if state.crop is not None and not state.crop_as_mask else None
@@ -476,7 +496,7 @@ def _preview(image: Volume, box: np.ndarray | None, moving: Volume, coarse: bool
 
 
 def _slab_box(fixed: Volume, axis: int, world_mm: float, half: int) -> list[tuple[int, int]] | None:
-    point = fixed.center_mm.copy()
+    point = fixed.centre_mm.copy()
     point[axis] = world_mm
     index = round(float(fixed.world_to_index(point)[axis]))
     lo, hi = max(0, index - half), min(fixed.shape[axis], index + half + 1)
@@ -493,7 +513,7 @@ def _on_grid(part: Volume, grid: Volume, box: Sequence[tuple[int, int]]) -> Volu
 
 
 def exact_previews(
-    moving: Volume, fixed: Volume, state: AlignmentState, shown: tuple[int, float] | None
+    fixed: Volume, moving: Volume, state: AlignmentState, shown: tuple[int, float] | None
 ) -> Iterator[Preview]:
     """The exact preview, in two steps when the grid is big and a slice is shown.
 
@@ -504,10 +524,10 @@ def exact_previews(
     if shown is not None and np.prod(fixed.shape) > COARSE_MAX_VOXELS:
         box = _slab_box(fixed, *shown, half=2)
         if box is not None:
-            part = preview_with_box(moving, fixed.cropped(box), state)
+            part = preview_with_box(fixed.cropped(box), moving, state)
             image = _on_grid(part.image, fixed, box)
             outline = None if part.box is None else _on_grid(part.box, fixed, box)
             yield Preview(image, outline, coarse=False, partial=True)
-    yield preview_with_box(moving, fixed, state)
+    yield preview_with_box(fixed, moving, state)
     if np.prod(fixed.shape) > COARSE_MAX_VOXELS:  # ready for the next drag (once per volume)
         _coarse_source(moving, coarse_grid(fixed))

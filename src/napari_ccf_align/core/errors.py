@@ -69,3 +69,11 @@ class AtlasError(CcfAlignError, ValueError):
 
 class RegistrationError(CcfAlignError, RuntimeError):
     """A registration could not run or did not converge to a usable result."""
+
+
+class SettingsError(CcfAlignError, ValueError):
+    """An engine or form setting is of the wrong type or out of its range."""
+
+
+class InputError(CcfAlignError, TypeError):
+    """A public function was given an argument of the wrong kind (e.g. a list for a Volume)."""

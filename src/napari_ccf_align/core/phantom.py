@@ -128,7 +128,7 @@ def simulate_brain(
         Random seed.
     """
     rng = np.random.default_rng(seed)
-    truth = space.RigidParams(rotation_deg, translation_mm, tuple(template.center_mm))
+    truth = space.RigidParams(rotation_deg, translation_mm, tuple(template.centre_mm))
     shape = template.shape
     idx = np.indices(shape, dtype=np.float32).reshape(3, -1).T
     q = space.apply_affine(truth.matrix() @ template.affine, idx)

@@ -7,7 +7,6 @@ touches Qt: widgets forward events to the GUI thread through worker signals.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +54,38 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+@dataclass(frozen=True)
+class TracePoint:
+    """The metric at one optimiser iteration of an engine.
+
+    Parameters
+    ----------
+    level : int
+        Resolution level (0 = coarsest).
+    iteration : int
+        Iteration within the level.
+    metric : float
+        The engine's metric value (SimpleITK: minimised; DIPY SyN: energy).
+    elapsed_s : float
+        Seconds since the run started.
+    stage : str
+        The engine stage that produced it ("rigid", "affine", "syn", ...).
+    """
+
+    level: int
+    iteration: int
+    metric: float
+    elapsed_s: float
+    stage: str = ""
+
+    @classmethod
+    def of(cls, event: ProgressEvent) -> TracePoint | None:
+        """The trace point an iteration event carries (None when it carries no metric)."""
+        if event.metric is None or event.level is None:
+            return None
+        return cls(event.level, event.iteration or 0, event.metric, event.elapsed_s, event.stage)
+
+
 def ignore_progress(event: ProgressEvent) -> None:
     """A progress callback that does nothing."""
 
@@ -72,7 +103,6 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self.started = time.perf_counter()
 
     def cancel(self) -> None:
         """Ask the work to stop as soon as it can."""

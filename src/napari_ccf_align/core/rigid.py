@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import SimpleITK as sitk
 
-from . import sampling, space
-from .alignment import AlignmentState, crop_mask, cropped_moving
-from .errors import RegistrationError
-from .progress import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .volume import Volume, robust_range, to_sitk
+from . import checks, sampling, space
+from .alignment import AlignmentState
+from .errors import RegistrationError, SettingsError
+from .prepare import overlap_fraction, prepare
+from .progress import CancelToken, ProgressCallback, ProgressEvent, TracePoint, ignore_progress
+from .volume import Volume, to_sitk
 
 TransformKind = Literal["rigid", "similarity", "affine"]
 Metric = Literal["mattes", "correlation", "mean_squares", "ants_nc"]
@@ -35,6 +36,8 @@ Optimizer = Literal["regular_step", "gradient_descent"]
 
 TRANSFORMS: tuple[str, ...] = ("rigid", "similarity", "affine")
 METRICS: tuple[str, ...] = ("mattes", "correlation", "mean_squares", "ants_nc")
+SAMPLINGS: tuple[str, ...] = ("random", "regular", "none")
+OPTIMIZERS: tuple[str, ...] = ("regular_step", "gradient_descent")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,44 @@ class Level:
 
     shrink: int
     sigma_mm: float
+
+
+def _levels(levels: object) -> tuple[Level, ...]:
+    """Levels from :class:`Level` objects or ``(shrink, sigma_mm)`` pairs, checked."""
+    try:
+        pairs = [(lv.shrink, lv.sigma_mm) if isinstance(lv, Level) else tuple(lv) for lv in levels]
+    except TypeError:
+        pairs = [()]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise SettingsError(
+            f"The levels {levels!r} are not (shrink, smoothing mm) pairs: give e.g. "
+            "((4, 0.4), (2, 0.2), (1, 0))."
+        )
+    return tuple(
+        Level(
+            checks.number(shrink, "shrink factor of a level", 1, 64, integer=True),
+            checks.number(sigma, "smoothing of a level (mm)", 0, 10),
+        )
+        for shrink, sigma in pairs
+    )
+
+
+def _percentiles(pair: object) -> tuple[float, float]:
+    """Two ordered percentiles within [0, 100]."""
+    try:
+        lo, hi = pair
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"The clip percentiles {pair!r} are not a (low, high) pair: give e.g. (0.5, 99.5)."
+        ) from None
+    lo = checks.number(lo, "lower clip percentile", 0, 100)
+    hi = checks.number(hi, "upper clip percentile", 0, 100)
+    if lo >= hi:
+        raise SettingsError(
+            f"The clip percentiles ({lo:g}, {hi:g}) are not in order: the lower must be below "
+            "the upper, e.g. (0.5, 99.5)."
+        )
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -100,35 +141,25 @@ class RigidSettings:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.transform not in TRANSFORMS:
-            raise RegistrationError(
-                f"Unknown transform {self.transform!r}: choose rigid, similarity or affine."
-            )
-        if self.metric not in METRICS:
-            raise RegistrationError(
-                f"Unknown metric {self.metric!r}: choose mattes, correlation, mean_squares or "
-                "ants_nc."
-            )
+        checks.choice(self.transform, "transform", TRANSFORMS)
+        checks.choice(self.metric, "metric", METRICS)
+        checks.choice(self.sampling, "sampling", SAMPLINGS)
+        checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
         if self.metric == "ants_nc" and self.sampling != "none":
-            raise RegistrationError(
+            raise SettingsError(
                 "ANTS neighbourhood correlation works on every voxel, not on a sample: set "
                 "sampling to 'none' (or choose another metric)."
             )
-        if not 0 < self.sampling_fraction <= 1:
-            raise RegistrationError(
-                f"Sampling fraction {self.sampling_fraction} is outside (0, 1]: give e.g. 0.2."
-            )
-        if not self.levels or any(lv.shrink < 1 or lv.sigma_mm < 0 for lv in self.levels):
-            raise RegistrationError(
-                "Each level needs a shrink factor >= 1 and a smoothing >= 0 mm: check the levels."
-            )
-        if self.iterations < 1 or self.bins < 4:
-            raise RegistrationError("Give at least 1 iteration per level and at least 4 bins.")
-        object.__setattr__(
-            self,
-            "levels",
-            tuple(Level(*lv) if not isinstance(lv, Level) else lv for lv in self.levels),
-        )
+        checks.number(self.bins, "number of histogram bins", 4, 1024, integer=True)
+        checks.number(self.ants_radius, "ANTS radius (voxels)", 1, 50, integer=True)
+        checks.number(self.sampling_fraction, "sampling fraction", 0, 1, lo_open=True)
+        checks.number(self.max_samples, "most samples per level", 100, integer=True)
+        checks.number(self.iterations, "number of iterations per level", 1, integer=True)
+        checks.number(self.learning_rate, "learning rate", 0, lo_open=True, example="0.5")
+        checks.number(self.min_step, "minimum step", 0, lo_open=True, example="1e-4")
+        checks.number(self.seed, "random seed", 0, 2**31 - 1, integer=True)
+        object.__setattr__(self, "levels", _levels(self.levels))
+        object.__setattr__(self, "clip_percentiles", _percentiles(self.clip_percentiles))
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
@@ -139,22 +170,16 @@ class RigidSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> RigidSettings:
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
-        data["levels"] = tuple(Level(int(a), float(b)) for a, b in data.get("levels", ()))
-        if "clip_percentiles" in data:
-            data["clip_percentiles"] = tuple(data["clip_percentiles"])
+        """Inverse of :meth:`to_dict` (unknown keys are refused with their names)."""
+        if not isinstance(data, dict):
+            raise SettingsError(f"Engine settings must be a mapping, not {type(data).__name__}.")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise SettingsError(
+                f"Unknown engine setting(s) {', '.join(unknown)}: remove them or check the "
+                "spelling."
+            )
         return cls(**data)
-
-
-@dataclass(frozen=True)
-class TracePoint:
-    """The metric at one optimiser iteration."""
-
-    level: int
-    iteration: int
-    metric: float
-    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -191,65 +216,25 @@ class RigidResult:
     seconds: float
     settings: RigidSettings = field(repr=False)
 
+    @property
+    def method(self) -> str:
+        """The transform optimised: "rigid", "similarity" or "affine"."""
+        return self.settings.transform
 
-# --------------------------------------------------------------------------- preprocessing
-
-
-def normalise(volume: Volume, percentiles: tuple[float, float]) -> Volume:
-    """Clip to percentiles (of finite voxels) and scale to [0, 1] as float32."""
-    data = np.asarray(volume.data, dtype=np.float32)
-    lo, hi = robust_range(data, percentiles)
-    if not np.isfinite(hi - lo) or hi <= lo:
-        raise RegistrationError(
-            f"{volume.name!r} has no contrast between the {percentiles[0]} and "
-            f"{percentiles[1]} percentiles (all-zero or constant): check the volume."
-        )
-    out = np.clip((data - lo) / (hi - lo), 0.0, 1.0)
-    out[~np.isfinite(out)] = 0.0
-    return volume.with_data(out)
-
-
-def _flip_split(rigid: space.RigidParams) -> tuple[np.ndarray, space.RigidParams]:
-    """World flip matrix (about the centre) and the rigid rest, so ``rest @ flip == rigid``."""
-    if not rigid.has_flip:
-        return np.eye(4), rigid
-    c = np.asarray(rigid.center_mm)
-    f = np.diag([-1.0 if v else 1.0 for v in rigid.flip] + [1.0])
-    f[:3, 3] = c - f[:3, :3] @ c
-    return f, replace(rigid, flip=(False, False, False))
+    def warp(self, fixed: Volume, moving: Volume) -> Volume:
+        """The moving volume on the atlas grid through this result (see :func:`warp`)."""
+        return warp(fixed, moving, self)
 
 
 def _initial_transform(rigid: space.RigidParams, kind: TransformKind) -> sitk.Transform:
     euler = rigid.sitk_transform()
     if kind == "rigid":
         return euler
-    if kind == "similarity":
-        sim = sitk.Similarity3DTransform()
-        sim.SetCenter(euler.GetCenter())
-        sim.SetMatrix(euler.GetMatrix())
-        sim.SetTranslation(euler.GetTranslation())
-        return sim
-    aff = sitk.AffineTransform(3)
-    aff.SetCenter(euler.GetCenter())
-    aff.SetMatrix(euler.GetMatrix())
-    aff.SetTranslation(euler.GetTranslation())
-    return aff
-
-
-def overlap_fraction(fixed: Volume, moving: Volume, transform: sitk.Transform) -> float:
-    """Fraction of the atlas's tissue (sampled) that falls inside the moving grid."""
-    data = np.asarray(fixed.data)
-    step = max(1, round((data.size / 200_000) ** (1 / 3)))
-    sub = data[::step, ::step, ::step]
-    idx = np.argwhere(sub > np.percentile(sub, 50)) * step
-    if len(idx) == 0:
-        return 0.0
-    pts = space.ras_to_lps(fixed.index_to_world(idx))
-    m = space.sitk_transform_matrix(transform)
-    moved = space.lps_to_ras(space.apply_affine(m, pts))
-    mi = moving.world_to_index(moved)
-    inside = np.all((mi > -0.5) & (mi < np.asarray(moving.shape) - 0.5), axis=1)
-    return float(inside.mean())
+    out = sitk.Similarity3DTransform() if kind == "similarity" else sitk.AffineTransform(3)
+    out.SetCenter(euler.GetCenter())
+    out.SetMatrix(euler.GetMatrix())
+    out.SetTranslation(euler.GetTranslation())
+    return out
 
 
 # --------------------------------------------------------------------------- the engine
@@ -298,30 +283,22 @@ def register(
             raise RegistrationError(
                 f"{v.name!r} is {v.ndim}D: the SimpleITK engine registers 3D volumes."
             )
-    flip, rigid = _flip_split(state.rigid)
-    work_moving = cropped_moving(moving, state)
-    moving_mask = crop_mask(moving, state.crop) if state.crop and state.crop_as_mask else None
-    if flip is not None and state.rigid.has_flip:
-        work_moving = work_moving.transformed(flip)
-        moving_mask = moving_mask.transformed(flip) if moving_mask is not None else None
-    initial = _initial_transform(rigid, settings.transform)
-    if overlap_fraction(fixed, work_moving, initial) < 0.05:
+    inputs = prepare(fixed, moving, state, settings.clip_percentiles, fixed_mask)
+    if overlap_fraction(inputs.fixed, inputs.moving, inputs.start.matrix()) < 0.05:
         raise RegistrationError(
             "The atlas and your volume hardly overlap after the initial alignment: use "
             "'centre on atlas' in the Align widget, then run again."
         )
-
-    fixed_img = to_sitk(normalise(fixed, settings.clip_percentiles))
-    moving_img = to_sitk(normalise(work_moving, settings.clip_percentiles))
+    initial = _initial_transform(inputs.start, settings.transform)
+    fixed_img = to_sitk(inputs.fixed)
+    moving_img = to_sitk(inputs.moving)
 
     reg = sitk.ImageRegistrationMethod()
     _set_metric(reg, settings, int(np.prod(fixed.shape)))
-    if fixed_mask is not None:
-        if not np.any(fixed_mask.data):
-            raise RegistrationError("The atlas mask is empty: draw or choose a mask with tissue.")
-        reg.SetMetricFixedMask(to_sitk(fixed_mask, np.uint8))
-    if moving_mask is not None:
-        reg.SetMetricMovingMask(to_sitk(moving_mask, np.uint8))
+    if inputs.fixed_mask is not None:
+        reg.SetMetricFixedMask(to_sitk(inputs.fixed_mask, np.uint8))
+    if inputs.moving_mask is not None:
+        reg.SetMetricMovingMask(to_sitk(inputs.moving_mask, np.uint8))
     _set_optimizer(reg, settings)
     reg.SetShrinkFactorsPerLevel([lv.shrink for lv in settings.levels])
     reg.SetSmoothingSigmasPerLevel([lv.sigma_mm for lv in settings.levels])
@@ -345,7 +322,7 @@ def register(
         it = reg.GetOptimizerIteration()
         value = reg.GetMetricValue()
         elapsed = time.perf_counter() - t0
-        trace.append(TracePoint(level, it, value, elapsed))
+        trace.append(TracePoint(level, it, value, elapsed, "register"))
         on_progress(
             ProgressEvent(
                 "register",
@@ -377,16 +354,17 @@ def register(
             "The optimiser diverged (the metric became NaN): lower the learning rate or improve "
             "the initial alignment, then run again."
         )
-    fixed_to_moving = space.sitk_transform_matrix(initial)
+    # the optimised map is of the mirrored volume; the result maps the user's volume
+    lps = space.sitk_transform_matrix(initial)  # fixed -> prepared moving, LPS
+    matrix = inputs.unflipped(np.linalg.inv(space.world_matrix_to_lps(lps)))
     if state.rigid.has_flip:
-        fixed_to_moving = space.world_matrix_to_lps(flip) @ fixed_to_moving
+        fixed_to_moving = space.world_matrix_to_lps(np.linalg.inv(matrix))
         transform = space.sitk_affine_transform(fixed_to_moving, initial.GetCenter())
     else:
         transform = initial
-    matrix = np.linalg.inv(space.world_matrix_to_lps(fixed_to_moving))
     params = None
     if settings.transform == "rigid":
-        params = space.RigidParams.from_matrix(matrix, state.rigid.center_mm)
+        params = space.RigidParams.from_matrix(matrix, state.rigid.centre_mm)
     return RigidResult(
         transform,
         matrix,
@@ -461,7 +439,7 @@ def _explain(exc: RuntimeError) -> RegistrationError:
     return RegistrationError(f"SimpleITK stopped with an error ({detail[:200]}): check the inputs.")
 
 
-def warp(moving: Volume, fixed: Volume, result: RigidResult) -> Volume:
+def warp(fixed: Volume, moving: Volume, result: RigidResult) -> Volume:
     """The moving volume on the atlas grid through the registration result.
 
     Sampled as the Align previews are (:func:`.sampling.linear`, SimpleITK's linear

@@ -294,7 +294,13 @@ def reorientation(affine: np.ndarray, target: str, world_axes: str = WORLD_AXES)
 
 def check_affine(affine: np.ndarray, ndim: int) -> np.ndarray:
     """Return ``affine`` as a float array after checking shape, finiteness and rank."""
-    a = np.asarray(affine, dtype=float)
+    try:
+        a = np.asarray(affine, dtype=float)
+    except (TypeError, ValueError):
+        raise AffineError(
+            f"The affine is not a matrix of numbers (got {type(affine).__name__}): give a "
+            f"({ndim + 1}, {ndim + 1}) array."
+        ) from None
     if a.shape != (ndim + 1, ndim + 1):
         raise AffineError(
             f"The affine has shape {a.shape} but a {ndim}D volume needs ({ndim + 1}, {ndim + 1})."
@@ -410,11 +416,11 @@ def sitk_transform_matrix(transform: sitk.Transform, ndim: int = 3) -> np.ndarra
     return m
 
 
-def sitk_affine_transform(matrix_lps: np.ndarray, center_lps: Sequence[float] | None = None):
+def sitk_affine_transform(matrix_lps: np.ndarray, centre_lps: Sequence[float] | None = None):
     """A SimpleITK ``AffineTransform`` from a homogeneous LPS matrix (fixed -> moving)."""
     n = matrix_lps.shape[0] - 1
     tx = sitk.AffineTransform(n)
-    c = np.zeros(n) if center_lps is None else np.asarray(center_lps, dtype=float)
+    c = np.zeros(n) if centre_lps is None else np.asarray(centre_lps, dtype=float)
     lin = matrix_lps[:n, :n]
     tx.SetCenter(tuple(c.tolist()))
     tx.SetMatrix(tuple(lin.reshape(-1).tolist()))
@@ -466,6 +472,23 @@ def rotation_angles(matrix: np.ndarray) -> tuple[float, float, float]:
 # --------------------------------------------------------------------------- the rigid-parameter object
 
 
+def dipy_prealign(moving_to_atlas: np.ndarray) -> np.ndarray:
+    """DIPY's ``prealign`` / ``AffineMap`` matrix from a moving -> atlas world map (RAS mm).
+
+    DIPY maps static (atlas) world points to moving world points, so this is the
+    inverse. Use with ``static_grid2world`` and ``moving_grid2world`` set to the
+    volumes' index-to-world (RAS) affines. A registration result's ``matrix`` is
+    already the whole moving -> atlas map (hand alignment included): pass it alone.
+
+    Examples
+    --------
+    >>> m = np.eye(4); m[:3, 3] = (1.0, 2.0, 3.0)
+    >>> dipy_prealign(m)[:3, 3].tolist()
+    [-1.0, -2.0, -3.0]
+    """
+    return np.linalg.inv(np.asarray(moving_to_atlas, dtype=float))
+
+
 @dataclass(frozen=True)
 class RigidParams:
     """The user's initial alignment of the moving volume: flips, rotation and shift.
@@ -474,7 +497,7 @@ class RigidParams:
 
     ``p' = c + t + R @ F @ (p - c)``
 
-    where ``c`` is ``center_mm``, ``F`` mirrors the axes named by ``flip`` (through
+    where ``c`` is ``centre_mm``, ``F`` mirrors the axes named by ``flip`` (through
     ``c``), ``R = Rs @ Ra @ Rr`` rotates about R first, then A, then S (angles in
     ``rotation_deg``, right-handed, world-fixed axes; see :func:`rotation_matrix`)
     and ``t`` is ``translation_mm``. :meth:`matrix` is this map; the napari preview,
@@ -486,7 +509,7 @@ class RigidParams:
         Rotations about the R, A and S axes, in degrees.
     translation_mm : tuple of float
         Shift along R, A, S, in mm, applied after the rotation.
-    center_mm : tuple of float
+    centre_mm : tuple of float
         Centre of rotation and of the flips, RAS mm, in the moving volume's frame.
     flip : tuple of bool
         Mirror across the plane through the centre normal to R, A, S respectively.
@@ -500,18 +523,29 @@ class RigidParams:
 
     rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
     translation_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    center_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    centre_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     flip: tuple[bool, bool, bool] = field(default=(False, False, False))
 
     def __post_init__(self) -> None:
-        for name in ("rotation_deg", "translation_mm", "center_mm"):
-            values = tuple(float(v) for v in getattr(self, name))
+        for name in ("rotation_deg", "translation_mm", "centre_mm"):
+            given = getattr(self, name)
+            try:
+                values = tuple(float(v) for v in given)
+            except (TypeError, ValueError):
+                values = ()
             if len(values) != 3 or not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{name} must be three finite numbers, got {values!r}.")
+                raise AffineError(
+                    f"The alignment's {name} is {given!r}: give three finite numbers (R, A, S)."
+                )
             object.__setattr__(self, name, values)
-        flips = tuple(bool(v) for v in self.flip)
-        if len(flips) != 3:
-            raise ValueError(f"flip must be three booleans, got {self.flip!r}.")
+        try:
+            flips = tuple(bool(v) for v in self.flip if isinstance(v, (bool, int, np.bool_)))
+        except TypeError:
+            flips = ()
+        if len(flips) != 3 or len(flips) != len(tuple(self.flip)):
+            raise AffineError(
+                f"The alignment's flip is {self.flip!r}: give three true/false values (R, A, S)."
+            )
         object.__setattr__(self, "flip", flips)
 
     # -- derived transforms --------------------------------------------------------------
@@ -523,7 +557,7 @@ class RigidParams:
 
     def matrix(self) -> np.ndarray:
         """4 x 4 world transform (RAS mm) taking moving-volume points to their aligned place."""
-        c = np.asarray(self.center_mm)
+        c = np.asarray(self.centre_mm)
         lin = self.linear()
         m = np.eye(4)
         m[:3, :3] = lin
@@ -544,12 +578,8 @@ class RigidParams:
         return self.matrix() @ np.asarray(volume_affine, dtype=float)
 
     def dipy_prealign(self) -> np.ndarray:
-        """DIPY's ``starting_affine`` / ``AffineMap`` matrix: static (atlas) world -> moving world.
-
-        Use with ``static_grid2world`` and ``moving_grid2world`` set to the volumes'
-        index-to-world (RAS) affines.
-        """
-        return self.inverse_matrix()
+        """DIPY's ``prealign`` for this hand alignment alone (see :func:`dipy_prealign`)."""
+        return dipy_prealign(self.matrix())
 
     def sitk_transform(self) -> sitk.Transform:
         """SimpleITK initial transform in ITK's fixed -> moving direction, in LPS.
@@ -558,45 +588,45 @@ class RigidParams:
         centre) when there is no flip; an ``AffineTransform`` when an axis is mirrored.
         """
         m_lps = world_matrix_to_lps(self.inverse_matrix())
-        center = ras_to_lps(np.asarray(self.center_mm) + np.asarray(self.translation_mm))
+        centre = ras_to_lps(np.asarray(self.centre_mm) + np.asarray(self.translation_mm))
         if self.has_flip:
-            return sitk_affine_transform(m_lps, center)
+            return sitk_affine_transform(m_lps, centre)
         tx = sitk.Euler3DTransform()
         tx.SetComputeZYX(True)
-        tx.SetCenter(tuple(center.tolist()))
+        tx.SetCenter(tuple(centre.tolist()))
         lin = m_lps[:3, :3]
         tx.SetMatrix(tuple(lin.reshape(-1).tolist()), 1e-6)
-        tx.SetTranslation(tuple((m_lps[:3, 3] - center + lin @ center).tolist()))
+        tx.SetTranslation(tuple((m_lps[:3, 3] - centre + lin @ centre).tolist()))
         return tx
 
     # -- construction from other forms ---------------------------------------------------
 
     @classmethod
-    def from_matrix(cls, matrix: np.ndarray, center_mm: Sequence[float] = (0, 0, 0)) -> RigidParams:
+    def from_matrix(cls, matrix: np.ndarray, centre_mm: Sequence[float] = (0, 0, 0)) -> RigidParams:
         """Parameters of a rigid (optionally mirrored) 4 x 4 RAS world transform.
 
         A mirrored matrix is written as a flip of R followed by a rotation.
 
         Raises
         ------
-        ValueError
-            If the matrix scales or shears.
+        AffineError
+            If the matrix is not 4 x 4 and finite, or scales or shears.
         """
-        m = np.asarray(matrix, dtype=float)
+        m = check_affine(matrix, 3)
         lin = m[:3, :3]
         if not np.allclose(lin.T @ lin, np.eye(3), atol=1e-6):
-            raise ValueError(
+            raise AffineError(
                 "The transform scales or shears, so it is not rigid: use an affine transform."
             )
         flip = (bool(np.linalg.det(lin) < 0), False, False)
         rot = lin @ np.diag([-1.0 if flip[0] else 1.0, 1.0, 1.0])
-        c = np.asarray(center_mm, dtype=float)
+        c = np.asarray(centre_mm, dtype=float)
         t = m[:3, 3] + lin @ c - c
         return cls(rotation_angles(rot), tuple(t.tolist()), tuple(c.tolist()), flip)
 
     @classmethod
     def from_sitk(
-        cls, transform: sitk.Transform, center_mm: Sequence[float] | None = None
+        cls, transform: sitk.Transform, centre_mm: Sequence[float] | None = None
     ) -> RigidParams:
         """Parameters of a rigid SimpleITK transform (fixed -> moving, LPS).
 
@@ -604,20 +634,20 @@ class RigidParams:
         ----------
         transform : SimpleITK.Transform
             Any linear transform; its matrix must be a rotation (or a mirrored one).
-        center_mm : sequence of float, optional
+        centre_mm : sequence of float, optional
             Centre of rotation to express the result about (RAS mm, moving frame).
             Default: the transform's centre mapped into the moving frame, which
             makes ``from_sitk(p.sitk_transform())`` return ``p``.
         """
         m_lps = sitk_transform_matrix(transform)
-        if center_mm is None:
+        if centre_mm is None:
             try:
-                center_fixed = transform.GetCenter()
+                centre_fixed = transform.GetCenter()
             except AttributeError:
-                center_fixed = (0.0, 0.0, 0.0)
-            center_mm = ras_to_lps(np.asarray(transform.TransformPoint(tuple(center_fixed))))
+                centre_fixed = (0.0, 0.0, 0.0)
+            centre_mm = ras_to_lps(np.asarray(transform.TransformPoint(tuple(centre_fixed))))
         forward = np.linalg.inv(world_matrix_to_lps(m_lps))
-        return cls.from_matrix(forward, center_mm)
+        return cls.from_matrix(forward, centre_mm)
 
     # -- serialisation -------------------------------------------------------------------
 
@@ -627,8 +657,20 @@ class RigidParams:
 
     @classmethod
     def from_dict(cls, data: dict) -> RigidParams:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: tuple(v) for k, v in data.items()})
+        """Inverse of :meth:`to_dict` (also reads the older key ``center_mm``)."""
+        if not isinstance(data, dict):
+            raise AffineError(
+                f"Rigid parameters must be a mapping, not {type(data).__name__}: give "
+                "rotation_deg, translation_mm, centre_mm and flip."
+            )
+        data = {("centre_mm" if k == "center_mm" else k): v for k, v in data.items()}
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise AffineError(
+                f"Unknown rigid parameter(s) {', '.join(unknown)}: use rotation_deg, "
+                "translation_mm, centre_mm and flip."
+            )
+        return cls(**data)
 
     def to_json(self) -> str:
         """The parameters as a JSON string."""

@@ -142,7 +142,7 @@ class Volume:
         return space.apply_affine(np.linalg.inv(self.affine), points)
 
     @property
-    def center_mm(self) -> np.ndarray:
+    def centre_mm(self) -> np.ndarray:
         """World position (RAS mm) of the grid's centre."""
         return self.index_to_world((np.asarray(self.shape) - 1) / 2.0)
 

@@ -193,7 +193,6 @@ class AlignWidget(QWidget):
         self.clear_crop.changed.connect(self.no_crop)
         self.reinterpret.changed.connect(self.apply_geometry)
         self.moving.changed.connect(self._on_moving)
-        self.fixed.changed.connect(self._on_fixed)
         self.model.changed.connect(self._on_model)
         self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         follow_anatomy(self.viewer)
@@ -218,9 +217,6 @@ class AlignWidget(QWidget):
             )
         fixed, moving = placed_volume(fixed_layer), placed_volume(moving_layer)
         return moving, fixed
-
-    def _on_fixed(self, _layer=None) -> None:
-        self.model.fixed_layer = self.fixed.value.name if self.fixed.value is not None else None
 
     def _on_moving(self, layer=None) -> None:
         if layer is None:
@@ -252,7 +248,7 @@ class AlignWidget(QWidget):
         if self.model.moving_layer != layer.name:
             self.model.moving_layer = layer.name
             centre = alignment.centre_of(v, "volume")
-            self.model.set(AlignmentState(space.RigidParams(center_mm=tuple(centre))))
+            self.model.set(AlignmentState(space.RigidParams(centre_mm=tuple(centre))))
         else:
             self._on_model(self.model.state)
 
@@ -295,7 +291,7 @@ class AlignWidget(QWidget):
             space.RigidParams(
                 tuple(s.value() for s in self.rot),
                 tuple(s.value() for s in self.shift),
-                current.rigid.center_mm,
+                current.rigid.centre_mm,
                 tuple(f.value for f in self.flip),
             ),
             None if full else crop,

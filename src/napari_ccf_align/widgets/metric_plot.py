@@ -10,8 +10,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core import io
-from ..core.progress import ProgressEvent
-from ..core.rigid import TracePoint
+from ..core.progress import ProgressEvent, TracePoint
 from ._mpl import ThemedCanvas
 
 _MIN_X = 64  # iterations the x axis shows at first; doubled when outgrown
@@ -74,11 +73,10 @@ class MetricPlot(QWidget):
 
     def add(self, event: ProgressEvent) -> None:
         """Add one iteration event (ignored if it carries no metric)."""
-        if event.metric is None or event.level is None:
+        point = TracePoint.of(event)
+        if point is None:
             return
-        self.points.append(
-            TracePoint(event.level, event.iteration or 0, event.metric, event.elapsed_s)
-        )
+        self.points.append(point)
         self._dirty = True
 
     def best(self) -> TracePoint | None:

@@ -211,7 +211,7 @@ class RegisterWidget(QWidget):
                 fixed, moving, state, settings, on_progress=relay.emit_event, cancel=token
             )
             token.raise_if_cancelled("The registration")
-            warped = rigid.warp(moving, fixed, result)
+            warped = rigid.warp(fixed, moving, result)
             return result, warped, robust_range(warped.data)
 
         self.worker = _worker.start(
