@@ -197,3 +197,28 @@ def test_settings_round_trip_and_unknown_keys():
     assert rigid.RigidSettings.from_dict(s.to_dict()) == s
     with pytest.raises(SettingsError, match="Unknown engine setting"):
         rigid.RigidSettings.from_dict({**s.to_dict(), "learnig_rate": 1})
+
+
+def test_affine_starts_from_a_rigid_result_and_rigid_refuses_a_scaled_start(template_100, brain):
+    sim = phantom.simulate_brain(
+        template_100,
+        (12, -8, 10),
+        (0.5, -0.3, 0.2),
+        deformation_mm=0,
+        noise=0.03,
+        missing_anterior_mm=None,
+    )
+    start = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100)
+    quick = rigid.RigidSettings(levels=((4, 0.4), (2, 0.2)), iterations=60)
+    first = rigid.register(template_100, sim.volume, start, quick)
+    # the chained run starts where the first ended: its first metric is the first's last
+    second = rigid.register(
+        template_100, sim.volume, start, rigid.RigidSettings(transform="affine"), start=first.matrix
+    )
+    err1 = rigid.displacement_error_mm(first.matrix, sim.truth.matrix(), template_100, brain)
+    err2 = rigid.displacement_error_mm(second.matrix, sim.truth.matrix(), template_100, brain)
+    assert err2 < max(err1, ERROR_TOL_MM)
+    scaled = first.matrix.copy()
+    scaled[:3, :3] *= 1.1
+    with pytest.raises(SettingsError, match="scales or shears"):
+        rigid.register(template_100, sim.volume, start, quick, start=scaled)

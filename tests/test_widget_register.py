@@ -52,7 +52,7 @@ def test_run_plots_on_gui_thread_and_adds_warped_layer_twice(setup, qtbot, scree
     assert threads == {True}, "plot updates must happen on the GUI thread"
     assert len(widget.plot.points) > 10
     assert {p.level for p in widget.plot.points} == {0, 1}
-    warped = viewer.layers[f"{sim.volume.name} (registered)"]
+    warped = viewer.layers[f"{sim.volume.name} (rigid)"]
     result = warped.metadata[RESULT_KEY]
     assert warped.data.shape == viewer.layers["atlas"].data.shape
     assert warped.colormap.name == "magenta" and warped.blending == "additive"
@@ -66,12 +66,20 @@ def test_run_plots_on_gui_thread_and_adds_warped_layer_twice(setup, qtbot, scree
     widget.grab().save(str(screenshot_dir / "register_widget.png"))
 
     n_layers = len(viewer.layers)
-    widget.method.value = "similarity"
     widget.run()
     _wait(qtbot, widget)
-    assert len(viewer.layers) == n_layers  # the second run replaces our warped layer
-    assert viewer.layers[f"{sim.volume.name} (registered)"].metadata[RESULT_KEY] is not result
-    assert widget.runs == 2
+    assert len(viewer.layers) == n_layers  # the same method again replaces its own layer
+    assert viewer.layers[f"{sim.volume.name} (rigid)"].metadata[RESULT_KEY] is not result
+    # affine, starting from the rigid result: a layer of its own, the rigid one kept (hidden)
+    widget.method.value = "affine"
+    widget.start_from.value = "last"
+    widget.run()
+    _wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers + 1
+    affine = viewer.layers[f"{sim.volume.name} (affine)"]
+    assert [lyr.name for lyr in viewer.layers if lyr.visible] == ["atlas", affine.name]
+    assert not viewer.layers[f"{sim.volume.name} (rigid)"].visible
+    assert widget.runs == 3
 
 
 def test_cancel_leaves_viewer_unchanged_then_runs_again(setup, qtbot, notifications):
@@ -89,7 +97,7 @@ def test_cancel_leaves_viewer_unchanged_then_runs_again(setup, qtbot, notificati
     widget.levels.value = "4:0.4"
     widget.run()
     _wait(qtbot, widget)
-    assert f"{sim.volume.name} (registered)" in viewer.layers
+    assert f"{sim.volume.name} (rigid)" in viewer.layers
 
 
 def widget_screens():
@@ -116,6 +124,12 @@ def test_plot_saves_png_and_csv(setup, qtbot, tmp_path):
 
 def test_bad_settings_and_same_layer_are_one_sentence(setup, notifications):
     viewer, widget, sim = setup
+    widget.start_from.value = "last"
+    assert widget.run() is None
+    assert "no result" in notifications[-1][1] and "run once from the Align state" in (
+        widget.status.value
+    )
+    widget.start_from.value = "align"
     widget.levels.value = "4-0.4"
     assert widget.run() is None
     assert "is not 'shrink:smoothing'" in notifications[-1][1]
@@ -133,7 +147,7 @@ def test_ten_runs_in_a_row(setup, qtbot):
         widget.run()
         _wait(qtbot, widget)
     assert widget.runs == 10
-    assert sum(lyr.name.endswith("(registered)") for lyr in viewer.layers) == 1
+    assert sum(lyr.name.endswith("(rigid)") for lyr in viewer.layers) == 1
 
 
 def test_failed_run_is_a_notification_and_adds_no_layer(
@@ -175,7 +189,11 @@ def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
     assert len(plot._sync_level_lines()) == 2
     best = plot.best()
     assert best.level == 2 and best.iteration == 39  # the current level's, not level 1's lower one
-    assert plot.header.text() == f"level 3: best {best.metric:.5f} at iteration 39"
+    assert plot.header.text() == f"metric, level 3: best {best.metric:.5f} at iteration 39"
+    # each level is drawn as its share of its own improvement, on y limits that never move
+    ys = plot.line.get_ydata()
+    assert ys[0] == 0 and ys[39] == pytest.approx(1) and ys[40] == 0 and ys[-1] == pytest.approx(1)
+    assert plot.ax.get_ylim() == pytest.approx((-0.3, 1.12))
 
 
 def test_stop_reason_is_cut_at_its_first_sentence():
@@ -196,3 +214,28 @@ def test_register_widget_sets_the_anatomical_view_when_it_opens(make_napari_view
     viewer.dims.axis_labels = ("0", "1", "2")  # as if nothing had set the view yet
     RegisterWidget(viewer)
     assert tuple(viewer.dims.axis_labels) == AXIS_LABELS
+
+
+def test_docked_from_the_plugin_menu_the_result_is_shown(make_napari_viewer, qtbot):
+    # napari hands a docked widget proxies of its layers: an identity test never matches, and
+    # the result used to be hidden with the inputs
+    viewer = make_napari_viewer()
+    _, align = viewer.window.add_plugin_dock_widget(
+        "napari-ccf-align", "Initial alignment and crop"
+    )
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register")
+    viewer.open_sample("napari-ccf-align", "simulated_brain")
+    qtbot.waitUntil(lambda: align.worker is None, timeout=30_000)
+    align.centre_on_atlas()
+    widget.iterations.value = 20
+    widget.levels.value = "4:0.4"
+    widget.status.value = "an old error"
+    widget.run()
+    assert widget.status.value != "an old error"  # a new action clears a stale status line
+    _wait(qtbot, widget)
+    moving = widget.moving.value.name
+    result = viewer.layers[f"{moving} (rigid)"]
+    assert result.visible
+    assert [lyr.name for lyr in viewer.layers if lyr.visible and lyr.name != result.name] == [
+        widget.fixed.value.name
+    ]

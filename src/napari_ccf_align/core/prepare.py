@@ -9,7 +9,7 @@ scaled to [0, 1]. :func:`prepare` does all of it, once, the same way for every e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,11 +33,13 @@ class Prepared:
     fixed_mask, moving_mask : Volume or None
         Non-zero where the metric may sample (uint8), on each volume's grid.
     flip : numpy.ndarray
-        4 x 4 RAS world mirror (about the centre of rotation) already applied to
-        :attr:`moving`; the identity when the state has no flip.
-    start : RigidParams
-        The state's rigid map without its flips: ``start.matrix() @ flip`` is
-        ``state.rigid.matrix()`` (moving -> atlas, RAS mm).
+        4 x 4 RAS world mirror of R (about the centre of rotation) already applied
+        to :attr:`moving` when the start map mirrors; else the identity.
+    start : numpy.ndarray
+        4 x 4 map (RAS mm) from :attr:`moving` to the atlas that the engine starts
+        from, with no mirror in it: ``start @ flip`` is the user's start map.
+    centre_mm : tuple of float
+        Centre of rotation (RAS mm, moving frame) the engine rotates about.
     """
 
     fixed: Volume
@@ -45,7 +47,8 @@ class Prepared:
     fixed_mask: Volume | None
     moving_mask: Volume | None
     flip: np.ndarray
-    start: space.RigidParams
+    start: np.ndarray
+    centre_mm: tuple[float, ...]
 
     def unflipped(self, matrix: np.ndarray) -> np.ndarray:
         """A map of the prepared (mirrored) moving volume as a map of the user's volume.
@@ -82,22 +85,27 @@ def normalise(volume: Volume, percentiles: tuple[float, float]) -> Volume:
     return volume.with_data(out)
 
 
-def flip_split(rigid: space.RigidParams) -> tuple[np.ndarray, space.RigidParams]:
-    """World mirror (about the centre) and the rigid rest, so ``rest @ flip == rigid``.
+def split_mirror(matrix: np.ndarray, centre_mm) -> tuple[np.ndarray, np.ndarray]:
+    """A mirror of R about ``centre_mm`` and the rest, so ``rest @ flip == matrix``.
+
+    ``flip`` is the identity unless ``matrix`` (4 x 4, RAS mm) mirrors (negative
+    determinant); then ``rest`` has a positive determinant, as the engines'
+    transforms need. Two flips make a rotation, so they need no split.
 
     Examples
     --------
     >>> p = space.RigidParams(rotation_deg=(10, 0, 0), flip=(True, False, False))
-    >>> flip, rest = flip_split(p)
-    >>> bool(np.allclose(rest.matrix() @ flip, p.matrix()))
-    True
+    >>> flip, rest = split_mirror(p.matrix(), p.centre_mm)
+    >>> bool(np.allclose(rest @ flip, p.matrix())), bool(np.linalg.det(rest[:3, :3]) > 0)
+    (True, True)
     """
-    if not rigid.has_flip:
-        return np.eye(4), rigid
-    c = np.asarray(rigid.centre_mm)
-    f = np.diag([-1.0 if v else 1.0 for v in rigid.flip] + [1.0])
+    m = np.asarray(matrix, dtype=float)
+    if np.linalg.det(m[:3, :3]) >= 0:
+        return np.eye(4), m
+    c = np.asarray(centre_mm, dtype=float)
+    f = np.diag([-1.0, 1.0, 1.0, 1.0])
     f[:3, 3] = c - f[:3, :3] @ c
-    return f, replace(rigid, flip=(False, False, False))
+    return f, m @ f
 
 
 def prepare(
@@ -106,6 +114,7 @@ def prepare(
     state: AlignmentState | None = None,
     clip_percentiles: tuple[float, float] = (0.5, 99.5),
     fixed_mask: Volume | None = None,
+    start: np.ndarray | None = None,
 ) -> Prepared:
     """Flip split, crop, masks and intensity normalisation: the inputs of every engine.
 
@@ -121,6 +130,9 @@ def prepare(
         Intensities of each volume are clipped to these percentiles, then scaled to [0, 1].
     fixed_mask : Volume, optional
         Non-zero where the metric may sample the atlas.
+    start : numpy.ndarray, optional
+        4 x 4 moving -> atlas map (RAS mm) to start from instead of the state's
+        rigid map, e.g. an earlier result's ``matrix`` (hand alignment included).
 
     Raises
     ------
@@ -139,10 +151,11 @@ def prepare(
         )
     if fixed_mask is not None and not np.any(fixed_mask.data):
         raise RegistrationError("The atlas mask is empty: draw or choose a mask with tissue.")
-    flip, start = flip_split(state.rigid)
+    matrix = state.rigid.matrix() if start is None else space.check_affine(start, 3)
+    flip, rest = split_mirror(matrix, state.rigid.centre_mm)
     work = cropped_moving(moving, state)
     mask = crop_mask(moving, state.crop) if state.crop and state.crop_as_mask else None
-    if state.rigid.has_flip:
+    if not np.array_equal(flip, np.eye(4)):
         work = work.transformed(flip)
         mask = mask.transformed(flip) if mask is not None else None
     return Prepared(
@@ -151,7 +164,8 @@ def prepare(
         None if fixed_mask is None else fixed_mask.with_data(np.asarray(fixed_mask.data) != 0),
         mask,
         flip,
-        start,
+        rest,
+        state.rigid.centre_mm,
     )
 
 

@@ -7,7 +7,7 @@ touches Qt: widgets forward events to the GUI thread through worker signals.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import Cancelled
@@ -117,3 +117,32 @@ class CancelToken:
         """Raise :class:`Cancelled` if cancellation was asked for."""
         if self._event.is_set():
             raise Cancelled(f"{what} was cancelled; nothing was changed.")
+
+
+def level_progress(trace: Sequence[TracePoint]) -> list[float]:
+    """Each point's share of its level's improvement so far, for plotting levels side by side.
+
+    Engines minimise their metric (SimpleITK reports mutual information as a
+    negative number), and each level smooths and shrinks the images differently,
+    so raw values of different levels are not comparable. Here every level runs
+    from 0 at its first iteration to 1 at its lowest value; a value worse than
+    the level's start is negative.
+
+    Examples
+    --------
+    >>> pts = [TracePoint(0, i, m, 0.0) for i, m in enumerate([-0.2, -0.5, -0.6])]
+    >>> pts += [TracePoint(1, i, m, 0.0) for i, m in enumerate([-0.3, -0.25, -0.4])]
+    >>> [round(v, 2) for v in level_progress(pts)]
+    [0.0, 0.75, 1.0, 0.0, -0.5, 1.0]
+    """
+    out: list[float] = []
+    start = 0
+    for end in range(1, len(trace) + 1):
+        if end < len(trace) and trace[end].level == trace[start].level:
+            continue
+        values = [p.metric for p in trace[start:end]]
+        first, best = values[0], min(values)
+        span = first - best
+        out.extend((first - v) / span if span > 0 else 0.0 for v in values)
+        start = end
+    return out

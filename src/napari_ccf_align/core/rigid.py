@@ -226,14 +226,37 @@ class RigidResult:
         return warp(fixed, moving, self)
 
 
-def _initial_transform(rigid: space.RigidParams, kind: TransformKind) -> sitk.Transform:
-    euler = rigid.sitk_transform()
+def _initial_transform(
+    start: np.ndarray, centre_mm: tuple[float, ...], kind: TransformKind
+) -> sitk.Transform:
+    """SimpleITK's fixed -> moving start (LPS) from a moving -> atlas map without mirror (RAS).
+
+    Centred on where the map puts the centre of rotation, as
+    :meth:`.space.RigidParams.sitk_transform` does.
+    """
+    m_lps = space.world_matrix_to_lps(np.linalg.inv(start))
+    centre = space.ras_to_lps(space.apply_affine(start, np.asarray(centre_mm, dtype=float)))
+    lin = m_lps[:3, :3]
+    out = {
+        "rigid": sitk.Euler3DTransform,
+        "similarity": sitk.Similarity3DTransform,
+        "affine": lambda: sitk.AffineTransform(3),
+    }[kind]()
     if kind == "rigid":
-        return euler
-    out = sitk.Similarity3DTransform() if kind == "similarity" else sitk.AffineTransform(3)
-    out.SetCenter(euler.GetCenter())
-    out.SetMatrix(euler.GetMatrix())
-    out.SetTranslation(euler.GetTranslation())
+        out.SetComputeZYX(True)
+    out.SetCenter(tuple(centre.tolist()))
+    flat = tuple(lin.reshape(-1).tolist())
+    try:
+        if kind == "affine":
+            out.SetMatrix(flat)
+        else:
+            out.SetMatrix(flat, 1e-6)  # orthogonality tolerance
+    except RuntimeError:
+        raise SettingsError(
+            f"The start map scales or shears, which a {kind} transform cannot: start from the "
+            "Align state, or choose a more general transform (similarity or affine)."
+        ) from None
+    out.SetTranslation(tuple((m_lps[:3, 3] - centre + lin @ centre).tolist()))
     return out
 
 
@@ -248,6 +271,7 @@ def register(
     fixed_mask: Volume | None = None,
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    start: np.ndarray | None = None,
 ) -> RigidResult:
     """Register ``moving`` to ``fixed`` (the atlas) starting from the user's alignment.
 
@@ -267,6 +291,10 @@ def register(
         Receives :class:`ProgressEvent` per iteration and level.
     cancel : CancelToken, optional
         Stops every level; then :class:`Cancelled` is raised.
+    start : numpy.ndarray, optional
+        4 x 4 moving -> atlas map (RAS mm) to start from instead of ``state.rigid``,
+        e.g. an earlier result's ``matrix`` (so rigid -> affine chains); the
+        state's crop still applies.
 
     Raises
     ------
@@ -283,13 +311,13 @@ def register(
             raise RegistrationError(
                 f"{v.name!r} is {v.ndim}D: the SimpleITK engine registers 3D volumes."
             )
-    inputs = prepare(fixed, moving, state, settings.clip_percentiles, fixed_mask)
-    if overlap_fraction(inputs.fixed, inputs.moving, inputs.start.matrix()) < 0.05:
+    inputs = prepare(fixed, moving, state, settings.clip_percentiles, fixed_mask, start)
+    if overlap_fraction(inputs.fixed, inputs.moving, inputs.start) < 0.05:
         raise RegistrationError(
             "The atlas and your volume hardly overlap after the initial alignment: use "
             "'centre on atlas' in the Align widget, then run again."
         )
-    initial = _initial_transform(inputs.start, settings.transform)
+    initial = _initial_transform(inputs.start, inputs.centre_mm, settings.transform)
     fixed_img = to_sitk(inputs.fixed)
     moving_img = to_sitk(inputs.moving)
 
@@ -357,7 +385,7 @@ def register(
     # the optimised map is of the mirrored volume; the result maps the user's volume
     lps = space.sitk_transform_matrix(initial)  # fixed -> prepared moving, LPS
     matrix = inputs.unflipped(np.linalg.inv(space.world_matrix_to_lps(lps)))
-    if state.rigid.has_flip:
+    if np.linalg.det(matrix[:3, :3]) < 0:
         fixed_to_moving = space.world_matrix_to_lps(np.linalg.inv(matrix))
         transform = space.sitk_affine_transform(fixed_to_moving, initial.GetCenter())
     else:

@@ -10,14 +10,21 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core import io
-from ..core.progress import ProgressEvent, TracePoint
+from ..core.progress import ProgressEvent, TracePoint, level_progress
 from ._mpl import ThemedCanvas
 
 _MIN_X = 64  # iterations the x axis shows at first; doubled when outgrown
+_Y_LIMITS = (-0.3, 1.12)  # level progress: 0 = the level's start, 1 = its best so far
 
 
 class MetricPlot(QWidget):
-    """Metric value against iteration, with the best value in a line of text above it.
+    """Each level's progress against iteration, with the best raw value in text above it.
+
+    Levels smooth and shrink the images differently, so their raw metric values are
+    not comparable; the plot shows each level's share of its own improvement
+    (:func:`.progress.level_progress`: 0 at the level's start, 1 at its best), on
+    fixed y limits, with the levels side by side. The raw values are in the header
+    and the CSV.
 
     Events are added from the GUI thread (they arrive by Qt signal from the
     worker); drawing happens on a timer, at most every ``interval_ms``, so a fast
@@ -97,8 +104,8 @@ class MetricPlot(QWidget):
         """
         b = self.best()
         if b is None:
-            return "no iterations yet"
-        return f"level {b.level + 1}: best {b.metric:.5f} at iteration {b.iteration}"
+            return f"{self.title}: no iterations yet"
+        return f"{self.title}, level {b.level + 1}: best {b.metric:.5f} at iteration {b.iteration}"
 
     # ------------------------------------------------------------------ drawing
 
@@ -110,26 +117,21 @@ class MetricPlot(QWidget):
         ]
 
     def _wanted_limits(self) -> tuple[float, float, float, float]:
-        """Axes limits holding every point, with room to grow (so they rarely change)."""
+        """x limits holding every point with room to grow (so they rarely change); fixed y."""
         x_max = float(2 ** math.ceil(math.log2(max(len(self.points), _MIN_X))))
-        ys = [p.metric for p in self.points] or [0.0, 1.0]
-        lo, hi = min(ys), max(ys)
-        pad = max(hi - lo, abs(hi) * 0.2, 1e-6)
-        return 0.0, x_max, lo - pad, hi + pad * 0.5
+        return 0.0, x_max, *_Y_LIMITS
 
     def _outgrown(self) -> bool:
         if self._background is None or self._limits is None:
             return True
-        _, x1, y0, y1 = self._limits
-        ys = [p.metric for p in self.points]
-        return len(self.points) > x1 or bool(ys and (min(ys) < y0 or max(ys) > y1))
+        return len(self.points) > self._limits[1]
 
     def _full_redraw(self) -> None:
         self.full_redraws += 1
         ax = self.ax
         self.canvas.style_axes(ax)
-        ax.set_xlabel("iteration (all levels)", fontsize=7)
-        ax.set_ylabel(self.title, fontsize=7)
+        ax.set_xlabel("iteration (levels side by side)", fontsize=7)
+        ax.set_ylabel("share of the level's\nimprovement (1 = best)", fontsize=7)
         self._limits = self._wanted_limits()
         ax.set_xlim(*self._limits[:2])
         ax.set_ylim(*self._limits[2:])
@@ -156,10 +158,11 @@ class MetricPlot(QWidget):
         if self._outgrown():
             self._full_redraw()
         self.canvas.restore_region(self._background)
-        ys = [p.metric for p in self.points]
+        ys = [max(y, _Y_LIMITS[0]) for y in level_progress(self.points)]
         self.line.set_data(range(len(ys)), ys)
         b = self.best()
-        self.marker.set_data(*(([self.points.index(b)], [b.metric]) if b else ([], [])))
+        at = self.points.index(b) if b else None
+        self.marker.set_data(*(([at], [ys[at]]) if b else ([], [])))
         for artist in (*self._sync_level_lines(), self.line, self.marker):
             self.ax.draw_artist(artist)
         self.canvas.blit(self.ax.bbox)

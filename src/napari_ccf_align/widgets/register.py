@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import napari
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -39,6 +41,13 @@ _METRICS = [
     ("mean squares", "mean_squares"),
     ("ANTS neighbourhood correlation", "ants_nc"),
 ]
+#: The metric as the plot names it; SimpleITK minimises every metric, so lower is better.
+_PLOT_TITLES = {
+    "mattes": "Mattes MI (SimpleITK minimises −MI: lower is better)",
+    "correlation": "−correlation (lower is better)",
+    "mean_squares": "mean squares (lower is better)",
+    "ants_nc": "−ANTS NC (lower is better)",
+}
 RESULT_KEY = "ccf_align_result"
 
 
@@ -60,11 +69,17 @@ class RegisterWidget(QWidget):
         self.worker = None
         self._token: CancelToken | None = None
         self.runs = 0
+        self.last_result: tuple[str, rigid.RigidResult] | None = None  # (moving layer, result)
         d = rigid.RigidSettings()
 
         self.fixed = ComboBox(label="atlas (fixed)", choices=self._inputs)
         self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
         self.method = ComboBox(label="method", choices=list(rigid.TRANSFORMS), value=d.transform)
+        self.start_from = ComboBox(
+            label="start from",
+            choices=[("the Align state", "align"), ("the last result", "last")],
+            value="align",
+        )
         self.metric = ComboBox(label="metric", choices=_METRICS, value=d.metric)
         self.bins = SpinBox(label="histogram bins", min=4, max=256, value=d.bins)
         self.fraction = FloatSpinBox(
@@ -114,6 +129,7 @@ class RegisterWidget(QWidget):
             widgets=[
                 self.fixed,
                 self.moving,
+                self.start_from,
                 self.method,
                 self.metric,
                 self.bins,
@@ -179,6 +195,17 @@ class RegisterWidget(QWidget):
             return self.model.state
         return AlignmentState()
 
+    def start_matrix(self, moving_name: str) -> np.ndarray | None:
+        """The last result's moving -> atlas map when "start from" asks for it, else None."""
+        if self.start_from.value != "last":
+            return None
+        if self.last_result is None or self.last_result[0] != moving_name:
+            raise CcfAlignError(
+                f"There is no result for {moving_name!r} yet to start from: run once from the "
+                "Align state first."
+            )
+        return self.last_result[1].matrix
+
     # ------------------------------------------------------------------ run
 
     def run(self, _value=None):
@@ -189,30 +216,41 @@ class RegisterWidget(QWidget):
                 raise CcfAlignError(
                     "Choose the atlas and your volume first (load them with the Load widget)."
                 )
-            if fixed_layer is moving_layer:
+            if fixed_layer.name == moving_layer.name:
                 raise CcfAlignError(
                     "The atlas and your volume are the same layer: pick two layers."
                 )
             settings = self.settings()
             fixed, moving = placed_volume(fixed_layer), placed_volume(moving_layer)
             state = self.start_state(moving_layer.name)
+            start = self.start_matrix(moving_layer.name)
         except CcfAlignError as exc:
+            self.status.value = str(exc)
             show_error(str(exc))
             return None
+        self.status.value = "Starting..."
+        moving_name = moving_layer.name
         token = self._token = CancelToken()
         relay = _worker.ProgressRelay(min_interval_s=0.0, parent=self)
         relay.event.connect(self._on_progress)
-        self.plot.clear(dict((v, k) for k, v in _METRICS)[settings.metric])
+        self.plot.clear(_PLOT_TITLES[settings.metric])
         self._set_running(True)
         self.runs += 1
 
         def job():
             result = rigid.register(
-                fixed, moving, state, settings, on_progress=relay.emit_event, cancel=token
+                fixed,
+                moving,
+                state,
+                settings,
+                on_progress=relay.emit_event,
+                cancel=token,
+                start=start,
             )
             token.raise_if_cancelled("The registration")
-            warped = rigid.warp(fixed, moving, result)
-            return result, warped, robust_range(warped.data)
+            warped = result.warp(fixed, moving)
+            warped = replace(warped, name=f"{moving_name} ({result.method})")
+            return moving_name, result, warped, robust_range(warped.data)
 
         self.worker = _worker.start(
             job,
@@ -235,7 +273,8 @@ class RegisterWidget(QWidget):
         self.status.value = event.message
 
     def _on_done(self, outcome) -> None:
-        result, warped, limits = outcome
+        moving_name, result, warped, limits = outcome
+        self.last_result = (moving_name, result)
         try:
             layer = add_layer_data(
                 self.viewer,
@@ -258,19 +297,19 @@ class RegisterWidget(QWidget):
 
     def _show_result(self, layer: Image, result: rigid.RigidResult) -> None:
         try:
-            # show the result over the atlas: hide (never change) the inputs and the preview
+            # show the result over the atlas: hide (never change) the inputs, the preview and
+            # earlier results. By name: a docked widget's viewer hands out layer proxies, so
+            # an identity test never matches.
             layer.visible = True
+            keep = {layer.name, getattr(self.fixed.value, "name", None)}
             for other in self.viewer.layers:
-                if (
-                    other is not layer
-                    and other is not self.fixed.value
-                    and isinstance(other, Image)
-                ):
+                if other.name not in keep and isinstance(other, Image):
                     other.visible = False
             self.bar.value = self.bar.max
             self.status.value = (
                 f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
-                f"{_first_sentence(result.stop_reason.split(':')[-1])}"
+                f"{_first_sentence(result.stop_reason.split(':')[-1])} Next: check it by eye, "
+                "or run again starting from this result (e.g. affine)."
             )
             show_info(f"Registration finished: {layer.name} added.")
         finally:
