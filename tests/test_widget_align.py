@@ -134,6 +134,9 @@ def test_screenshots_of_2d_and_3d_preview(setup, qtbot, screenshot_dir):
     camera(viewer).angles = (10, -30, 60)
     edges = viewer.layers[widget.moving.value.name + " (crop box edges)"]
     assert edges.visible and len(edges.data) == 12
+    expected = alignment.crop_box_edges(sim.volume, widget.model.state)  # where the box lands
+    np.testing.assert_allclose(edges.data[:, 0], expected[:, 0])
+    np.testing.assert_allclose(edges.data[:, 0] + edges.data[:, 1], expected[:, 1])
     assert not viewer.layers[widget.moving.value.name + " (crop box)"].visible
     viewer.screenshot(str(screenshot_dir / "align_preview_3d.png"), canvas_only=True)
     # aligned by the truth, the preview correlates with the atlas far better than unaligned

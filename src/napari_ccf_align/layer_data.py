@@ -103,6 +103,12 @@ def restated(layer: Any, voxel_size_um, code: str | None, style: str, name: str)
     return Volume.from_array(v.data, size_mm / 1000.0, code or "", style, name=name)
 
 
+def segments_as_vectors(segments: np.ndarray) -> np.ndarray:
+    """Line segments ``(N, 2, D)`` (start, end) as napari Vectors data (start, end - start)."""
+    seg = np.asarray(segments, dtype=float)
+    return np.stack([seg[:, 0], seg[:, 1] - seg[:, 0]], axis=1)
+
+
 def _scale_translate(layer: Any) -> np.ndarray:
     n = layer.data.ndim
     m = np.eye(n + 1)

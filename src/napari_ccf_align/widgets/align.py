@@ -25,11 +25,17 @@ from qtpy.QtCore import QSettings, Qt
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 from superqt import QLabeledDoubleSlider, QLabeledRangeSlider
 
-from ..core import alignment, sampling, space
+from ..core import alignment, kernels, space
 from ..core.alignment import AlignmentState
 from ..core.errors import CcfAlignError, DimensionError
 from ..core.volume import Volume
-from ..layer_data import image_layer_data, placed_volume, restated, volume_of_layer
+from ..layer_data import (
+    image_layer_data,
+    placed_volume,
+    restated,
+    segments_as_vectors,
+    volume_of_layer,
+)
 from ..model import model_for
 from . import _worker
 from ._layers import (
@@ -59,7 +65,7 @@ class AlignWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
-        sampling.warm_up()  # now, not as a stall at the first preview or result
+        kernels.warm_up_in_background()  # compiled off the GUI thread, ready for the first preview
         self.viewer = napari_viewer
         self.model = model_for(napari_viewer)
         self.settings_store = QSettings("napari-ccf-align", "align")
@@ -463,25 +469,41 @@ class AlignWidget(QWidget):
         return done[1] is moving and done[2] is fixed and (coarse or not done[3])
 
     def _show_box_edges(self, name: str) -> None:
-        """The crop box as 12 lines for the 3D view (the 2D view shows the box faces)."""
+        """The crop box as 12 lines for the 3D view (the 2D view shows the box faces).
+
+        Made only while the 3D view is on: adding a layer costs the GUI thread a
+        few hundred milliseconds, which a 2D crop need not pay.
+        """
         full = name + EDGES_SUFFIX
         state = self.model.state
         if state.crop is None or self.moving.value is None:
             if full in self.viewer.layers:
                 self.viewer.layers.remove(full)
             return
-        edges = list(alignment.crop_box_edges(volume_of_layer(self.moving.value), state))
+        if full not in self.viewer.layers and self.viewer.dims.ndisplay != 3:
+            return
+        edges = alignment.crop_box_edges(volume_of_layer(self.moving.value), state)
+        vectors = segments_as_vectors(edges)
         if full in self.viewer.layers:
-            self.viewer.layers[full].data = edges
+            self.viewer.layers[full].data = vectors
         else:
-            self.viewer.add_shapes(
-                edges, shape_type="line", edge_color="yellow", edge_width=0.04, name=full
+            # a Vectors layer, not Shapes: napari's Shapes compile numba kernels on the GUI
+            # thread the first time (10-20 s on a fresh install); Vectors draw lines directly
+            self.viewer.add_vectors(
+                vectors,
+                vector_style="line",
+                edge_color="yellow",
+                edge_width=0.04,
+                name=full,
             )
         self._on_ndisplay()
 
     def _on_ndisplay(self, _event=None) -> None:
         three_d = self.viewer.dims.ndisplay == 3
         name = self.moving.value.name if self.moving.value is not None else ""
+        if three_d and name and name + EDGES_SUFFIX not in self.viewer.layers:
+            self._show_box_edges(name)
+            return
         for suffix, visible in ((BOX_SUFFIX, not three_d), (EDGES_SUFFIX, three_d)):
             if name + suffix in self.viewer.layers:
                 self.viewer.layers[name + suffix].visible = visible

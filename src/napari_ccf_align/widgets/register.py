@@ -23,7 +23,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from ..core import rigid, sampling
+from ..core import kernels, rigid
 from ..core.alignment import AlignmentState
 from ..core.errors import Cancelled, CcfAlignError
 from ..core.progress import CancelToken, ProgressEvent
@@ -63,7 +63,7 @@ class RegisterWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
-        sampling.warm_up()  # now, not as a stall at the first preview or result
+        kernels.warm_up_in_background()  # compiled off the GUI thread, ready for the first preview
         self.viewer = napari_viewer
         self.model = model_for(napari_viewer)
         self.worker = None
