@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from . import downsample, rows, sampling, space
 from .errors import CropError, DimensionError, EmptyVolumeError, SettingsError
-from .volume import Volume, from_sitk, strided_sample, to_sitk
+from .volume import Volume, from_sitk, robust_range, strided_sample, to_sitk
 
 #: Most voxels a coarse (while-dragging) preview may have (1 M keeps it near 30 ms on 2 cores).
 COARSE_MAX_VOXELS = 1_000_000
@@ -361,6 +361,7 @@ class Preview:
     box: Volume | None  # None when there is no crop
     coarse: bool
     partial: bool = False  # only a slab of the grid (the shown slice), the rest follows
+    limits: tuple[float, float] | None = None  # the moving volume's robust display range
 
 
 def _box_row_spans(grid: Volume, moving: Volume, state: AlignmentState):
@@ -492,7 +493,22 @@ def preview_with_box(
 
 def _preview(image: Volume, box: np.ndarray | None, moving: Volume, coarse: bool) -> Preview:
     box_volume = None if box is None else image.with_data(box, name=f"{moving.name} crop box")
-    return Preview(image, box_volume, coarse)
+    return Preview(image, box_volume, coarse, limits=display_range(moving))
+
+
+_DISPLAY_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def display_range(volume: Volume) -> tuple[float, float]:
+    """Contrast limits for showing ``volume`` (and its previews): its 0.5-99.5 percentiles.
+
+    Computed once per Volume (on a subsample). A preview that is still mostly empty
+    (the volume far off the atlas) would give limits near 0 and a saturated picture.
+    """
+    if volume not in _DISPLAY_RANGES:
+        lo, hi = robust_range(volume.data)
+        _DISPLAY_RANGES[volume] = (lo, hi) if hi > lo else (lo, lo + 1.0)
+    return _DISPLAY_RANGES[volume]
 
 
 def _slab_box(fixed: Volume, axis: int, world_mm: float, half: int) -> list[tuple[int, int]] | None:
@@ -527,7 +543,7 @@ def exact_previews(
             part = preview_with_box(fixed.cropped(box), moving, state)
             image = _on_grid(part.image, fixed, box)
             outline = None if part.box is None else _on_grid(part.box, fixed, box)
-            yield Preview(image, outline, coarse=False, partial=True)
+            yield Preview(image, outline, coarse=False, partial=True, limits=part.limits)
     yield preview_with_box(fixed, moving, state)
     if np.prod(fixed.shape) > COARSE_MAX_VOXELS:  # ready for the next drag (once per volume)
         _coarse_source(moving, coarse_grid(fixed))

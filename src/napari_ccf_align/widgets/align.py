@@ -74,6 +74,7 @@ class AlignWidget(QWidget):
         self._computing: tuple | None = None  # (state, moving, fixed, coarse) of the one in flight
         self._updating = False  # True while the controls are set from the model
         self._ndim = 3  # axes of the moving volume (crop sliders shown)
+        self._auto_limits: tuple[float, float] | None = None  # preview limits this widget set
         self.previews = 0
 
         # -- layers and the moving volume's geometry
@@ -512,8 +513,21 @@ class AlignWidget(QWidget):
         if self.moving.value is None or self.moving.value not in self.viewer.layers:
             return  # the layer went away while the preview was computed
         name = self.moving.value.name if self.moving.value is not None else "volume"
+        image_kwargs = {"colormap": "magenta", "blending": "additive"}
+        shown = (
+            self.viewer.layers[name + PREVIEW_SUFFIX]
+            if name + PREVIEW_SUFFIX in self.viewer.layers
+            else None
+        )
+        # the moving volume's range, not the first (nearly empty) preview's; a user's own
+        # contrast edit is kept (the limits are only set while they are still ours)
+        if shown is None or np.allclose(
+            shown.contrast_limits, self._auto_limits or (np.nan, np.nan)
+        ):
+            image_kwargs["contrast_limits"] = preview.limits
+            self._auto_limits = preview.limits
         for vol, suffix, kwargs in (
-            (preview.image, PREVIEW_SUFFIX, {"colormap": "magenta", "blending": "additive"}),
+            (preview.image, PREVIEW_SUFFIX, image_kwargs),
             (
                 preview.box,
                 BOX_SUFFIX,
