@@ -157,10 +157,22 @@ def test_layer_without_stated_orientation_is_refused_until_given(
     widget.fixed.value = atlas_layer
     widget.moving.value = stack
     assert "has no stated orientation" in notifications[-1][1]
+    assert widget.orientation.value == ""  # never guessed
+    assert [b.value for b in widget.geometry.voxel] == [
+        0.0,
+        0.0,
+        0.0,
+    ]  # napari's scale 1 is no size
     widget.centre_on_atlas()
     assert "has no stated orientation" in notifications[-1][1]
+    widget.orientation.value = "pir"
+    widget.apply_geometry()  # lower case with the nibabel style: asked, not guessed
+    assert "lower case" in notifications[-1][1] and "'PIR'" in notifications[-1][1]
     widget.orientation.value = "PIR"
-    widget.voxel_um.value = 100.0
+    widget.apply_geometry()
+    assert "Voxel size" in notifications[-1][1]
+    for box, size in zip(widget.geometry.voxel, (100.0, 100.0, 100.0), strict=True):
+        box.value = size
     widget.apply_geometry()
     _wait(qtbot, widget)
     assert widget.moving.value.name == "stack (PIR)"

@@ -115,7 +115,7 @@ def test_user_volume_from_file_is_placed_in_ras(make_napari_viewer, tmp_path):
 
 
 def test_tiff_needs_a_code_and_a_wrong_code_shows_in_the_projections(
-    make_napari_viewer, tmp_path, notifications, shared_data, screenshot_dir
+    make_napari_viewer, tmp_path, notifications, shared_data, screenshot_dir, qtbot
 ):
     raw = atlas.read_allen_nrrd(shared_data / "average_template_100.nrrd")
     # store the RAS template as a TIFF stack in PIR order, as a microscope might
@@ -136,9 +136,13 @@ def test_tiff_needs_a_code_and_a_wrong_code_shows_in_the_projections(
     np.testing.assert_array_equal(layer.data, raw.data)  # back in RAS order, same voxels
     assert widget.orientation.value == "asl"  # loading did not overwrite the fields
     widget.check_orientation()
-    coronal = widget.view.figure.axes[0]
-    assert coronal.get_xlabel().startswith("L") and coronal.get_ylabel().startswith("I")
+    coronal = widget.view.figure.axes[0]  # the volume's coronal projection, top left
+    assert [t.get_text() for t in coronal.texts] == ["L", "R", "I", "S"]
+    assert coronal.get_ylabel() == "coronal"
     np.testing.assert_allclose(coronal.get_xlim(), (-0.05, 11.35))  # R extent of the brain
+    # live: a wrong code redraws the view at once, upside down against the atlas
+    widget.orientation.value = "asr"
+    qtbot.waitUntil(lambda: "as PIL" in widget.status.value, timeout=5_000)
     widget.view.figure.savefig(screenshot_dir / "orientation_check.png")
 
 
@@ -175,11 +179,14 @@ def test_existing_layer_is_placed_with_the_given_code(
     widget = LoadWidget(viewer)
     widget.source.value = "layer"
     widget.layer.value = stack
-    widget.orientation.value = ""
+    # opened by napari's own reader: nothing is guessed (not 1000 µm, not RAS)
+    assert widget.orientation.value == "" and [b.value for b in widget.voxel] == [0, 0, 0]
+    assert "opened by another reader" in widget.status.value
     assert widget.load_user_volume() is None
     assert notifications[-1] == (
         "error",
-        "No orientation code was given: give one letter per array axis, e.g. 'PIR'.",
+        "No orientation code is given: type one letter per axis (e.g. PIR, or asl in "
+        "BrainGlobe style); it is never guessed.",
     )
     widget.orientation.value = "PIR"
     for box in widget.voxel:

@@ -71,6 +71,12 @@ def volume_of_layer(layer: Any) -> Volume:
     return Volume(np.asarray(layer.data), affine, layer.name, world_axes)
 
 
+def is_placed(layer: Any) -> bool:
+    """Whether this plugin placed the layer in the RAS world (its orientation was stated)."""
+    kept = layer.metadata.get(VOLUME_KEY)
+    return isinstance(kept, Volume) and kept.data is layer.data
+
+
 def placed_volume(layer: Any) -> Volume:
     """The layer's Volume, if this plugin placed it in the RAS world; else a clear error.
 
@@ -80,7 +86,7 @@ def placed_volume(layer: Any) -> Volume:
     from .core.errors import OrientationError
 
     kept = layer.metadata.get(VOLUME_KEY)
-    if not (isinstance(kept, Volume) and kept.data is layer.data):
+    if not is_placed(layer):
         raise OrientationError(
             f"{layer.name!r} has no stated orientation (it was opened by another reader): give "
             "its orientation code and voxel size (Align: 'Apply code and size', or "

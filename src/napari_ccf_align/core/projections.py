@@ -22,6 +22,8 @@ class Projection:
     extent: tuple[float, float, float, float]
     xlabel: str
     ylabel: str
+    ends: tuple[tuple[str, str], tuple[str, str]] = (("", ""), ("", ""))
+    """Anatomical letters at the (left, right) and (bottom, top) edges of the picture."""
 
 
 def mean_projections(volume: Volume) -> list[Projection]:
@@ -50,6 +52,7 @@ def mean_projections(volume: Volume) -> list[Projection]:
                 (float(lo[h]), float(hi[h]), float(lo[v]), float(hi[v])),
                 f"{_ENDS[h][0]} ← → {_ENDS[h][1]} (mm)",
                 f"{_ENDS[v][0]} ← → {_ENDS[v][1]} (mm)",
+                (_ENDS[h], _ENDS[v]),
             )
         )
     return out

@@ -176,7 +176,74 @@ def check_voxel_size(
             f"Voxel size {tuple(float(s) for s in size)} {unit} is not valid: every size must be a "
             "positive, finite number."
         )
+    mm = size * _UNIT_MM.get(unit, 1.0)
+    if np.any(mm > 1000.0) or np.any(mm < 1e-6):
+        raise VoxelSizeError(
+            f"Voxel size {tuple(float(s) for s in size)} {unit} is outside 1 nm to 1 m: check the "
+            f"unit (the size is asked for in {unit})."
+        )
     return size
+
+
+_UNIT_MM = {"mm": 1.0, "µm": 1e-3, "um": 1e-3}
+
+
+def check_style(code: str, style: OrientationStyle) -> None:
+    """Refuse a code whose letter case suggests the other style, instead of guessing.
+
+    BrainGlobe writes its codes in lower case (``"asl"``), nibabel in upper case
+    (``"PIR"``); the two read the same letters as opposite directions. A lower-case
+    code with the nibabel style (or an upper-case one with BrainGlobe's) is asked about.
+
+    Raises
+    ------
+    OrientationError
+        Naming both readings, so the user can choose.
+
+    Examples
+    --------
+    >>> check_style("PIR", "nibabel")
+    >>> check_style("asl", "nibabel")
+    Traceback (most recent call last):
+    ...
+    napari_ccf_align.core.errors.OrientationError: 'asl' is written in lower case, as BrainGlobe writes codes, but the style is nibabel: choose the BrainGlobe style ('asl' = nibabel 'PIR'), or type the nibabel code in capitals ('ASL').
+    """
+    letters = code.strip()
+    if not letters.isalpha():
+        return
+    if style == "nibabel" and letters.islower():
+        other = "".join(_OPPOSITE[c] for c in letters.upper())
+        raise OrientationError(
+            f"{letters!r} is written in lower case, as BrainGlobe writes codes, but the style is "
+            f"nibabel: choose the BrainGlobe style ({letters!r} = nibabel {other!r}), or type "
+            f"the nibabel code in capitals ({letters.upper()!r})."
+        )
+    if style == "brainglobe" and letters.isupper():
+        other = "".join(_OPPOSITE[c] for c in letters)
+        raise OrientationError(
+            f"{letters!r} is written in capitals, as nibabel writes codes, but the style is "
+            f"BrainGlobe: choose the nibabel style, or type the BrainGlobe code in lower case "
+            f"({letters.lower()!r} = nibabel {other!r})."
+        )
+
+
+def file_axes(code: str) -> list[tuple[int, bool]]:
+    """For each world axis (R, A, S), the file axis along it and whether it runs backwards.
+
+    ``code`` is the file's nibabel code. A layer holds the array in RAS axis order;
+    world axis ``k`` of it is file axis ``j``, and the file's index runs the other
+    way when ``code[j]`` is L, P or I.
+
+    Examples
+    --------
+    >>> file_axes("PIR")
+    [(2, False), (0, True), (1, True)]
+    """
+    out = []
+    for axis in "RAS":
+        j = next(j for j, c in enumerate(code) if world_axes_of(c) == axis)
+        out.append((j, code[j] not in "RAS"))
+    return out
 
 
 def orientation_affine(

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import ComboBox, Container, LineEdit
+from magicgui.widgets import Container
 from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from ..layer_data import AXIS_LABELS, VOLUME_KEY
-
-
-def orientation_fields() -> tuple[LineEdit, ComboBox]:
-    """An orientation-code field and its style, labelled the same in every widget."""
-    code = LineEdit(label="orientation code", value="")
-    style = ComboBox(
-        label="code style",
-        choices=[
-            ("nibabel (axis k points to letter k)", "nibabel"),
-            ("BrainGlobe (letters = origin corner)", "brainglobe"),
-        ],
-        value="nibabel",
-    )
-    return code, style
 
 
 def row(*widgets) -> Container:

@@ -31,6 +31,7 @@ from ..core.errors import CcfAlignError, DimensionError
 from ..core.volume import Volume
 from ..layer_data import (
     image_layer_data,
+    is_placed,
     placed_volume,
     restated,
     segments_as_vectors,
@@ -38,6 +39,7 @@ from ..layer_data import (
 )
 from ..model import model_for
 from . import _worker
+from ._geometry import GeometryForm
 from ._layers import (
     BOX_SUFFIX,
     EDGES_SUFFIX,
@@ -46,7 +48,7 @@ from ._layers import (
     input_choices,
     keep_inputs_fresh,
 )
-from ._view import anatomical_view, follow_anatomy, orientation_fields, row, scrollable
+from ._view import anatomical_view, follow_anatomy, row, scrollable
 
 AXES = ("R", "A", "S")
 
@@ -75,23 +77,20 @@ class AlignWidget(QWidget):
         self._updating = False  # True while the controls are set from the model
         self._ndim = 3  # axes of the moving volume (crop sliders shown)
         self._auto_limits: tuple[float, float] | None = None  # preview limits this widget set
+        self._message = ""  # the last action's sentence, shown after the preview's kind
         self.previews = 0
 
         # -- layers and the moving volume's geometry
         self.fixed = ComboBox(label="atlas (fixed)", choices=self._inputs)
         self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
-        self.orientation, self.style = orientation_fields()
-        self.voxel_um = FloatSpinBox(
-            label="voxel size (µm, all axes)", min=0.0, max=1e5, step=0.5, value=0.0
-        )
+        self.geometry = GeometryForm()
+        self.orientation, self.style = self.geometry.code_edit, self.geometry.style_box
         self.reinterpret = PushButton(text="Apply code and size (new layer)")
         self.top = Container(
             widgets=[
                 self.fixed,
                 self.moving,
-                self.orientation,
-                self.style,
-                self.voxel_um,
+                self.geometry,
                 self.reinterpret,
             ]
         )
@@ -150,8 +149,9 @@ class AlignWidget(QWidget):
         self.crop_labels = [QLabel("") for _ in range(3)]
         crop_box = QGroupBox("Crop (voxels of your volume)")
         crop_grid = QGridLayout(crop_box)
+        self.crop_names = [QLabel(f"axis {k}") for k in range(3)]
         for k in range(3):
-            crop_grid.addWidget(QLabel(f"axis {k}"), 2 * k, 0)
+            crop_grid.addWidget(self.crop_names[k], 2 * k, 0)
             crop_grid.addWidget(self.crop[k], 2 * k, 1)
             crop_grid.addWidget(self.crop_labels[k], 2 * k + 1, 1)
         self.margin = FloatSpinBox(label="auto margin (mm)", min=0, max=10, step=0.1, value=0.5)
@@ -231,22 +231,27 @@ class AlignWidget(QWidget):
         try:
             v = volume_of_layer(layer)
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return
         if v.ndim != 3:
-            show_error(
-                f"{layer.name!r} is {v.ndim}D but the atlas is 3D: choose a 3D volume to align."
+            self._say(
+                f"{layer.name!r} is {v.ndim}D but the atlas is 3D: choose a 3D volume to align.",
+                error=True,
             )
             return
-        try:
-            placed_volume(layer)
-        except CcfAlignError as exc:
-            self.orientation.value = ""
-            show_error(str(exc))
+        if not is_placed(layer):
+            stated = not np.allclose(v.spacing, 1.0)  # napari's default scale says nothing
+            self.geometry.set(v.spacing * 1000.0 if stated else [0.0] * v.ndim, None)
+            self._say(
+                f"{layer.name!r} has no stated orientation (it was opened by another reader): "
+                "give its voxel size per axis and its orientation code, then 'Apply code and "
+                "size'.",
+                error=True,
+            )
             return
         self._ndim = v.ndim
-        self.orientation.value = v.orientation
-        self.voxel_um.value = float(np.round(v.spacing.mean() * 1000, 3))
+        self.geometry.set(v.spacing * 1000.0, v.orientation)
+        self._label_crop_axes(v)
         for k in range(3):
             slider = self.crop[k]
             slider.setVisible(k < v.ndim)
@@ -256,26 +261,50 @@ class AlignWidget(QWidget):
             self.model.moving_layer = layer.name
             centre = alignment.centre_of(v, "volume")
             self.model.set(AlignmentState(space.RigidParams(centre_mm=tuple(centre))))
+            self._say(f"Aligning {layer.name}. Next: 'Centre on atlas', then rotate and crop.")
         else:
             self._on_model(self.model.state)
 
+    def _label_crop_axes(self, v: Volume) -> None:
+        """Name each crop row by the user's file axis and its anatomical direction.
+
+        The layer (and so the crop) holds the array in R, A, S order; the user knows
+        the axes of the file, which the code it was loaded with names.
+        """
+        code = str(v.metadata.get("orientation", ""))
+        if sorted(space.world_axes_of(c) for c in code) != ["A", "R", "S"]:
+            code = ""
+        ends = (("L", "R"), ("P", "A"), ("I", "S"))
+        for k in range(3):
+            lo, hi = ends[k]
+            if code:
+                j, _ = space.file_axes(code)[k]
+                self.crop_names[k].setText(f"file axis {j} ({lo}→{hi}), {v.shape[k]} voxels")
+            else:
+                self.crop_names[k].setText(f"{lo}→{hi}, {v.shape[k]} voxels")
+
     def apply_geometry(self, _value=None) -> None:
-        """Place the moving layer's array with the given code and voxel size (a new layer)."""
+        """Place the moving layer's array with the given code and voxel sizes (a new layer)."""
         layer = self.moving.value
         if layer is None:
-            show_error("Choose your volume as the moving layer first.")
+            self._say("Choose your volume as the moving layer first.", error=True)
             return
         try:
-            code = space.parse_orientation(
-                self.orientation.value, self.style.value, layer.data.ndim
-            )
-            new = restated(layer, self.voxel_um.value, code, "nibabel", f"{layer.name} ({code})")
+            size, code = self.geometry.checked(layer.data.ndim)
+            new = restated(layer, size, code, "nibabel", f"{layer.name} ({code})")
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return
         self.moving.value = add_layer_data(
             self.viewer, image_layer_data(new, colormap="magenta", blending="additive")
         )
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """One status line (replacing any older one); errors are also a notification."""
+        self._message = text
+        self.status.value = text
+        if error:
+            show_error(text)
 
     # ------------------------------------------------------------------ state <-> controls
 
@@ -308,13 +337,14 @@ class AlignWidget(QWidget):
     def _from_controls(self, _value=None) -> None:
         if self._updating:
             return
+        self._message = ""  # a new action: an older sentence (or error) no longer applies
         dragging = self._dragging()
         state = self.state_from_controls()
         if state.crop is not None:
             try:
                 alignment.check_crop(self._volumes()[0], state.crop)
             except CcfAlignError as exc:
-                show_error(str(exc))
+                self._say(str(exc), error=True)
                 return
         self.model.set(state, record=not dragging)
         if not dragging:
@@ -350,9 +380,15 @@ class AlignWidget(QWidget):
             return
         v = volume_of_layer(layer)
         crop = state.crop or tuple((0, s) for s in v.shape)
+        code = str(v.metadata.get("orientation", ""))
+        backwards = [False] * 3
+        if sorted(space.world_axes_of(c) for c in code) == ["A", "R", "S"]:
+            backwards = [rev for _, rev in space.file_axes(code)]
         for k, (a, b) in enumerate(crop[:3]):
             mm = (b - a) * v.spacing[k]
-            self.crop_labels[k].setText(f"{a}..{b} voxels = {mm:.2f} mm")
+            n = v.shape[k]
+            fa, fb = (n - b, n - a) if backwards[k] else (a, b)  # in the file's own indices
+            self.crop_labels[k].setText(f"file voxels {fa}–{fb} = {mm:.2f} mm")
 
     # ------------------------------------------------------------------ actions
 
@@ -362,7 +398,7 @@ class AlignWidget(QWidget):
             moving, _ = self._volumes()
             self.model.set(alignment.with_centre(self.model.state, moving, self.centre_mode.value))
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
 
     def centre_on_atlas(self, _value=None) -> None:
         """Shift so the moving centre lands on the atlas centre."""
@@ -371,8 +407,12 @@ class AlignWidget(QWidget):
             self.model.set(
                 alignment.centre_on_atlas(self.model.state, moving, fixed, self.match_mode.value)
             )
+            self._say(
+                "Centred on the atlas. Next: rotate until the preview matches the atlas, crop "
+                "if needed, then open 'Register' and press Run."
+            )
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
 
     def match_moments(self, _value=None) -> None:
         """Rotate and shift so the principal axes of the tissue match the atlas's."""
@@ -380,7 +420,7 @@ class AlignWidget(QWidget):
             moving, fixed = self._volumes()
             self.model.set(alignment.match_moments(self.model.state, moving, fixed))
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
 
     def auto_crop_to_tissue(self, _value=None) -> None:
         """Crop to the tissue's bounding box plus the margin."""
@@ -388,7 +428,7 @@ class AlignWidget(QWidget):
             moving, _ = self._volumes()
             box = alignment.auto_crop(moving, self.margin.value)
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return
         self.model.set(replace(self.model.state, crop=box))
         ranges = ", ".join(f"{a}–{b}" for a, b in box)
@@ -413,7 +453,7 @@ class AlignWidget(QWidget):
         try:
             alignment.check_crop(moving, state.crop)
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return None
         self._computing = (state, moving, fixed, coarse)
         if coarse:
@@ -424,7 +464,7 @@ class AlignWidget(QWidget):
                 state=state,
                 coarse=True,
                 on_done=self._show_preview,
-                on_error=lambda exc: show_error(str(exc)),
+                on_error=lambda exc: self._say(str(exc), error=True),
                 on_finished=self._preview_finished,
             )
             return self.worker
@@ -436,7 +476,7 @@ class AlignWidget(QWidget):
             shown=self._shown_slice(),
             on_yield=self._show_preview,
             on_done=lambda _none: None,
-            on_error=lambda exc: show_error(str(exc)),
+            on_error=lambda exc: self._say(str(exc), error=True),
             on_finished=self._preview_finished,
         )
         return self.worker
@@ -547,6 +587,7 @@ class AlignWidget(QWidget):
         anatomical_view(self.viewer)
         self.previews += 1
         if preview.partial:
-            self.status.value = "exact preview of the shown slices; the rest follows"
+            kind = "Exact preview of the shown slices; the rest follows."
         else:
-            self.status.value = "coarse preview (dragging)" if preview.coarse else "exact preview"
+            kind = "Coarse preview (dragging)." if preview.coarse else "Exact preview."
+        self.status.value = f"{kind} {self._message}".strip()

@@ -11,12 +11,12 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
     ProgressBar,
     PushButton,
 )
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from ..core import atlas, io, space
@@ -28,12 +28,14 @@ from ..layer_data import (
     VOLUME_KEY,
     atlas_layer_data,
     image_layer_data,
+    is_placed,
     restated,
     volume_of_layer,
 )
 from . import _worker
+from ._geometry import GeometryForm
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, follow_anatomy, orientation_fields, row, scrollable
+from ._view import anatomical_view, follow_anatomy, row, scrollable
 from .orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
@@ -63,11 +65,12 @@ class LoadWidget(QWidget):
         self.source = ComboBox(label="source", choices=["file", "layer"], value="file")
         self.path = FileEdit(label="file", mode="r", filter=_FILE_FILTER)
         self.layer = ComboBox(label="layer", choices=self._layer_choices)
-        self.voxel = [
-            FloatSpinBox(label=f"voxel size, axis {k} (µm)", min=0.0, max=1e5, step=0.1, value=0.0)
-            for k in range(3)
-        ]
-        self.orientation, self.style = orientation_fields()
+        self.geometry = GeometryForm()
+        self.voxel, self.orientation, self.style = (
+            self.geometry.voxel,
+            self.geometry.code_edit,
+            self.geometry.style_box,
+        )
         self.check = PushButton(text="Check orientation")
         self.load_volume = PushButton(text="Load volume")
         self.volume_box = Container(
@@ -75,9 +78,7 @@ class LoadWidget(QWidget):
                 self.source,
                 self.path,
                 self.layer,
-                *self.voxel,
-                self.orientation,
-                self.style,
+                self.geometry,
                 row(self.check, self.load_volume),
             ]
         )
@@ -129,6 +130,12 @@ class LoadWidget(QWidget):
         self.path.changed.connect(self._on_path)
         self.layer.changed.connect(self._on_layer)
         self.check.changed.connect(self.check_orientation)
+        self._checked_file: tuple[Path, Volume] | None = None  # the array the last check read
+        self._recheck = QTimer(self)
+        self._recheck.setSingleShot(True)
+        self._recheck.setInterval(250)  # after typing pauses, not on every key
+        self._recheck.timeout.connect(lambda: self.check_orientation(live=True))
+        self.geometry.changed.connect(self._geometry_changed)
         self.load_volume.changed.connect(self.load_user_volume)
         self.resolution.changed.connect(self.refresh_size)
         self.cache.changed.connect(self.refresh_size)
@@ -156,14 +163,6 @@ class LoadWidget(QWidget):
         else:
             self._on_layer(self.layer.value)
 
-    def _set_geometry_fields(self, size_um, code) -> None:
-        for box, value in zip(
-            self.voxel, list(size_um) if size_um is not None else [0] * 3, strict=False
-        ):
-            box.value = float(value)
-        self.orientation.value = code or ""
-        self.style.value = "nibabel"
-
     def _on_path(self, _value=None) -> None:
         path = Path(self.path.value)
         if not path.is_file():
@@ -171,12 +170,12 @@ class LoadWidget(QWidget):
         try:
             size_um, code, _shape = io.peek(path)
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return
         self._header = (None if size_um is None else tuple(float(x) for x in size_um), code)
-        self._set_geometry_fields(size_um, code)
+        self.geometry.set(size_um, code)
         missing = [w for w, v in (("voxel size", size_um), ("orientation code", code)) if v is None]
-        self.status.value = (
+        self._say(
             f"{path.name}: give its {' and '.join(missing)}."
             if missing
             else f"{path.name}: voxel size and orientation from the file's header."
@@ -188,57 +187,90 @@ class LoadWidget(QWidget):
         try:
             v = volume_of_layer(layer)
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return
-        self._set_geometry_fields(v.spacing * 1000.0, v.orientation)
-
-    def _geometry(self) -> tuple[tuple[float, ...] | None, str | None, str]:
-        size = tuple(round(float(b.value), 6) for b in self.voxel)
-        return size, self.orientation.value.strip() or None, self.style.value
+        if is_placed(layer):
+            self.geometry.set(v.spacing * 1000.0, v.orientation)
+            self._say(f"{layer.name}: placed by this plugin; voxel size and code as it is shown.")
+        else:  # opened by another reader: nothing about its geometry is known
+            self.geometry.set([0.0] * v.ndim, None)
+            self._say(
+                f"{layer.name} was opened by another reader, which states no orientation: give "
+                "its voxel size and orientation code (never guessed), then Load volume."
+            )
 
     def read_volume(self) -> Volume:
         """The user's volume as the fields describe it (raises CcfAlignError on bad input)."""
-        size, code, style = self._geometry()
         if self.source.value == "layer":
             layer = self.layer.value
             if layer is None:
                 raise CcfAlignError("No image layer is open: open one or load a file.")
             v = volume_of_layer(layer)
-            same_code = space.parse_orientation(code or "", style, v.ndim) == v.orientation
-            if same_code and np.allclose(size[: v.ndim], v.spacing * 1000.0, atol=0.01):
-                return v
-            return restated(layer, size, code, style, f"{layer.name} (RAS)")
-        return self._read_file(size, code, style)
+            size, code = self.geometry.checked(v.ndim)
+            if is_placed(layer) and code == v.orientation:
+                if np.allclose(size, v.spacing * 1000.0, atol=0.01):
+                    return v
+            return restated(layer, size, code, "nibabel", f"{layer.name} (RAS)")
+        return self._read_file()
 
-    def _read_file(self, size: tuple[float, ...], code: str | None, style: str) -> Volume:
+    def _read_file(self) -> Volume:
         if not str(self.path.value).strip() or Path(self.path.value) == Path("."):
             raise CcfAlignError("No file was picked: pick your volume's file, or choose a layer.")
         path = Path(self.path.value)
         header_size, header_code = self._header or (None, None)
+        ndim = len(header_size) if header_size is not None else 3
+        code, style = self.geometry.code(), self.geometry.style_box.value
+        size = self.geometry.size_um(ndim)
         if header_size is not None and (code, style) == (header_code, "nibabel"):
-            if np.allclose(size[: len(header_size)], header_size, atol=0.01):
+            if np.allclose(size, header_size, atol=0.01):
                 return io.read_volume(path)  # the header as it is: an oblique affine stays oblique
-        ndim = len(header_size) if header_size is not None else None
-        given = size[:ndim] if any(size) else None
+        if code is not None:
+            space.check_style(code, style)
+        given = size if any(size) else None
         return io.read_volume(path, voxel_size_um=given, orientation=code, style=style)
 
-    def check_orientation(self, _value=None) -> None:
-        """Show the volume's mean projections next to the atlas's."""
+    def check_orientation(self, _value=None, live: bool = False) -> None:
+        """Show the volume's mean projections next to the atlas's.
+
+        Once shown, the view follows every change of the code, style or voxel size
+        (``live``): the array read first is placed anew, the file is not read again,
+        and a code still being typed is said in the status line, not as a notification.
+        """
         try:
-            volume = self.read_volume()
+            volume = self._volume_to_check() if live else self.read_volume()
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=not live)
             return
+        if self.source.value == "file":
+            self._checked_file = (Path(self.path.value), volume)
         template = atlas_layer(self.viewer)
         atlas_projs = mean_projections(volume_of_layer(template)) if template else []
         self.view.show_projections(mean_projections(volume), atlas_projs, volume.name)
+        self._say(
+            f"{volume.name} as {volume.orientation}: compare it with the atlas below; if it is "
+            "upside down or back to front, fix the code."
+        )
+
+    def _volume_to_check(self) -> Volume:
+        """The volume as the fields now describe it, from the array read at the last check."""
+        kept = self._checked_file
+        if self.source.value != "file" or kept is None or kept[0] != Path(self.path.value):
+            return self.read_volume()
+        size, code = self.geometry.checked(kept[1].ndim)
+        return Volume.from_array(
+            kept[1].data, np.asarray(size) / 1000.0, code, "nibabel", name=kept[1].name
+        )
+
+    def _geometry_changed(self, _value=None) -> None:
+        if self.view.shown:
+            self._recheck.start()
 
     def load_user_volume(self, _value=None) -> napari.layers.Image | None:
         """Add the user's volume as an Image layer in the RAS world (a new layer)."""
         try:
             volume = self.read_volume()
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return None
         if self.source.value == "layer" and volume is self.layer.value.metadata.get(VOLUME_KEY):
             show_info(f"{self.layer.value.name} is already placed in the RAS world.")
@@ -248,7 +280,10 @@ class LoadWidget(QWidget):
         )
         anatomical_view(self.viewer)
         self.viewer.reset_view()
-        self.status.value = f"Loaded {volume.name}: {volume.shape} voxels, {volume.orientation}."
+        self._say(
+            f"Loaded {volume.name}: {volume.shape} voxels, {volume.orientation}. Next: in "
+            "'Initial alignment and crop', press 'Centre on atlas'."
+        )
         return layer
 
     # ------------------------------------------------------------------ atlas
@@ -315,7 +350,7 @@ class LoadWidget(QWidget):
         """Load the atlas from local Allen files (no network needed)."""
         template = Path(self.local_template.value)
         if not template.is_file():
-            show_error("No template file was picked: pick average_template_<res>.nrrd.")
+            self._say("No template file was picked: pick average_template_<res>.nrrd.", error=True)
             return
         ann = Path(self.local_annotation.value)
         graph = Path(self.local_structures.value)
@@ -324,7 +359,7 @@ class LoadWidget(QWidget):
                 template, ann if ann.is_file() else None, graph if graph.is_file() else None
             )
         except CcfAlignError as exc:
-            show_error(str(exc))
+            self._say(str(exc), error=True)
             return
         self._on_atlas(a)
 
@@ -345,15 +380,20 @@ class LoadWidget(QWidget):
             add_layer_data(self.viewer, data)
         anatomical_view(self.viewer)
         self.viewer.reset_view()
-        self.status.value = f"Allen CCF v3 at {loaded.resolution_um} µm loaded."
+        self._say(f"Allen CCF v3 at {loaded.resolution_um} µm loaded.")
         self.refresh_size()
 
     def _on_error(self, exc: BaseException) -> None:
-        self.status.value = str(exc)
         if isinstance(exc, CcfAlignError):
-            show_error(str(exc))
+            self._say(str(exc), error=True)
         else:
-            show_error(f"Loading failed unexpectedly: {type(exc).__name__}: {exc}")
+            self._say(f"Loading failed unexpectedly: {type(exc).__name__}: {exc}", error=True)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """One status line (replacing any older one); errors are also a notification."""
+        self.status.value = text
+        if error:
+            show_error(text)
 
     def _set_busy(self, busy: bool) -> None:
         self.load_atlas.enabled = not busy
