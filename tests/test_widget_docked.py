@@ -27,7 +27,8 @@ def atlas_volume(template_100) -> Volume:
 
 @pytest.fixture
 def docked(make_napari_viewer, qtbot, atlas_volume):
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1400, 900)
     widgets = {
         key: viewer.window.add_plugin_dock_widget("napari-ccf-align", title)[1]
         for key, title in (
@@ -66,3 +67,29 @@ def test_preview_contrast_is_the_samples_range_and_keeps_the_users_edit(
     _wait(qtbot, align)
     assert align.previews >= 3
     np.testing.assert_allclose(preview.contrast_limits, (0.0, 3_000.0))
+
+
+def test_the_three_docks_open_as_tabs_each_with_the_whole_height(docked, qtbot, screenshot_dir):
+    from qtpy.QtWidgets import QDockWidget
+
+    viewer, w = docked
+    qtbot.wait(50)  # the docks join their tab group one event-loop turn after docking
+    main = w["align"].window()
+    docks = {key: _dock(widget) for key, widget in w.items()}
+    assert all(isinstance(d, QDockWidget) for d in docks.values())
+    group = set(main.tabifiedDockWidgets(docks["register"])) | {docks["register"]}
+    assert set(docks.values()) <= group  # one tab group, not three squeezed docks
+    qtbot.waitUntil(lambda: w["register"].isVisible(), timeout=5_000)
+    docks["align"].raise_()
+    qtbot.waitUntil(lambda: w["align"].isVisible(), timeout=5_000)
+    assert w["align"].height() > 400
+    viewer.screenshot(str(screenshot_dir / "docked_tabs.png"), canvas_only=False)
+
+
+def _dock(widget):
+    from qtpy.QtWidgets import QDockWidget
+
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent

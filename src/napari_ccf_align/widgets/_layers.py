@@ -71,13 +71,14 @@ def choose_inputs(viewer: napari.viewer.Viewer, fixed, moving, preferred: str | 
     fixed.reset_choices()
     moving.reset_choices()
     template = atlas_layer(viewer)
-    if template is not None and fixed.value is not template:
+    # by name throughout: a plugin's viewer hands out a new proxy of a layer on every lookup
+    if template is not None and getattr(fixed.value, "name", None) != template.name:
         fixed.value = template
-    # by name: a plugin's viewer hands out a new proxy of a layer on every lookup
-    if preferred in viewer.layers and preferred != getattr(fixed.value, "name", None):
+    fixed_name = getattr(fixed.value, "name", None)
+    if preferred in viewer.layers and preferred != fixed_name:
         moving.value = viewer.layers[preferred]
-    elif moving.value is fixed.value:
-        others = [lyr for _, lyr in input_choices(viewer) if lyr is not fixed.value]
+    elif getattr(moving.value, "name", None) == fixed_name:
+        others = [lyr for name, lyr in input_choices(viewer) if name != fixed_name]
         if others:
             moving.value = others[-1]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import napari
 from magicgui.widgets import Container
-from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from ..layer_data import AXIS_LABELS, VOLUME_KEY
 
@@ -81,3 +81,68 @@ def follow_anatomy(viewer: napari.viewer.Viewer) -> None:
             anatomical_view(viewer)
 
     viewer.layers.events.inserted.connect(on_inserted)
+
+
+#: Set on each step widget (Load, Align, Register), to its docking order, so that their docks
+#: can find each other.
+STEP_PROPERTY = "ccf_align_step"
+
+
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
+def _step_order(dock: QDockWidget) -> int | None:
+    """The docking order of the step widget a dock holds (None: it holds none)."""
+    inner = dock.widget()
+    if inner is None:
+        return None
+    for w in (inner, *inner.findChildren(QWidget)):
+        order = w.property(STEP_PROPERTY)
+        if order is not None:
+            return int(order)
+    return None
+
+
+def tabify_with_steps(widget: QWidget) -> bool:
+    """Put ``widget``'s dock in one tab group with the other step widgets' docks.
+
+    napari's Plugins menu docks each widget below the last, and three tall widgets
+    in one column leave each about 100 pixels. As tabs, each gets the whole height.
+    Every step dock joins the group of the first one docked (one anchor, so no dock
+    is ever tabified into its own group); the new one is brought to the front.
+    Returns whether it joined a group.
+    """
+    dock = _dock_of(widget)
+    main = dock.parentWidget() if dock is not None else None
+    if not isinstance(main, QMainWindow):
+        return False
+    steps = sorted(
+        (order, id(d), d)
+        for d in main.findChildren(QDockWidget)
+        if d is not dock and not d.isHidden() and (order := _step_order(d)) is not None
+    )
+    if not steps:
+        return False
+    anchor = steps[0][2]
+    if anchor not in main.tabifiedDockWidgets(dock):
+        main.tabifyDockWidget(anchor, dock)
+    dock.show()
+    dock.raise_()
+    return True
+
+
+class StepWidget(QWidget):
+    """Base of the Load, Align and Register widgets: they dock as tabs of one group."""
+
+    _docked = 0  # step widgets made so far in this process (their docking order)
+
+    def __init__(self) -> None:
+        super().__init__()
+        StepWidget._docked += 1
+        self.setProperty(STEP_PROPERTY, StepWidget._docked)
+        # napari puts a plugin widget in its dock after building it: join the tabs then
+        QTimer.singleShot(0, lambda: tabify_with_steps(self))

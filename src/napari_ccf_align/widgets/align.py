@@ -48,7 +48,7 @@ from ._layers import (
     input_choices,
     keep_inputs_fresh,
 )
-from ._view import anatomical_view, follow_anatomy, row, scrollable
+from ._view import StepWidget, anatomical_view, follow_anatomy, row, scrollable
 
 AXES = ("R", "A", "S")
 
@@ -62,7 +62,7 @@ def _slider(lo: float, hi: float, step: float, decimals: int) -> QLabeledDoubleS
     return s
 
 
-class AlignWidget(QWidget):
+class AlignWidget(StepWidget):
     """Initial alignment and crop of the moving volume, previewed on the atlas grid."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -215,7 +215,7 @@ class AlignWidget(QWidget):
         fixed_layer, moving_layer = self.fixed.value, self.moving.value
         if fixed_layer is None:
             raise CcfAlignError("No atlas is loaded: load it with the Load widget first.")
-        if moving_layer is None or moving_layer is fixed_layer:
+        if moving_layer is None or moving_layer.name == fixed_layer.name:
             raise CcfAlignError("Choose your volume as the moving layer (not the atlas).")
         if moving_layer.data.ndim != fixed_layer.data.ndim:
             raise DimensionError(

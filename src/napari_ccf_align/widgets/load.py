@@ -35,7 +35,7 @@ from ..layer_data import (
 from . import _worker
 from ._geometry import GeometryForm
 from ._layers import add_layer_data, atlas_layer, image_layers
-from ._view import anatomical_view, follow_anatomy, row, scrollable
+from ._view import StepWidget, anatomical_view, follow_anatomy, row, scrollable
 from .orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
@@ -49,7 +49,7 @@ def _group(title: str, container: Container) -> QGroupBox:
     return box
 
 
-class LoadWidget(QWidget):
+class LoadWidget(StepWidget):
     """Load the user's volume (file or layer) and the Allen CCF atlas into the RAS world."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):

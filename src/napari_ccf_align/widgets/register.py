@@ -32,7 +32,7 @@ from ..layer_data import image_layer_data, placed_volume
 from ..model import model_for
 from . import _worker
 from ._layers import add_layer_data, input_choices, keep_inputs_fresh
-from ._view import follow_anatomy, row, scrollable
+from ._view import StepWidget, follow_anatomy, row, scrollable
 from .metric_plot import MetricPlot
 
 _METRICS = [
@@ -58,7 +58,7 @@ def _first_sentence(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-class RegisterWidget(QWidget):
+class RegisterWidget(StepWidget):
     """Method, metric and parameters; Run and Cancel; progress; live metric plot."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
