@@ -25,8 +25,12 @@ def build_mirror(shared: Path, root: Path) -> Path:
     return root
 
 
+STALL_S = 12.0
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    mode = "ok"  # "ok", "corrupt" (bytes flipped), "slow" (trickle), "cut" (truncated)
+    mode = "ok"  # "ok", "corrupt" (bytes flipped), "slow" (trickle), "cut" (truncated),
+    # "stall" (a tenth of the file, then silence for STALL_S seconds)
     requests: list[str]
 
     def log_message(self, *args):  # keep test output quiet
@@ -47,6 +51,11 @@ class _Handler(SimpleHTTPRequestHandler):
         self.end_headers()
         if self.mode == "cut":
             self.wfile.write(data[: len(data) // 2])
+            return
+        if self.mode == "stall":
+            self.wfile.write(data[: len(data) // 10])
+            self.wfile.flush()
+            time.sleep(STALL_S)  # bounded: the test server never hangs longer than this
             return
         if self.mode == "slow":
             for i in range(0, len(data), 1 << 14):

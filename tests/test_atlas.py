@@ -14,6 +14,7 @@ from napari_ccf_align.core.errors import (
     Cancelled,
     ChecksumError,
     NetworkError,
+    UnreadableFileError,
     WriteError,
 )
 from napari_ccf_align.core.progress import CancelToken
@@ -182,3 +183,83 @@ def test_structure_table_both_graph_forms(shared_data):
     assert bare.region_of(mo1.id, [512, 315, 549]) == 315
     assert 8 in bare.ancestors(mo1.id) and bare[997].depth == 0
     assert bare.colors([507])[507][3] == 1.0
+
+
+def test_cancel_while_the_server_stalls_returns_at_once_and_keeps_nothing(mirror, tmp_path):
+    import threading
+    import time
+
+    from .http_mirror import STALL_S
+
+    token = CancelToken()
+    first = threading.Event()
+
+    def on_progress(event):
+        first.set()
+
+    def cancel_soon():
+        first.wait(10)
+        time.sleep(0.3)  # the server is silent by now
+        token.cancel()
+
+    threading.Thread(target=cancel_soon, daemon=True).start()
+    t0 = time.perf_counter()
+    with serve(mirror, mode="stall") as (url, _), pytest.raises(Cancelled, match="cancelled"):
+        atlas.load_atlas(
+            100, annotation=False, structures=False, cache=tmp_path, base_url=url,
+            on_progress=on_progress, cancel=token,
+        )  # fmt: skip
+    assert time.perf_counter() - t0 < STALL_S / 2  # returned during the stall, not after it
+    assert not (tmp_path / "average_template_100.nrrd").exists()
+    # the abandoned download gives up at the read timeout and removes its temporary file
+    deadline = time.perf_counter() + atlas.READ_TIMEOUT_S + 5
+    while list(tmp_path.iterdir()) and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_html_page_served_as_the_structure_graph_is_deleted_not_recorded(
+    mirror, tmp_path_factory
+):
+    root = tmp_path_factory.mktemp("html_mirror")
+    import shutil
+
+    shutil.copytree(mirror, root, dirs_exist_ok=True)
+    (root / "structure_graph_download/1.json").write_text("<html><body>Error 503</body></html>")
+    cache = tmp_path_factory.mktemp("cache")
+    with serve(root) as (url, _), pytest.raises(UnreadableFileError) as info:
+        atlas.load_atlas(
+            100, cache=cache, base_url=url, structures_url=url + "structure_graph_download/1.json"
+        )
+    assert "not an Allen structure graph" in str(info.value)
+    assert str(cache / "structure_graph.json") in str(info.value)  # names the path
+    assert not (cache / "structure_graph.json").exists()
+    recorded = (
+        json.loads((cache / "recorded_sha256.json").read_text())
+        if (cache / "recorded_sha256.json").exists()
+        else {}
+    )
+    assert "structure_graph.json" not in recorded
+
+
+def test_a_label_volume_given_as_the_template_is_refused(shared_data):
+    with pytest.raises(ChecksumError, match="like a label volume"):
+        atlas.load_atlas_files(shared_data / "annotation_100.nrrd")
+
+
+def test_region_lookups_and_damaged_graphs_are_sentences(shared_data):
+    from napari_ccf_align.core.errors import UnknownRegionError
+
+    table = atlas.StructureTable.from_file(shared_data / "allen_structure_graph.json")
+    with pytest.raises(UnknownRegionError, match="not in the Allen structure ontology"):
+        table[123456789]
+    with pytest.raises(UnknownRegionError, match="acronym 'mob'"):
+        table.by_acronym("mob")
+    node = {"id": 1, "acronym": "a", "name": "a", "parent_structure_id": 2, "children": [
+        {"id": 2, "acronym": "b", "name": "b", "parent_structure_id": 1}]}  # fmt: skip
+    with pytest.raises(UnreadableFileError, match="parent links loop"):
+        atlas.StructureTable.from_graph(node)
+    twice = {"id": 1, "acronym": "a", "name": "a", "children": [
+        {"id": 1, "acronym": "a", "name": "a"}]}  # fmt: skip
+    with pytest.raises(UnreadableFileError, match="twice"):
+        atlas.StructureTable.from_graph(twice)

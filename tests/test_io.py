@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import nibabel as nib
 import numpy as np
@@ -184,3 +185,87 @@ def test_rgb_and_multichannel_tiffs_are_refused(tmp_path):
 def test_non_numeric_array_is_refused():
     with pytest.raises(DimensionError, match="not a grey-value image"):
         Volume.from_array(np.array([["a", "b"], ["c", "d"]]), 0.1, "RA")
+
+
+def _small() -> Volume:
+    data = np.random.default_rng(1).random((12, 14, 10)).astype(np.float32)
+    return Volume.from_array(data, (0.05, 0.04, 0.03), "PIR", name="small")
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nrrd", ".mha"])
+def test_truncated_uncompressed_file_says_so_instead_of_zeros(tmp_path, suffix):
+    whole = io.write_volume(_small(), tmp_path / f"whole{suffix}", compress=False).read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole[: len(whole) - 1000])
+    with pytest.raises(UnreadableFileError, match=r"is truncated: it holds .* of the 6,720 data"):
+        io.read_volume(cut)
+
+
+def test_mhd_is_written_with_its_raw_and_a_missing_raw_is_named(tmp_path):
+    path = io.write_volume(_small(), tmp_path / "pair.mhd", compress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.mhd", "pair.raw"]
+    np.testing.assert_array_equal(io.read_volume(path).data, _small().data)
+    (tmp_path / "pair.raw").unlink()
+    with pytest.raises(UnreadableFileError, match=r"data file pair\.raw, which is missing"):
+        io.read_volume(path)
+
+
+def test_a_write_that_silently_truncates_keeps_the_previous_file(tmp_path, monkeypatch):
+    # ITK's writers report a full disk on stderr and return: the file is cut short
+    path = io.write_volume(_small(), tmp_path / "keep.nii", compress=False)
+    before = path.read_bytes()
+    real = sitk.WriteImage
+
+    def disk_full(image, name, *args):
+        real(image, name, *args)
+        with open(name, "r+b") as f:
+            f.truncate(4096)
+
+    monkeypatch.setattr(io.sitk, "WriteImage", disk_full)
+    bigger = Volume.from_array(np.ones((20, 20, 20), np.float32), 0.1, "RAS", name="new")
+    with pytest.raises(WriteError, match=r"incomplete .* may be full.*previous file.* kept"):
+        io.write_volume(bigger, path, compress=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.nii"]  # no temporary file left
+
+
+def test_partials_of_killed_writes_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f".brain.{int(dead.stdout)}.abc123.partial.nii.gz"
+    stale.write_bytes(b"half")
+    live = tmp_path / f".other.{os.getppid()}.def456.partial.nii.gz"  # a running process
+    live.write_bytes(b"in progress")
+    io.write_volume(_small(), tmp_path / "brain.nii.gz")
+    assert not stale.exists() and live.exists()
+
+
+def test_written_files_get_the_users_umask(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "_UMASK", 0o027)
+    path = io.write_volume(_small(), tmp_path / "perm.nii.gz")
+    assert path.stat().st_mode & 0o777 == 0o640
+    monkeypatch.setattr(io, "_UMASK", 0o022)
+    path = io.write_volume(_small(), tmp_path / "perm.nii.gz")
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_absurd_geometry_and_empty_axes_are_refused(tmp_path):
+    from napari_ccf_align.core.errors import VoxelSizeError
+
+    image = sitk.GetImageFromArray(np.ones((4, 5, 6), np.float32))
+    image.SetSpacing((5000.0, 1.0, 1.0))  # 5 m voxels: a unit mistake
+    sitk.WriteImage(image, str(tmp_path / "huge.nrrd"))
+    with pytest.raises(VoxelSizeError, match="outside 1 nm to 1 m"):
+        io.read_volume(tmp_path / "huge.nrrd")
+    with pytest.raises(VoxelSizeError, match="outside 1 nm to 1 m"):
+        Volume.from_array(np.ones((3, 3, 3)), 1e-9, "RAS")  # 1 pm in mm
+    with pytest.raises(VoxelSizeError, match="outside 1 nm to 1 m"):
+        io.read_volume(tmp_path / "huge.nrrd", voxel_size_um=(1e9, 1, 1), orientation="RAS")
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 4, 4), np.uint8))
+    with pytest.raises((DimensionError, UnreadableFileError)):
+        io.read_volume(tmp_path / "empty.tif", orientation="RAS", voxel_size_um=10)
+    with pytest.raises(DimensionError, match="empty axis"):
+        Volume.from_array(np.ones((3, 0, 3)), 0.1, "RAS")

@@ -22,6 +22,7 @@ import errno
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from .errors import (
     ChecksumError,
     MissingFileError,
     NetworkError,
+    UnknownRegionError,
     UnreadableFileError,
     WriteError,
 )
@@ -277,15 +279,7 @@ def fetch(
         known = f.sha256 or recorded.get(f.name)
         bar = _PoochProgress(f.name, on_progress, cancel)
         try:
-            path = pooch.retrieve(
-                f.url,
-                known_hash=f"sha256:{known}" if known else None,
-                fname=f.name,
-                path=cache,
-                downloader=pooch.HTTPDownloader(
-                    progressbar=bar, chunk_size=_DOWNLOAD_CHUNK, timeout=30
-                ),
-            )
+            path = _retrieve_cancellable(f, known, cache, bar, cancel)
         except Cancelled:
             raise
         except requests.RequestException as exc:
@@ -315,6 +309,52 @@ def fetch(
     return paths
 
 
+#: Seconds to connect, and the longest silence between two reads, before a download fails.
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 5.0, 10.0
+_POLL_S = 0.1  # how often the caller checks the cancel flag while a download runs
+_CANCEL_GRACE_S = 0.5  # after a cancel, how long to let the download remove its partial file
+
+
+def _retrieve_cancellable(
+    f: RemoteFile, known: str | None, cache: Path, bar: _PoochProgress, cancel: CancelToken | None
+) -> str:
+    """``pooch.retrieve`` on a daemon thread, so a Cancel returns within ``_POLL_S`` seconds.
+
+    A stalled server sends no bytes, so the progress callback (which checks the
+    cancel flag between reads) is not called; the caller checks the flag while it
+    waits instead. The abandoned download stops at its next read (the callback
+    raises) or at the read timeout, and pooch removes its temporary file.
+    """
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["path"] = pooch.retrieve(
+                f.url,
+                known_hash=f"sha256:{known}" if known else None,
+                fname=f.name,
+                path=cache,
+                downloader=pooch.HTTPDownloader(
+                    progressbar=bar,
+                    chunk_size=_DOWNLOAD_CHUNK,
+                    timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                ),
+            )
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"download {f.name}", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_POLL_S)
+        if cancel is not None and cancel.cancelled and thread.is_alive():
+            thread.join(_CANCEL_GRACE_S)  # a live download stops at its next read and cleans up
+            raise Cancelled(f"The download of {f.name} was cancelled; nothing was kept.")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["path"]
+
+
 # --------------------------------------------------------------------------- RAS conversion
 
 
@@ -332,11 +372,26 @@ def ras_volume(raw_c_order: np.ndarray, resolution_um: int, name: str) -> Volume
             f"{name} has grid {raw_c_order.shape[::-1]} (AP, DV, ML) but the {res} µm atlas is "
             f"{RAW_SHAPES[res]}: the file is not the Allen CCF at {res} µm; pick the right file."
         )
+    _check_kind(raw_c_order, name)
     ras = Volume.from_array(raw_c_order, res / 1000.0, "RIP", name=name).reoriented("RAS")
     affine = ras.affine.copy()
     affine[:3, 3] = 0.0
     meta = {"atlas": "allen_mouse_ccf_v3", "resolution_um": res, "orientation": "RAS"}
     return Volume(ras.data, affine, name, "RAS", meta)
+
+
+def _check_kind(data: np.ndarray, name: str) -> None:
+    """A template holds grey values (16-bit or float), an annotation region ids (integers)."""
+    if name.startswith("annotation") and data.dtype.kind not in "iu":
+        raise ChecksumError(
+            f"{name} holds {data.dtype} values, not the integer region ids of an annotation: the "
+            "file is not the Allen annotation; pick the right file."
+        )
+    if name.startswith("average_template") and data.dtype.itemsize > 2 and data.dtype.kind in "iu":
+        raise ChecksumError(
+            f"{name} holds {data.dtype} values, like a label volume, not the template's grey "
+            "values: the file is not the Allen template; pick the right file."
+        )
 
 
 def read_allen_nrrd(
@@ -387,6 +442,20 @@ class Structure:
     depth: int
 
 
+def _check_no_parent_cycle(by_id: Mapping[int, Structure]) -> None:
+    """Refuse a graph whose parent links loop (walking up would never end)."""
+    for sid in by_id:
+        seen, parent = {sid}, by_id[sid].parent
+        while parent is not None and parent in by_id:
+            if parent in seen:
+                raise UnreadableFileError(
+                    f"The structure graph's parent links loop through region {parent}: it is "
+                    "damaged; download it again."
+                )
+            seen.add(parent)
+            parent = by_id[parent].parent
+
+
 @dataclass(frozen=True)
 class StructureTable:
     """The Allen structure ontology: regions by id, with ancestry.
@@ -417,6 +486,16 @@ class StructureTable:
         stack = [(node, 0) for node in roots]
         while stack:
             node, depth = stack.pop()
+            if not isinstance(node, dict) or "id" not in node:
+                raise UnreadableFileError(
+                    "The structure graph has a node without an id: it is not an Allen structure "
+                    "graph; download it again."
+                )
+            if int(node["id"]) in by_id:
+                raise UnreadableFileError(
+                    f"The structure graph lists region {node['id']} twice (a cycle or a "
+                    "duplicate): it is damaged; download it again."
+                )
             hexcol = str(node.get("color_hex_triplet") or "FFFFFF")
             sid = int(node["id"])
             parent = node.get("parent_structure_id")
@@ -433,6 +512,7 @@ class StructureTable:
             stack.extend((k, depth + 1) for k in kids)
         if not by_id:
             raise UnreadableFileError("The structure graph holds no regions: download it again.")
+        _check_no_parent_cycle(by_id)
         return cls(by_id, children)
 
     @classmethod
@@ -447,7 +527,13 @@ class StructureTable:
             ) from None
 
     def __getitem__(self, sid: int) -> Structure:
-        return self.by_id[int(sid)]
+        try:
+            return self.by_id[int(sid)]
+        except (KeyError, TypeError, ValueError):
+            raise UnknownRegionError(
+                f"Region {sid!r} is not in the Allen structure ontology: give a region id such "
+                "as 315 (Isocortex)."
+            ) from None
 
     def __contains__(self, sid: object) -> bool:
         return sid in self.by_id
@@ -460,7 +546,10 @@ class StructureTable:
         for s in self.by_id.values():
             if s.acronym == acronym:
                 return s
-        raise KeyError(acronym)
+        raise UnknownRegionError(
+            f"No region has the acronym {acronym!r}: acronyms are case-sensitive, e.g. 'MOB', "
+            "'CA1', 'Isocortex'."
+        )
 
     def ancestors(self, sid: int) -> list[int]:
         """Ids from the parent up to the root."""
@@ -588,8 +677,13 @@ def load_atlas(
         _record_hash(folder, f.name, paths[f.name])
     table = None
     if structures:
-        table = StructureTable.from_file(paths["structure_graph.json"])
-        _record_hash(folder, "structure_graph.json", paths["structure_graph.json"])
+        graph = paths["structure_graph.json"]
+        try:
+            table = StructureTable.from_file(graph)
+        except UnreadableFileError as exc:
+            graph.unlink(missing_ok=True)
+            raise UnreadableFileError(f"{exc} (The cached copy at {graph} was removed.)") from None
+        _record_hash(folder, "structure_graph.json", graph)
     return Atlas(
         res,
         volumes[f"average_template_{res}.nrrd"],

@@ -77,3 +77,10 @@ class SettingsError(CcfAlignError, ValueError):
 
 class InputError(CcfAlignError, TypeError):
     """A public function was given an argument of the wrong kind (e.g. a list for a Volume)."""
+
+
+class UnknownRegionError(AtlasError, KeyError):
+    """A region id or acronym is not in the Allen structure ontology."""
+
+    def __str__(self) -> str:  # KeyError would quote the sentence
+        return str(self.args[0]) if self.args else ""

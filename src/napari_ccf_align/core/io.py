@@ -16,8 +16,10 @@ import errno
 import gzip
 import json
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ import tifffile
 
 from . import space
 from .errors import (
+    CcfAlignError,
     DimensionError,
     MissingFileError,
     MissingVoxelSizeError,
@@ -117,6 +120,7 @@ def read_volume(
 
 
 def _read_sitk(path: Path, name: str) -> Volume:
+    check_complete(path)
     try:
         if path.name.lower().endswith(".gz"):
             _check_gzip_complete(path)
@@ -127,6 +131,92 @@ def _read_sitk(path: Path, name: str) -> Volume:
             f"{suffix_of(path)}): {_first_line(exc)}; check the file or export it again."
         ) from None
     return from_sitk(image, name, {"source": str(path)})
+
+
+_HEADER_KEYS = {
+    ".nrrd": ("encoding", "data file", "datafile"),
+    ".nhdr": ("encoding", "data file", "datafile"),
+    ".mha": ("compresseddata", "elementdatafile"),
+    ".mhd": ("compresseddata", "elementdatafile"),
+}
+
+
+def _text_header(path: Path) -> tuple[dict[str, str], int]:
+    """Lower-case ``key: value`` / ``Key = Value`` pairs of an NRRD or MetaImage header,
+    and the header's length in bytes (where attached data starts)."""
+    out: dict[str, str] = {}
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    offset = 0
+    for raw in head.split(b"\n"):
+        offset += len(raw) + 1
+        line = raw.decode("latin-1").strip()
+        if not line:
+            break  # NRRD: the blank line ends the header
+        for sep in (":=", ":", "="):
+            key, found, value = line.partition(sep)
+            if found:
+                out.setdefault(key.strip().lower(), value.strip())
+                break
+        if line.lower().startswith("elementdatafile"):
+            break  # MetaImage: the last header line
+    return out, offset
+
+
+def _data_bytes(path: Path) -> int:
+    """The number of data bytes a file's header announces."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents()
+    pixel = sitk.GetArrayFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()))
+    return size * pixel.dtype.itemsize
+
+
+def check_complete(path: str | os.PathLike) -> None:
+    """Raise :class:`UnreadableFileError` if a file holds less data than its header says.
+
+    ITK reads a truncated uncompressed NIfTI, NRRD or MetaImage file with the
+    missing part as zeros, and an ``.mhd`` without its ``.raw`` fails with a
+    message that does not say so. Compressed files are checked by their reader.
+    """
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix not in SITK_SUFFIXES or suffix == ".nii.gz":
+        return
+    try:
+        need = _data_bytes(path)
+    except RuntimeError:
+        if suffix == ".mhd":  # ITK does not say why; a missing .raw is the common cause
+            header, _ = _text_header(path)
+            data = header.get("elementdatafile", "")
+            if data and not (path.parent / data).is_file():
+                raise UnreadableFileError(
+                    f"{path.name} names its data file {data}, which is missing: keep {data} in "
+                    f"the same folder as {path.name}."
+                ) from None
+        return  # an unreadable header is reported by the reader itself
+    header, header_bytes = _text_header(path) if suffix in _HEADER_KEYS else ({}, 352)
+    if header.get("compresseddata", "false").lower() == "true":
+        return
+    if header.get("encoding", "raw").lower() not in ("raw", ""):
+        return
+    data = header.get("data file") or header.get("datafile") or header.get("elementdatafile")
+    if data and data.upper() != "LOCAL":
+        target = path.parent / data
+        if not target.is_file():
+            raise UnreadableFileError(
+                f"{path.name} names its data file {data}, which is missing: keep {data} in the "
+                f"same folder as {path.name}."
+            )
+        have = target.stat().st_size
+    else:
+        have = path.stat().st_size - header_bytes
+    if have < need:
+        raise UnreadableFileError(
+            f"{path.name} is truncated: it holds {max(have, 0):,} of the {need:,} data bytes its "
+            "header announces; copy or export it again."
+        )
 
 
 def _check_gzip_complete(path: Path) -> None:
@@ -239,20 +329,75 @@ def _read_tiff(path: Path, voxel_size_um, orientation, style, name) -> Volume:
 # --------------------------------------------------------------------------- writing
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The user's umask: files we write get the permissions any file they make would get.
+_UMASK = _current_umask()
+_PARTIAL = ".partial"
+
+
+def _partial_owner(path: Path) -> int | None:
+    """The process id a temporary file's name carries (``.<stem>.<pid>.<random>.partial``)."""
+    found = re.search(r"\.(\d+)\.[^.]+\.partial", path.name)
+    return int(found.group(1)) if found else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete temporary files left in ``folder`` by writes whose process was killed.
+
+    Only files named by :func:`atomic_path` whose writing process no longer runs are
+    removed, so another process writing into the same folder is left alone.
+    """
+    removed = []
+    for tmp in folder.glob(f".*{_PARTIAL}*"):
+        pid = _partial_owner(tmp)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, verify: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
 
-    The temporary name keeps the file ending (writers choose the format by it).
-    On failure the temporary file is removed and a :class:`WriteError` says why.
+    The temporary name keeps the file ending (writers choose the format by it) and
+    carries this process's id, so that temporary files of killed writes are found
+    and removed on the next write to the folder. ``verify(tmp)``, if given, checks
+    the written file before the rename (some writers report a full disk only on
+    stderr); the file gets the permissions the user's umask gives new files.
+    On failure the temporary file is removed, the previous file at ``path`` is kept,
+    and a :class:`WriteError` says why.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
+    if path.is_dir():
+        raise WriteError(f"{path} is a folder: give a file name to write to.")
+    remove_stale_partials(folder)
     try:
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{_stem(path)}.", suffix=f".partial{suffix_of(path)}", dir=folder
+            prefix=f".{_stem(path)}.{os.getpid()}.",
+            suffix=f"{_PARTIAL}{suffix_of(path)}",
+            dir=folder,
         )
     except OSError as exc:
         raise write_error(folder, exc) from None
@@ -260,6 +405,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if verify is not None:
+            verify(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
@@ -296,17 +444,75 @@ def write_volume(volume: Volume, path: str | os.PathLike, compress: bool = True)
     """
     path = Path(path)
     suffix = suffix_of(path)
-    with atomic_path(path) as tmp:
+    if suffix not in SITK_SUFFIXES + TIFF_SUFFIXES:
+        raise WriteError(
+            f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha or .tif."
+        )
+
+    def verify(tmp: Path) -> None:
+        check_written(tmp, volume.shape, path.parent)
+
+    if suffix in (".mhd", ".nhdr"):
+        return _write_detached(volume, path, compress)
+    with atomic_path(path, verify) as tmp:
         if suffix in SITK_SUFFIXES:
             sitk.WriteImage(to_sitk(volume), str(tmp), compress)
-        elif suffix in TIFF_SUFFIXES:
-            _write_tiff(volume, tmp)
         else:
-            raise WriteError(
-                f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha "
-                "or .tif."
-            )
+            _write_tiff(volume, tmp)
     return path
+
+
+def _write_detached(volume: Volume, path: Path, compress: bool) -> Path:
+    """A header and its separate data file (``.mhd`` + ``.raw``, ``.nhdr`` + ``.raw``).
+
+    The header names its data file, so both are written under their final names in
+    a temporary folder beside ``path``, checked, then moved: the data file first,
+    the header last (a reader never finds a header without its data).
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
+    remove_stale_partials(folder)
+    try:
+        tmp_dir = Path(
+            tempfile.mkdtemp(prefix=f".{_stem(path)}.{os.getpid()}.", suffix=_PARTIAL, dir=folder)
+        )
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    try:
+        header = tmp_dir / path.name
+        sitk.WriteImage(to_sitk(volume), str(header), compress)
+        check_written(header, volume.shape, folder)
+        for part in sorted(tmp_dir.iterdir(), key=lambda p: p == header):
+            os.chmod(part, 0o666 & ~_UMASK)
+            os.replace(part, folder / part.name)
+    except (OSError, RuntimeError) as exc:
+        raise write_error(folder, exc) from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+def check_written(tmp: Path, shape: tuple[int, ...], folder: Path) -> None:
+    """Raise :class:`WriteError` unless ``tmp`` reads back whole with ``shape``.
+
+    ITK's writers report some failures (a full disk among them) only on stderr and
+    return normally, leaving a truncated file; renaming it would replace the user's
+    previous good file. The header is read back and, like every read, the data's
+    size is checked against it (:func:`check_complete`).
+    """
+    try:
+        found = peek(tmp)[2]
+        check_complete(tmp)
+    except CcfAlignError:
+        found = None
+    if found is None or tuple(found) != tuple(shape):
+        free = shutil.disk_usage(folder).free if folder.is_dir() else 0
+        raise WriteError(
+            f"The file written into {folder} is incomplete (the disk holding it has "
+            f"{free / 1e6:.0f} MB free; it may be full): free some space or choose another "
+            "folder; the previous file, if any, was kept."
+        )
 
 
 def _write_tiff(volume: Volume, path: Path) -> None:

@@ -59,6 +59,11 @@ class Volume:
                 f"{self.name!r} is {data.ndim}D but its world axes are {self.world_axes!r}: give "
                 f"{data.ndim} world axes."
             )
+        if 0 in data.shape:
+            raise DimensionError(
+                f"{self.name!r} has an empty axis (shape {data.shape}): it holds no voxels; check "
+                "the file, or the crop."
+            )
         if data.dtype.kind not in "biuf":
             raise DimensionError(
                 f"{self.name!r} has data type {data.dtype}, which is not a grey-value image: give "
@@ -70,7 +75,9 @@ class Volume:
                 "processing that produced it."
             )
         object.__setattr__(self, "data", data)
-        object.__setattr__(self, "affine", space.check_affine(self.affine, data.ndim))
+        affine = space.check_affine(self.affine, data.ndim)
+        space.check_voxel_size(space.spacing_of(affine), data.ndim, "mm")  # 1 nm to 1 m
+        object.__setattr__(self, "affine", affine)
 
     # -- construction -----------------------------------------------------------------
 
