@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from napari_ccf_align import cli
@@ -37,3 +39,47 @@ def test_bad_resolution_is_one_sentence_and_exit_2(capsys):
         err
         == "napari-ccf-align: The Allen CCF is not published at 30 µm: choose 10, 25, 50 or 100 µm."
     )
+
+
+def test_output_is_checked_before_the_work(tmp_path, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should go")
+    assert cli.main(["demo", "--headless", "--output", str(blocker)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"napari-ccf-align: {blocker} is a file, not a folder: give a folder name for the results."
+    )
+    assert "Headless demo" not in captured.out  # refused before any work
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # (root may write anyway)
+        assert cli.main(["demo", "--headless", "--output", str(locked / "out")]) == 2
+        assert "is not writable" in capsys.readouterr().err
+
+
+def test_screenshot_into_a_missing_folder_creates_it(tmp_path):
+    target = tmp_path / "new" / "folder" / "shot.png"
+    cli._screenshot_folder(target)
+    assert target.parent.is_dir()
+
+
+def test_no_traceback_reaches_the_user(monkeypatch, capsys):
+    from napari_ccf_align.core import atlas
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(atlas, "load_atlas", broken)  # a bug, not bad input
+    assert cli.main(["fetch-atlas", "--resolution", "100"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "unexpected error (ZeroDivisionError: division by zero)" in err
+
+
+def test_bad_flags_exit_2_with_usage(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["fetch-atlas", "--resolution", "lots"])
+    assert info.value.code == 2
+    assert "invalid int value: 'lots'" in capsys.readouterr().err

@@ -86,6 +86,7 @@ def headless_demo(args: argparse.Namespace) -> int:
     from . import _sample_data
     from .core import alignment, io, rigid
 
+    out = io.check_output_folder(args.output)  # before the work, not after it
     print("Headless demo: simulated brain -> Allen CCF (100 µm), rigid registration.")
     reference, ref_name, sim, name = _sample_data.simulated_brain_volumes()
     print(f"  reference: {ref_name}; moving: {name}")
@@ -103,8 +104,10 @@ def headless_demo(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - t0:.1f} s; mean error over the brain {err:.3f} mm "
         "(the simulated deformation is not rigid, so some error remains)"
     )
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise io.write_error(out, exc) from None
     io.write_volume(rigid.warp(reference, sim.volume, result), out / "registered.nii.gz")
     io.write_trace_csv(result.trace, out / "metric.csv")
     print(f"  wrote {out / 'registered.nii.gz'} and {out / 'metric.csv'}")
@@ -113,6 +116,8 @@ def headless_demo(args: argparse.Namespace) -> int:
 
 def gui_demo(args: argparse.Namespace) -> int:
     """napari with the plugin's widgets docked and the simulated brain loaded."""
+    if args.screenshot:
+        _screenshot_folder(Path(args.screenshot))
     import napari
 
     from .widgets._view import anatomical_view
@@ -144,6 +149,19 @@ def gui_demo(args: argparse.Namespace) -> int:
         return 0
     napari.run()
     return 0
+
+
+def _screenshot_folder(path: Path) -> None:
+    """Make the folder a screenshot goes into, or say why it cannot be made."""
+    from .core import io
+
+    if path.is_dir():
+        raise CcfAlignError(f"{path} is a folder: give a file name ending in .png.")
+    io.check_output_folder(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise io.write_error(path.parent, exc) from None
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -192,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("napari-ccf-align: interrupted; nothing half-written was kept.", file=sys.stderr)
         return 130
+    except Exception as exc:  # no traceback reaches the user; the sentence says what to do
+        print(
+            f"napari-ccf-align: stopped by an unexpected error ({type(exc).__name__}: {exc}); "
+            "please report it with the command you ran.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

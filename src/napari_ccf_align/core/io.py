@@ -416,6 +416,35 @@ def atomic_path(
         raise
 
 
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Check, before any work, that results can be written into the folder ``path``.
+
+    The folder need not exist yet (it is made when the results are written), but
+    it must not be a file, and it (or the nearest existing folder above it) must
+    be writable.
+
+    Raises
+    ------
+    WriteError
+        Naming the path and what to do.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{path} is a file, not a folder: give a folder name for the results.")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(
+            f"{existing} is a file, so the folder {path} cannot be made: choose another place."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WriteError(f"The folder {existing} is not writable: choose a folder you can write to.")
+    return path
+
+
 def write_error(folder: Path, exc: BaseException) -> WriteError:
     text = str(exc)
     if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
