@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_ccf_align.core import alignment, downsample, phantom, space
+from napari_ccf_align.core.errors import SettingsError
 from napari_ccf_align.core.volume import Volume
 
 
@@ -39,7 +40,7 @@ def test_block_mean_in_chunks_and_integer_rounding():
     np.testing.assert_array_equal(whole.data, expected)
     assert whole.data.dtype == np.uint16
     assert downsample.block_mean(v, (1, 1, 1)) is v
-    with pytest.raises(ValueError, match="integers >= 1"):
+    with pytest.raises(SettingsError, match="whole numbers >= 1"):
         downsample.block_mean(v, (0, 1, 1))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import downsample, rows, sampling, space
+from .boundary import guard_public_functions
 from .errors import CropError, DimensionError, EmptyVolumeError, SettingsError
 from .volume import Volume, from_sitk, robust_range, strided_sample, to_sitk
 
@@ -80,7 +81,8 @@ class AlignmentState:
         unknown = sorted(set(data) - {"rigid", "crop", "crop_as_mask"})
         if unknown:
             raise SettingsError(
-                f"Unknown alignment entr(ies) {', '.join(unknown)}: is this a saved alignment?"
+                f"Unknown alignment entr(ies) {', '.join(unknown)}: remove them, or choose a file "
+                "the Align widget or a session wrote."
             )
         return cls(
             space.RigidParams.from_dict(data["rigid"]),
@@ -547,3 +549,6 @@ def exact_previews(
     yield preview_with_box(fixed, moving, state)
     if np.prod(fixed.shape) > COARSE_MAX_VOXELS:  # ready for the next drag (once per volume)
         _coarse_source(moving, coarse_grid(fixed))
+
+
+guard_public_functions(globals())

@@ -34,6 +34,7 @@ import requests
 import SimpleITK as sitk
 
 from . import io
+from .boundary import guard_public_functions
 from .errors import (
     AtlasError,
     Cancelled,
@@ -234,6 +235,8 @@ def _record_hash(cache: Path, name: str, path: Path) -> None:
 
 def sha256_of(path: Path) -> str:
     """SHA-256 hex digest of a file."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_CHUNK), b""):
@@ -704,3 +707,6 @@ def load_atlas_files(
     a = read_allen_nrrd(annotation, res, "annotation") if annotation else None
     s = StructureTable.from_file(structures) if structures else None
     return Atlas(res, t, a, s)
+
+
+guard_public_functions(globals())

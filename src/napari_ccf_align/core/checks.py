@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from numbers import Real
 
+from .boundary import guard_public_functions
 from .errors import SettingsError
 
 
@@ -63,3 +64,6 @@ def choice(value: object, name: str, options: Sequence[str]) -> str:
             f"Unknown {name} {value!r}: choose {', '.join(options[:-1])} or {options[-1]}."
         )
     return value
+
+
+guard_public_functions(globals())

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .boundary import guard_public_functions
+from .errors import SettingsError
 from .volume import Volume
 
 __all__ = ["block_factors", "block_mean"]
@@ -52,7 +54,10 @@ def block_mean(volume: Volume, factors: Sequence[int], chunk_voxels: int = 16_00
     """
     f = np.asarray([int(x) for x in factors])
     if f.shape != (volume.ndim,) or np.any(f < 1):
-        raise ValueError(f"factors must be {volume.ndim} integers >= 1, got {tuple(factors)!r}.")
+        raise SettingsError(
+            f"Block factors {tuple(factors)!r} are not {volume.ndim} whole numbers >= 1: give "
+            f"one factor per axis, e.g. {(2,) * volume.ndim}."
+        )
     if np.all(f == 1):
         return volume
     shape = np.asarray(volume.shape) // f
@@ -72,3 +77,6 @@ def block_mean(volume: Volume, factors: Sequence[int], chunk_voxels: int = 16_00
     affine = volume.affine @ np.diag([*f.astype(float), 1.0])
     affine[: volume.ndim, volume.ndim] = volume.index_to_world((f - 1) / 2)
     return Volume(out, affine, volume.name, volume.world_axes, dict(volume.metadata))
+
+
+guard_public_functions(globals())

@@ -27,9 +27,11 @@ import SimpleITK as sitk
 import tifffile
 
 from . import space
+from .boundary import guard_public_functions
 from .errors import (
     CcfAlignError,
     DimensionError,
+    InputError,
     MissingFileError,
     MissingVoxelSizeError,
     OrientationError,
@@ -254,6 +256,8 @@ def tiff_voxel_size_um(path: str | os.PathLike) -> np.ndarray | None:
     Looks at this plugin's own JSON metadata, then ImageJ's ``spacing`` and the
     X/Y resolution tags.
     """
+    if not Path(path).is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
     with tifffile.TiffFile(path) as tif:
         own = plugin_tiff_metadata(tif)
         if own and "voxel_size_um" in own:
@@ -386,6 +390,8 @@ def atomic_path(
     On failure the temporary file is removed, the previous file at ``path`` is kept,
     and a :class:`WriteError` says why.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise InputError(f"{path!r} is not a file path: give a str or pathlib.Path to write to.")
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -441,7 +447,9 @@ def check_output_folder(path: str | os.PathLike) -> Path:
             f"{existing} is a file, so the folder {path} cannot be made: choose another place."
         )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise WriteError(f"The folder {existing} is not writable: choose a folder you can write to.")
+        raise WriteError(
+            f"The folder {existing} is not writable: choose a folder you can write to."
+        )
     return path
 
 
@@ -619,3 +627,6 @@ def write_trace_csv(points, path: str | os.PathLike) -> Path:
         lines += [f"{p.level},{p.iteration},{p.metric:.10g},{p.elapsed_s:.4f}" for p in points]
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+guard_public_functions(globals())

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import space
+from .boundary import guard_public_functions
 from .volume import Volume
 
 #: The rigid part of the simulated brain's truth: about 20 degrees in all and a shift.
@@ -160,3 +161,6 @@ def simulate_brain(
         {"truth": truth.to_dict(), "source": template.name},
     )
     return SimulatedBrain(volume, truth, deformation_mm, bool(template.metadata.get("phantom")))
+
+
+guard_public_functions(globals())

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import space
 from .alignment import AlignmentState, crop_mask, cropped_moving
+from .boundary import guard_public_functions
 from .errors import EmptyVolumeError, RegistrationError
 from .volume import Volume, robust_range
 
@@ -190,3 +191,6 @@ def overlap_fraction(fixed: Volume, moving: Volume, moving_to_fixed: np.ndarray)
     mi = moving.world_to_index(moved)
     inside = np.all((mi > -0.5) & (mi < np.asarray(moving.shape) - 0.5), axis=1)
     return float(inside.mean())
+
+
+guard_public_functions(globals())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .boundary import guard_public_functions
 from .volume import Volume
 
 #: (name, axis averaged away, horizontal axis, vertical axis), world axes R=0, A=1, S=2.
@@ -56,3 +57,6 @@ def mean_projections(volume: Volume) -> list[Projection]:
             )
         )
     return out
+
+
+guard_public_functions(globals())

@@ -24,6 +24,7 @@ import SimpleITK as sitk
 
 from . import checks, sampling, space
 from .alignment import AlignmentState
+from .boundary import guard_public_functions
 from .errors import RegistrationError, SettingsError
 from .prepare import overlap_fraction, prepare
 from .progress import CancelToken, ProgressCallback, ProgressEvent, TracePoint, ignore_progress
@@ -520,3 +521,6 @@ def parse_levels(text: str) -> tuple[Level, ...]:
 def format_levels(levels: tuple[Level, ...]) -> str:
     """Inverse of :func:`parse_levels`."""
     return ", ".join(f"{lv.shrink}:{lv.sigma_mm:g}" for lv in levels)
+
+
+guard_public_functions(globals())

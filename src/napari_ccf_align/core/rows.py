@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .boundary import guard_public_functions
+
 
 def row_spans(
     lin: np.ndarray, off: np.ndarray, lo: np.ndarray, hi: np.ndarray, shape: tuple[int, ...]
@@ -101,3 +103,6 @@ def spans_mask(
         hole = (np.zeros_like(first), np.full_like(last, -1))
     _paint(out, first, last, *hole)
     return out
+
+
+guard_public_functions(globals())

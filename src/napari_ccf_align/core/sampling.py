@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from .boundary import guard_public_functions
 from .errors import DimensionError
 
 __all__ = ["index_map", "linear", "warm_up"]
@@ -224,3 +225,6 @@ def warm_up(dtypes: Sequence[type] = (np.uint16, np.float32)) -> None:
     """
     for dtype in dtypes:
         linear(np.zeros((1, 1, 1), dtype), np.eye(4), (1, 1, 1))
+
+
+guard_public_functions(globals())

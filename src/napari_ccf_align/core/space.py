@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 import SimpleITK as sitk
 
+from .boundary import guard_public_functions
 from .errors import AffineError, OrientationError, VoxelSizeError
 
 OrientationStyle = Literal["nibabel", "brainglobe"]
@@ -179,8 +180,8 @@ def check_voxel_size(
     mm = size * _UNIT_MM.get(unit, 1.0)
     if np.any(mm > 1000.0) or np.any(mm < 1e-6):
         raise VoxelSizeError(
-            f"Voxel size {tuple(float(s) for s in size)} {unit} is outside 1 nm to 1 m: check the "
-            f"unit (the size is asked for in {unit})."
+            f"Voxel size {tuple(float(s) for s in size)} {unit} is outside 1 nm to 1 m: check "
+            f"its unit ({unit} here) or the file's header."
         )
     return size
 
@@ -370,7 +371,8 @@ def check_affine(affine: np.ndarray, ndim: int) -> np.ndarray:
         ) from None
     if a.shape != (ndim + 1, ndim + 1):
         raise AffineError(
-            f"The affine has shape {a.shape} but a {ndim}D volume needs ({ndim + 1}, {ndim + 1})."
+            f"The affine has shape {a.shape}, not the ({ndim + 1}, {ndim + 1}) a {ndim}D volume "
+            f"needs: give a ({ndim + 1}, {ndim + 1}) index-to-world matrix."
         )
     if not np.all(np.isfinite(a)):
         raise AffineError("The affine contains NaN or infinite values: check the file's header.")
@@ -742,3 +744,6 @@ class RigidParams:
     def to_json(self) -> str:
         """The parameters as a JSON string."""
         return json.dumps(self.to_dict())
+
+
+guard_public_functions(globals())

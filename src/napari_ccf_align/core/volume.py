@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import space
+from .boundary import guard_public_functions
 from .errors import CropError, DimensionError, EmptyVolumeError
 
 
@@ -315,3 +316,6 @@ def from_sitk(
         image.GetOrigin(), image.GetSpacing(), image.GetDirection(), world_axes
     )
     return Volume(array_of(image, copy), affine, name, world_axes, dict(metadata or {}))
+
+
+guard_public_functions(globals())
