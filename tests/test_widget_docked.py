@@ -93,3 +93,28 @@ def _dock(widget):
     while parent is not None and not isinstance(parent, QDockWidget):
         parent = parent.parentWidget()
     return parent
+
+
+def test_crop_rows_name_the_users_file_axes_and_the_steps_hint_the_next(
+    docked, qtbot, template_100, screenshot_dir
+):
+    viewer, w = docked
+    align = w["align"]
+    sample, _ = lightsheet_like(template_100)  # PIR file order, shape (66, 50, 91) here
+    add_layer_data(viewer, image_layer_data(sample, colormap="magenta", blending="additive"))
+    _wait(qtbot, align)
+    p, i, r = sample.shape  # the file's axes: 0 runs to P, 1 to I, 2 to R
+    assert [lbl.text() for lbl in align.crop_names] == [
+        f"file axis 2 (L→R), {r} voxels",
+        f"file axis 0 (P→A), {p} voxels",
+        f"file axis 1 (I→S), {i} voxels",
+    ]
+    assert "Next: 'Centre on atlas'" in align.status.value
+    align.centre_on_atlas()
+    _wait(qtbot, align)
+    assert "open 'Register' and press Run" in align.status.value
+    # a crop of the A axis (file axis 0, which runs towards P) in the file's own indices
+    align.model.set(align.model.state.__class__(align.model.state.rigid, ((0, r), (10, p), (0, i))))
+    _wait(qtbot, align)
+    assert align.crop_labels[1].text().startswith(f"file voxels 0–{p - 10} = ")
+    viewer.screenshot(str(screenshot_dir / "docked_align_crop.png"), canvas_only=False)

@@ -191,8 +191,9 @@ def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
     assert best.level == 2 and best.iteration == 39  # the current level's, not level 1's lower one
     assert plot.header.text() == f"metric, level 3: best {best.metric:.5f} at iteration 39"
     # each level is drawn as its share of its own improvement, on y limits that never move
-    ys = plot.line.get_ydata()
-    assert ys[0] == 0 and ys[39] == pytest.approx(1) and ys[40] == 0 and ys[-1] == pytest.approx(1)
+    ys = plot.line.get_ydata()  # levels are separated by a gap (NaN)
+    assert ys[0] == 0 and ys[39] == pytest.approx(1) and np.isnan(ys[40]) and ys[41] == 0
+    assert ys[-1] == pytest.approx(1) and np.isnan(ys).sum() == 2
     assert plot.ax.get_ylim() == pytest.approx((-0.3, 1.12))
 
 

@@ -159,7 +159,11 @@ class MetricPlot(QWidget):
             self._full_redraw()
         self.canvas.restore_region(self._background)
         ys = [max(y, _Y_LIMITS[0]) for y in level_progress(self.points)]
-        self.line.set_data(range(len(ys)), ys)
+        xs_line, ys_line = list(range(len(ys))), list(ys)
+        for i in reversed(self._level_starts()):  # a gap between levels, not a jump
+            xs_line.insert(i, i - 0.5)
+            ys_line.insert(i, math.nan)
+        self.line.set_data(xs_line, ys_line)
         b = self.best()
         at = self.points.index(b) if b else None
         self.marker.set_data(*(([at], [ys[at]]) if b else ([], [])))
