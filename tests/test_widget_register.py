@@ -189,7 +189,7 @@ def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
     assert len(plot._sync_level_lines()) == 2
     best = plot.best()
     assert best.level == 2 and best.iteration == 39  # the current level's, not level 1's lower one
-    assert plot.header.text() == f"metric, level 3: best {best.metric:.5f} at iteration 39"
+    assert plot.header.text() == f"metric, level 3: best {best.metric:.5g} at iteration 39"
     # each level is drawn as its share of its own improvement, on y limits that never move
     ys = plot.line.get_ydata()  # levels are separated by a gap (NaN)
     assert ys[0] == 0 and ys[39] == pytest.approx(1) and np.isnan(ys[40]) and ys[41] == 0
@@ -240,3 +240,42 @@ def test_docked_from_the_plugin_menu_the_result_is_shown(make_napari_viewer, qtb
     assert [lyr.name for lyr in viewer.layers if lyr.visible and lyr.name != result.name] == [
         widget.fixed.value.name
     ]
+
+
+def test_rigid_then_syn_end_to_end_and_syn_after_the_last_result(setup, qtbot):
+    viewer, widget, sim = setup
+    widget.method.value = "rigid+syn"
+    assert not widget.syn_box.native.isHidden()  # the SyN fields show for SyN methods
+    widget.syn_iters.value = "10, 5"
+    widget.syn_resolution.value = 200
+    widget.run()
+    _wait(qtbot, widget, timeout=120_000)
+    name = f"{sim.volume.name} (rigid+syn)"
+    assert viewer.layers[name].visible
+    result = viewer.layers[name].metadata[RESULT_KEY]
+    assert result.method == "syn" and result.forward.shape[-1] == 3
+    stages = [p.stage for p in widget.plot.points]
+    assert stages[0] == "register" and stages[-1] == "syn"  # one plot across both stages
+    assert "SyN energy" in widget.plot.header.text()
+    # SyN alone, from the result just made (its matrix: the rigid stage's)
+    widget.method.value = "syn"
+    assert widget.start_from.value == "last"
+    widget.run()
+    _wait(qtbot, widget, timeout=120_000)
+    assert viewer.layers[f"{sim.volume.name} (syn)"].visible
+    np.testing.assert_allclose(widget.last_result[1].matrix, result.matrix)
+
+
+def test_cancel_during_syn_leaves_the_viewer_as_it_was(setup, qtbot, notifications):
+    viewer, widget, sim = setup
+    widget.method.value = "rigid+syn"
+    widget.iterations.value = 5
+    widget.syn_iters.value = "200, 200"
+    widget.syn_resolution.value = 100
+    names = [layer.name for layer in viewer.layers]
+    widget.run()
+    qtbot.waitUntil(lambda: any(p.stage == "syn" for p in widget.plot.points), timeout=60_000)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == names
+    assert ("info", "Registration cancelled; nothing was changed.") in notifications

@@ -163,4 +163,36 @@ def simulate_brain(
     return SimulatedBrain(volume, truth, deformation_mm, bool(template.metadata.get("phantom")))
 
 
+def smooth_field(
+    shape: tuple[int, ...], spacing_mm, peak_voxels: float, seed: int = 0
+) -> np.ndarray:
+    """A smooth displacement field (mm, world components along the array axes) of
+    about ``peak_voxels`` voxels at most: a few low-frequency sine modes."""
+    rng = np.random.default_rng(seed)
+    n = len(shape)
+    grids = np.meshgrid(*[np.linspace(0, 1, s) for s in shape], indexing="ij")
+    out = np.zeros((*shape, n), np.float64)
+    for k in range(n):
+        phase = rng.uniform(0, 2 * np.pi, n)
+        freq = rng.uniform(0.6, 1.2, n)
+        out[..., k] = np.prod(
+            [np.sin(2 * np.pi * freq[j] * grids[j] + phase[j]) for j in range(n)], axis=0
+        )
+    out *= peak_voxels * float(np.min(spacing_mm)) / np.abs(out).max()
+    return out
+
+
+def deformed(template: Volume, disp_mm: np.ndarray) -> Volume:
+    """The sample ``M(y) = T(y + d(y))``: its point ``y`` lies at the atlas point ``y + d(y)``.
+
+    ``template`` must be axis-aligned with positive spacing (the RAS atlas).
+    """
+    idx = np.indices(template.shape, dtype=np.float64)
+    shift = np.moveaxis(disp_mm / np.asarray(template.spacing), -1, 0)
+    data = ndimage.map_coordinates(
+        np.asarray(template.data, np.float32), idx + shift, order=1, mode="nearest"
+    )
+    return template.with_data(data.astype(np.float32), name=f"{template.name} (deformed)")
+
+
 guard_public_functions(globals())

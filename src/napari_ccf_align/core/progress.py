@@ -138,7 +138,7 @@ def level_progress(trace: Sequence[TracePoint]) -> list[float]:
     out: list[float] = []
     start = 0
     for end in range(1, len(trace) + 1):
-        if end < len(trace) and trace[end].level == trace[start].level:
+        if end < len(trace) and same_level(trace[end], trace[start]):
             continue
         values = [p.metric for p in trace[start:end]]
         first, best = values[0], min(values)
@@ -146,3 +146,8 @@ def level_progress(trace: Sequence[TracePoint]) -> list[float]:
         out.extend((first - v) / span if span > 0 else 0.0 for v in values)
         start = end
     return out
+
+
+def same_level(a: TracePoint, b: TracePoint) -> bool:
+    """Whether two points belong to one level of one stage (a new stage starts at level 0)."""
+    return a.level == b.level and a.stage == b.stage

@@ -10,7 +10,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core import io
-from ..core.progress import ProgressEvent, TracePoint, level_progress
+from ..core.progress import ProgressEvent, TracePoint, level_progress, same_level
 from ._mpl import ThemedCanvas
 
 _MIN_X = 64  # iterations the x axis shows at first; doubled when outgrown
@@ -52,6 +52,8 @@ class MetricPlot(QWidget):
 
         self.points: list[TracePoint] = []
         self.title = "metric"
+        #: Titles of stages other than the first (e.g. {"syn": "SyN energy"}), for the header.
+        self.stage_titles: dict[str, str] = {"syn": "SyN energy (lower is better)"}
         self.redraws = 0
         self.full_redraws = 0
         self._dirty = False
@@ -94,8 +96,8 @@ class MetricPlot(QWidget):
         """
         if not self.points:
             return None
-        level = self.points[-1].level
-        return min((p for p in self.points if p.level == level), key=lambda p: p.metric)
+        last = self.points[-1]
+        return min((p for p in self.points if same_level(p, last)), key=lambda p: p.metric)
 
     def summary(self) -> str:
         """The line of text above the plot: the current level and its best value so far.
@@ -105,7 +107,8 @@ class MetricPlot(QWidget):
         b = self.best()
         if b is None:
             return f"{self.title}: no iterations yet"
-        return f"{self.title}, level {b.level + 1}: best {b.metric:.5f} at iteration {b.iteration}"
+        title = self.stage_titles.get(b.stage, self.title)
+        return f"{title}, level {b.level + 1}: best {b.metric:.5g} at iteration {b.iteration}"
 
     # ------------------------------------------------------------------ drawing
 
@@ -113,7 +116,7 @@ class MetricPlot(QWidget):
         return [
             i
             for i in range(1, len(self.points))
-            if self.points[i].level != self.points[i - 1].level
+            if not same_level(self.points[i], self.points[i - 1])
         ]
 
     def _wanted_limits(self) -> tuple[float, float, float, float]:

@@ -23,9 +23,9 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from ..core import kernels, rigid
+from ..core import kernels, pipeline, rigid, syn
 from ..core.alignment import AlignmentState
-from ..core.errors import Cancelled, CcfAlignError
+from ..core.errors import Cancelled, CcfAlignError, SettingsError
 from ..core.progress import CancelToken, ProgressEvent
 from ..core.volume import robust_range
 from ..layer_data import image_layer_data, placed_volume
@@ -69,12 +69,18 @@ class RegisterWidget(StepWidget):
         self.worker = None
         self._token: CancelToken | None = None
         self.runs = 0
-        self.last_result: tuple[str, rigid.RigidResult] | None = None  # (moving layer, result)
+        self.last_result: tuple[str, rigid.RigidResult | syn.SynResult] | None = (
+            None  # (layer, result)
+        )
         d = rigid.RigidSettings()
 
         self.fixed = ComboBox(label="atlas (fixed)", choices=self._inputs)
         self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
-        self.method = ComboBox(label="method", choices=list(rigid.TRANSFORMS), value=d.transform)
+        self.method = ComboBox(
+            label="method",
+            choices=[(label, name) for name, label in pipeline.METHODS],
+            value=d.transform,
+        )
         self.start_from = ComboBox(
             label="start from",
             choices=[("the Align state", "align"), ("the last result", "last")],
@@ -105,6 +111,25 @@ class RegisterWidget(StepWidget):
             label="clip above (percentile)", min=50, max=100, value=d.clip_percentiles[1]
         )
         self.ants_radius = SpinBox(label="ANTS radius (voxels)", min=1, max=30, value=d.ants_radius)
+        ds = syn.SynSettings()
+        self.syn_metric = ComboBox(
+            label="SyN metric",
+            choices=[("cross-correlation", "cc"), ("squared differences", "ssd"), ("EM", "em")],
+            value=ds.metric,
+        )
+        self.syn_iters = LineEdit(
+            label="SyN iterations (coarse → fine)", value=", ".join(map(str, ds.level_iters))
+        )
+        self.syn_resolution = ComboBox(
+            label="SyN working resolution (µm)", choices=[25, 50, 100, 200], value=100
+        )
+        self.syn_step = FloatSpinBox(
+            label="SyN step (voxels)", min=0.01, max=2.0, step=0.05, value=ds.step_length
+        )
+        self.syn_box = Container(
+            widgets=[self.syn_metric, self.syn_iters, self.syn_resolution, self.syn_step],
+            visible=False,
+        )
         self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
         self.advanced = Container(
             widgets=[
@@ -135,6 +160,7 @@ class RegisterWidget(StepWidget):
                 self.bins,
                 self.fraction,
                 self.iterations,
+                self.syn_box,
                 self.show_advanced,
                 self.advanced,
                 row(self.run_button, self.cancel_button),
@@ -155,6 +181,7 @@ class RegisterWidget(StepWidget):
 
         self.show_advanced.changed.connect(lambda v: setattr(self.advanced, "visible", v))
         self.metric.changed.connect(self._on_metric)
+        self.method.changed.connect(self._on_method)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.save_png.changed.connect(lambda: self._save("png"))
@@ -172,10 +199,34 @@ class RegisterWidget(StepWidget):
         self.sampling.value = "none" if metric == "ants_nc" else "random"
         self.bins.enabled = metric == "mattes"
 
+    def _on_method(self, method: str) -> None:
+        self.syn_box.visible = "syn" in method
+        if method == "syn":  # SyN alone continues from an earlier result
+            self.start_from.value = "last"
+
+    def syn_settings(self) -> syn.SynSettings:
+        """The SyN part of the form (raises CcfAlignError on bad values)."""
+        try:
+            iters = tuple(
+                int(x) for x in self.syn_iters.value.replace(";", ",").split(",") if x.strip()
+            )
+        except ValueError:
+            raise SettingsError(
+                f"SyN iterations {self.syn_iters.value!r} are not whole numbers: write e.g. "
+                "'40, 20, 10' (coarsest level first)."
+            ) from None
+        return syn.SynSettings(
+            metric=self.syn_metric.value,
+            level_iters=iters,
+            step_length=float(self.syn_step.value),
+            working_resolution_um=float(self.syn_resolution.value),
+        )
+
     def settings(self) -> rigid.RigidSettings:
         """A new settings object from the form (raises CcfAlignError on bad values)."""
+        linear = self.method.value.partition("+")[0]
         return rigid.RigidSettings(
-            transform=self.method.value,
+            transform=linear if linear in rigid.TRANSFORMS else "rigid",
             metric=self.metric.value,
             bins=int(self.bins.value),
             ants_radius=int(self.ants_radius.value),
@@ -221,6 +272,8 @@ class RegisterWidget(StepWidget):
                     "The atlas and your volume are the same layer: pick two layers."
                 )
             settings = self.settings()
+            syn_settings = self.syn_settings()
+            method = self.method.value
             fixed, moving = placed_volume(fixed_layer), placed_volume(moving_layer)
             state = self.start_state(moving_layer.name)
             start = self.start_matrix(moving_layer.name)
@@ -238,18 +291,20 @@ class RegisterWidget(StepWidget):
         self.runs += 1
 
         def job():
-            result = rigid.register(
+            result = pipeline.run(
                 fixed,
                 moving,
+                method,
                 state,
                 settings,
+                syn_settings,
+                start=start,
                 on_progress=relay.emit_event,
                 cancel=token,
-                start=start,
             )
             token.raise_if_cancelled("The registration")
             warped = result.warp(fixed, moving)
-            warped = replace(warped, name=f"{moving_name} ({result.method})")
+            warped = replace(warped, name=f"{moving_name} ({method})")
             return moving_name, result, warped, robust_range(warped.data)
 
         self.worker = _worker.start(

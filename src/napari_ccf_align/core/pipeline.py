@@ -1,0 +1,69 @@
+"""One registration as the user asks for it: a SimpleITK stage, a DIPY SyN stage, or both.
+
+The Register widget and the command line both call :func:`run`, so a method means
+the same thing in either.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import checks, rigid, syn
+from .alignment import AlignmentState
+from .boundary import guard_public_functions
+from .progress import CancelToken, ProgressCallback, ignore_progress
+from .volume import Volume
+
+#: The methods, as (name, label) pairs: a linear stage, a linear stage then SyN, or SyN alone
+#: (from a given start, e.g. the last result).
+METHODS: tuple[tuple[str, str], ...] = (
+    ("rigid", "rigid"),
+    ("similarity", "similarity"),
+    ("affine", "affine"),
+    ("rigid+syn", "rigid → SyN"),
+    ("affine+syn", "affine → SyN"),
+    ("syn", "SyN (from the start given)"),
+)
+
+
+def run(
+    fixed: Volume,
+    moving: Volume,
+    method: str,
+    state: AlignmentState | None = None,
+    rigid_settings: rigid.RigidSettings | None = None,
+    syn_settings: syn.SynSettings | None = None,
+    start: np.ndarray | None = None,
+    on_progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> rigid.RigidResult | syn.SynResult:
+    """Run ``method`` and return its result (the SyN result when SyN runs).
+
+    Parameters
+    ----------
+    method : str
+        One of the names in :data:`METHODS`. ``"rigid+syn"`` and ``"affine+syn"``
+        run SimpleITK first and start SyN from its ``matrix`` alone (the hand
+        alignment is inside it); ``"syn"`` starts SyN from ``start``, or from the
+        state's hand alignment when ``start`` is None.
+    start : numpy.ndarray, optional
+        A moving -> atlas map (RAS mm) to start from, e.g. the last result's ``matrix``.
+    """
+    checks.choice(method, "method", [name for name, _ in METHODS])
+    state = state or AlignmentState()
+    cancel = cancel or CancelToken()
+    linear, _, deformable = method.partition("+")
+    if method == "syn":
+        first = state.rigid.matrix() if start is None else start
+        return syn.register(fixed, moving, first, syn_settings, state, on_progress, cancel)
+    settings = rigid_settings or rigid.RigidSettings()
+    if settings.transform != linear:
+        settings = rigid.RigidSettings.from_dict({**settings.to_dict(), "transform": linear})
+    result = rigid.register(fixed, moving, state, settings, None, on_progress, cancel, start)
+    if not deformable:
+        return result
+    cancel.raise_if_cancelled("The registration")
+    return syn.register(fixed, moving, result.matrix, syn_settings, state, on_progress, cancel)
+
+
+guard_public_functions(globals())

@@ -1,0 +1,147 @@
+"""DIPY SyN engine: Circle-to-C, a known smooth deformation, labels, cancel, memory, settings."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import alignment, qc, space, syn
+from napari_ccf_align.core.errors import Cancelled, RegistrationError, SettingsError
+from napari_ccf_align.core.phantom import deformed, smooth_field
+from napari_ccf_align.core.progress import CancelToken
+from napari_ccf_align.core.volume import Volume
+
+EPE_TOL_VOXELS = 0.5
+
+
+@pytest.fixture(scope="module")
+def circle_to_c():
+    from dipy.data import get_fnames
+
+    circle = np.load(get_fnames(name="reg_o")).astype(np.float32)
+    c = np.load(get_fnames(name="reg_c")).astype(np.float32)
+    fixed = Volume.from_array(c, 1.0, "RA", name="C")
+    moving = Volume.from_array(circle, 1.0, "RA", name="circle")
+    settings = syn.SynSettings(metric="ssd", level_iters=(200, 100, 50, 25), inv_iter=50)
+    events = []
+    result = syn.register(fixed, moving, np.eye(3), settings, on_progress=events.append)
+    return fixed, moving, result, events
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+
+
+def test_circle_to_c_in_2d(circle_to_c):
+    fixed, moving, result, events = circle_to_c
+    warped = result.warp(fixed, moving)
+    c, circle = fixed.data, moving.data
+    before = float(((circle - c) ** 2).sum())
+    after = float(((warped.data - c) ** 2).sum())
+    assert after < 0.1 * before  # SSD falls by more than 90 %
+    assert _dice(warped.data > 0.5, c > 0.5) >= 0.95
+    jac = qc.jacobian_determinant(result.forward, fixed.spacing)
+    assert jac.min() > 0  # no folding
+    # progress: one event per iteration, levels coarse to fine, energies as the metric
+    assert [e.level for e in events] == sorted(e.level for e in events)
+    assert {e.level for e in events} == {0, 1, 2, 3} and all(e.stage == "syn" for e in events)
+    assert len(result.trace) == len(events)
+
+
+def test_our_fields_reproduce_dipys_own_warp(circle_to_c):
+    from dipy.align.imwarp import SymmetricDiffeomorphicRegistration
+    from dipy.align.metrics import SSDMetric
+
+    fixed, moving, _, _ = circle_to_c
+    start = np.eye(3)
+    start[:2, 2] = (3.0, -2.0)  # a prealign: our fields must carry it exactly as DIPY does
+    sdr = SymmetricDiffeomorphicRegistration(SSDMetric(2), level_iters=[20, 10])
+    mapping = sdr.optimize(
+        fixed.data, moving.data, static_grid2world=fixed.affine, moving_grid2world=moving.affine,
+        prealign=space.dipy_prealign(start),
+    )  # fmt: skip
+    grid = fixed
+    forward, backward = syn._fields(mapping, grid, start)
+    result = syn.SynResult(grid, forward, backward, start, (), 0.0, 0.0, "", syn.SynSettings())
+    np.testing.assert_allclose(
+        result.warp(fixed, moving).data, mapping.transform(moving.data), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        result.warp_to_sample(fixed, moving, labels=False).data,
+        mapping.transform_inverse(fixed.data),
+        atol=1e-4,
+    )
+
+
+@pytest.fixture(scope="module")
+def deformed_template(template_100):
+    d = smooth_field(template_100.shape, template_100.spacing, peak_voxels=5.0)
+    return template_100, deformed(template_100, d), d
+
+
+@pytest.mark.slow
+def test_known_smooth_deformation_is_recovered_without_folding(deformed_template):
+    template, sample, d = deformed_template
+    result = syn.register(template, sample, np.eye(4))
+    brain = template.data > alignment.tissue_threshold(template)
+    y = template.index_to_world(np.argwhere(brain))
+    error_voxels = np.linalg.norm(result.to_atlas(y) - y - d[brain], axis=1) / 0.1
+    assert np.linalg.norm(d[brain], axis=1).mean() / 0.1 > 2  # the test moves voxels...
+    assert error_voxels.mean() <= EPE_TOL_VOXELS  # ...and SyN finds where
+    assert qc.jacobian_determinant(result.forward, template.spacing).min() > 0
+    assert qc.jacobian_determinant(result.backward, template.spacing).min() > 0
+
+
+def test_labels_go_to_the_sample_with_only_existing_values(circle_to_c):
+    fixed, moving, result, _ = circle_to_c
+    rng = np.random.default_rng(0)
+    labels = fixed.with_data((rng.integers(0, 4, fixed.shape) * 1000 + 7).astype(np.uint32))
+    on_sample = result.warp_to_sample(labels, moving, labels=True)
+    assert set(np.unique(on_sample.data)) <= set(np.unique(labels.data)) | {0}
+    assert on_sample.data.dtype == np.uint32 and on_sample.shape == moving.shape
+
+
+def test_cancel_mid_level_stops_within_a_second(template_100):
+    token = CancelToken()
+    seen = threading.Event()
+    when = {}
+
+    def on_progress(event):
+        if event.level == 1 and not seen.is_set():
+            seen.set()
+            when["cancel"] = time.perf_counter()
+            token.cancel()
+
+    with pytest.raises(Cancelled, match="cancelled"):
+        syn.register(
+            template_100, template_100, np.eye(4), syn.SynSettings(level_iters=(5, 200, 200)),
+            on_progress=on_progress, cancel=token,
+        )  # fmt: skip
+    assert time.perf_counter() - when["cancel"] < 1.0
+
+
+def test_a_run_that_would_not_fit_in_memory_is_refused_with_a_resolution():
+    with pytest.raises(RegistrationError, match=r"set the working resolution to 50 µm or coarser"):
+        syn.check_memory((528, 320, 456), 25.0, available=int(8e9))
+    syn.check_memory((114, 132, 80), 100.0, available=int(8e9))  # fits: no error
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"metric": "mi"}, "Unknown SyN metric"),
+        ({"level_iters": ()}, "level iterations"),
+        ({"level_iters": (10, -1)}, "iterations of a level"),
+        ({"step_length": 0}, "step length"),
+        ({"radius": 0}, "CC radius"),
+        ({"working_resolution_um": 0.1}, "working resolution"),
+        ({"clip_percentiles": (90, 10)}, "not in order"),
+    ],
+)
+def test_settings_are_checked(changes, match):
+    with pytest.raises(SettingsError, match=match):
+        syn.SynSettings(**changes)
+    assert syn.SynSettings.from_dict(syn.SynSettings().to_dict()) == syn.SynSettings()
