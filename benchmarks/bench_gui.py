@@ -96,7 +96,7 @@ def main() -> dict:
 
     # napari's own floor: adding a layer of the result's size on an idle GUI thread, the same
     # two steps the widget takes (added hidden, shown one turn later)
-    shape = viewer.layers[ml.name + " (registered)"].data.shape
+    shape = viewer.layers[ml.name + " (rigid)"].data.shape
     with Probe() as probe:
         extra = viewer.add_image(np.zeros(shape, np.float32), name="baseline", visible=False)
         spin(lambda: False, timeout=0.05)

@@ -21,7 +21,7 @@ from magicgui.widgets import (
     PushButton,
 )
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QSettings, Qt
+from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 from superqt import QLabeledDoubleSlider, QLabeledRangeSlider
 
@@ -509,6 +509,25 @@ class AlignWidget(StepWidget):
             return False
         return done[1] is moving and done[2] is fixed and (coarse or not done[3])
 
+    def _ready_box_layer(self, name: str, grid: Volume) -> None:
+        """Add the (empty, hidden) crop-box layer while the user is idle after a preview.
+
+        Adding a layer costs napari 0.2-0.3 s of the GUI thread here; done now, the
+        first crop only sets the layer's data.
+        """
+        full = name + BOX_SUFFIX
+        if full in self.viewer.layers or self.moving.value is None:
+            return
+        if self.moving.value.name != name or self._dragging():
+            return
+        empty = replace(grid, data=np.zeros(grid.shape, np.uint8), name=full)
+        add_layer_data(
+            self.viewer,
+            image_layer_data(
+                empty, colormap="yellow", blending="additive", contrast_limits=(0, 1), visible=False
+            ),
+        )
+
     def _show_box_edges(self, name: str) -> None:
         """The crop box as 12 lines for the 3D view (the 2D view shows the box faces).
 
@@ -579,8 +598,16 @@ class AlignWidget(StepWidget):
                 if full in self.viewer.layers:
                     self.viewer.layers.remove(full)
                 continue
-            add_layer_data(self.viewer, image_layer_data(replace(vol, name=full), **kwargs))
+            layer = add_layer_data(self.viewer, image_layer_data(replace(vol, name=full), **kwargs))
+            if suffix == BOX_SUFFIX and not layer.visible and self.viewer.dims.ndisplay == 2:
+                layer.visible = True  # the hidden layer made ready for the first crop
         self._show_box_edges(name)
+        if (
+            preview.box is None
+            and not preview.coarse
+            and name + BOX_SUFFIX not in self.viewer.layers
+        ):
+            QTimer.singleShot(500, lambda: self._ready_box_layer(name, preview.image))
         moving_layer = self.moving.value
         if moving_layer is not None and moving_layer.visible:
             moving_layer.visible = False  # the preview replaces it on screen; data untouched
