@@ -55,7 +55,9 @@ def defaults(template) -> dict:
             "settings": settings.to_dict(),
             "seconds": round(seconds, 2),
             "epe_voxels": round(_epe(r, template, d, brain), 3),
-            "min_jacobian": round(float(qc.jacobian_determinant(r.forward, template.spacing).min()), 3),
+            "min_jacobian": round(
+                float(qc.jacobian_determinant(r.forward, template.spacing).min()), 3
+            ),
             "iterations": len(r.trace),
         }
     out["time_ours_over_dipy"] = round(out["ours"]["seconds"] / out["dipy"]["seconds"], 2)

@@ -118,3 +118,22 @@ def test_crop_rows_name_the_users_file_axes_and_the_steps_hint_the_next(
     _wait(qtbot, align)
     assert align.crop_labels[1].text().startswith(f"file voxels 0–{p - 10} = ")
     viewer.screenshot(str(screenshot_dir / "docked_align_crop.png"), canvas_only=False)
+
+
+def test_the_crop_box_layer_is_made_while_idle_so_the_first_crop_adds_no_layer(
+    docked, qtbot, template_100
+):
+    viewer, w = docked
+    align = w["align"]
+    sample, _ = lightsheet_like(template_100)
+    add_layer_data(viewer, image_layer_data(sample, colormap="magenta", blending="additive"))
+    align.centre_on_atlas()
+    _wait(qtbot, align)
+    box = sample.name + " (crop box)"
+    qtbot.waitUntil(lambda: box in viewer.layers, timeout=3_000)
+    assert not viewer.layers[box].visible and not viewer.layers[box].data.any()
+    n = len(viewer.layers)
+    align.auto_crop_to_tissue()
+    _wait(qtbot, align)
+    assert len(viewer.layers) == n  # no layer added by the crop
+    assert viewer.layers[box].visible and viewer.layers[box].data.any()

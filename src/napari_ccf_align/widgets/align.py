@@ -78,6 +78,11 @@ class AlignWidget(StepWidget):
         self._ndim = 3  # axes of the moving volume (crop sliders shown)
         self._auto_limits: tuple[float, float] | None = None  # preview limits this widget set
         self._message = ""  # the last action's sentence, shown after the preview's kind
+        self._box_ready_for: tuple[str, Volume] | None = None  # (layer, grid) of the next box
+        self._box_timer = QTimer(self)
+        self._box_timer.setSingleShot(True)
+        self._box_timer.setInterval(500)  # while the user looks at the preview
+        self._box_timer.timeout.connect(self._ready_box_layer)
         self.previews = 0
 
         # -- layers and the moving volume's geometry
@@ -509,12 +514,15 @@ class AlignWidget(StepWidget):
             return False
         return done[1] is moving and done[2] is fixed and (coarse or not done[3])
 
-    def _ready_box_layer(self, name: str, grid: Volume) -> None:
+    def _ready_box_layer(self) -> None:
         """Add the (empty, hidden) crop-box layer while the user is idle after a preview.
 
         Adding a layer costs napari 0.2-0.3 s of the GUI thread here; done now, the
         first crop only sets the layer's data.
         """
+        if self._box_ready_for is None:
+            return
+        (name, grid), self._box_ready_for = self._box_ready_for, None
         full = name + BOX_SUFFIX
         if full in self.viewer.layers or self.moving.value is None:
             return
@@ -607,7 +615,8 @@ class AlignWidget(StepWidget):
             and not preview.coarse
             and name + BOX_SUFFIX not in self.viewer.layers
         ):
-            QTimer.singleShot(500, lambda: self._ready_box_layer(name, preview.image))
+            self._box_ready_for = (name, preview.image)
+            self._box_timer.start()  # owned by the widget: it dies with it
         moving_layer = self.moving.value
         if moving_layer is not None and moving_layer.visible:
             moving_layer.visible = False  # the preview replaces it on screen; data untouched
