@@ -6,7 +6,8 @@ Reported (all measured in this run, ratios against baselines of the same process
   settings and of DIPY's own defaults (level_iters 100, 100, 25; CC sigma_diff 2,
   radius 4) on the 100 µm template under a known smooth deformation of at most
   5 voxels (``phantom.smooth_field``); their time ratio; the smallest Jacobian;
-- ``memory``: peak resident memory growth of a SyN run (in a child process) at 100 µm
+- ``memory``: peak memory allocated during a SyN run (tracemalloc, which numpy reports
+  its arrays to; in a child process) at 100 µm
   and at 50 µm working resolution (the 50 µm grid is the 100 µm template upsampled),
   in bytes per voxel of the working grid, which ``syn.BYTES_PER_VOXEL`` must cover;
 - ``similarity``: correlation with the atlas (over the brain) of the simulated brain
@@ -65,7 +66,7 @@ def defaults(template) -> dict:
 
 
 _CHILD = """
-import json, resource, sys, numpy as np
+import json, sys, tracemalloc, numpy as np
 from benchmarks.common import template_100
 from napari_ccf_align.core import alignment, space, syn
 from napari_ccf_align.core.volume import Volume
@@ -77,12 +78,12 @@ if res < 100:
     grid = Volume(np.broadcast_to(np.zeros((), np.uint8), shape), np.diag([res / 1000] * 3 + [1]))
     t = alignment.resample(grid, t, space.RigidParams().sitk_transform())
 moving = t.with_data(np.asarray(t.data, np.float32))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 settings = syn.SynSettings(level_iters=(4, 2, 1))
+tracemalloc.start()
 r = syn.register(t, moving, np.eye(4), settings)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = tracemalloc.get_traced_memory()[1]
 print(json.dumps({"shape": list(t.shape), "voxels": int(np.prod(t.shape)),
-                  "peak_growth_bytes": int(peak - before)}))
+                  "peak_growth_bytes": int(peak)}))
 """
 
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from napari_ccf_align.core import alignment, qc, space, syn
-from napari_ccf_align.core.errors import Cancelled, RegistrationError, SettingsError
+from napari_ccf_align.core.errors import (
+    AffineError,
+    Cancelled,
+    RegistrationError,
+    SettingsError,
+)
 from napari_ccf_align.core.phantom import deformed, smooth_field
 from napari_ccf_align.core.progress import CancelToken
 from napari_ccf_align.core.volume import Volume
@@ -145,3 +150,31 @@ def test_settings_are_checked(changes, match):
     with pytest.raises(SettingsError, match=match):
         syn.SynSettings(**changes)
     assert syn.SynSettings.from_dict(syn.SynSettings().to_dict()) == syn.SynSettings()
+
+
+def test_syn_in_its_own_process_relays_progress_cancels_and_reraises(circle_to_c):
+    from napari_ccf_align.core import isolated, pipeline
+
+    fixed, moving, in_thread, _ = circle_to_c
+    events = []
+    settings = in_thread.settings
+    result = pipeline.run(fixed, moving, "syn", syn_settings=settings, start=np.eye(3),
+                          on_progress=events.append, isolate_syn=True)  # fmt: skip
+    np.testing.assert_allclose(result.forward, in_thread.forward, atol=1e-4)  # same result
+    assert len(events) == len(in_thread.trace) and events[-1].stage == "syn"
+
+    token = CancelToken()
+    when = {}
+
+    def cancel_at_level_1(event):
+        if event.level == 1 and "t" not in when:
+            when["t"] = time.perf_counter()
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        isolated.call("napari_ccf_align.core.syn.register", fixed, moving, np.eye(3),
+                      syn.SynSettings(metric="ssd", level_iters=(5, 500, 500)),
+                      on_progress=cancel_at_level_1, cancel=token)  # fmt: skip
+    assert time.perf_counter() - when["t"] < 1.0
+    with pytest.raises(AffineError, match="affine has shape"):  # the child's error, raised here
+        isolated.call("napari_ccf_align.core.syn.register", fixed, moving, np.eye(5))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import checks, rigid, syn
+from . import checks, isolated, rigid, syn
 from .alignment import AlignmentState
 from .boundary import guard_public_functions
 from .progress import CancelToken, ProgressCallback, ignore_progress
@@ -36,6 +36,7 @@ def run(
     start: np.ndarray | None = None,
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    isolate_syn: bool = False,
 ) -> rigid.RigidResult | syn.SynResult:
     """Run ``method`` and return its result (the SyN result when SyN runs).
 
@@ -48,14 +49,31 @@ def run(
         state's hand alignment when ``start`` is None.
     start : numpy.ndarray, optional
         A moving -> atlas map (RAS mm) to start from, e.g. the last result's ``matrix``.
+    isolate_syn : bool
+        Run the SyN stage in a child process (:mod:`.isolated`), so that its Python
+        loop never holds the calling process's GIL (a GUI stays responsive).
     """
     checks.choice(method, "method", [name for name, _ in METHODS])
     state = state or AlignmentState()
     cancel = cancel or CancelToken()
     linear, _, deformable = method.partition("+")
+
+    def deform(first: np.ndarray) -> syn.SynResult:
+        if not isolate_syn:
+            return syn.register(fixed, moving, first, syn_settings, state, on_progress, cancel)
+        return isolated.call(
+            "napari_ccf_align.core.syn.register",
+            fixed,
+            moving,
+            first,
+            syn_settings,
+            state,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+
     if method == "syn":
-        first = state.rigid.matrix() if start is None else start
-        return syn.register(fixed, moving, first, syn_settings, state, on_progress, cancel)
+        return deform(state.rigid.matrix() if start is None else start)
     settings = rigid_settings or rigid.RigidSettings()
     if settings.transform != linear:
         settings = rigid.RigidSettings.from_dict({**settings.to_dict(), "transform": linear})
@@ -63,7 +81,7 @@ def run(
     if not deformable:
         return result
     cancel.raise_if_cancelled("The registration")
-    return syn.register(fixed, moving, result.matrix, syn_settings, state, on_progress, cancel)
+    return deform(result.matrix)
 
 
 guard_public_functions(globals())

@@ -39,8 +39,8 @@ SynMetric = Literal["cc", "ssd", "em"]
 SYN_METRICS: tuple[str, ...] = ("cc", "ssd", "em")
 
 #: Bytes of working memory per voxel of the working grid: ``benchmarks/bench_syn.py``
-#: measured a peak growth of 341 (100 µm grid) and 247 (50 µm) bytes per voxel
-#: (3D, CC metric); 420 leaves a margin.
+#: measured a peak of 276 (100 µm grid) and 241 (50 µm) bytes per voxel allocated by
+#: numpy during a run (3D, CC metric); 420 leaves room for what numpy does not see.
 BYTES_PER_VOXEL = 420
 
 

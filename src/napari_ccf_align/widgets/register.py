@@ -126,8 +126,17 @@ class RegisterWidget(StepWidget):
         self.syn_step = FloatSpinBox(
             label="SyN step (voxels)", min=0.01, max=2.0, step=0.05, value=ds.step_length
         )
+        self.syn_process = CheckBox(
+            text="run SyN in its own process (the GUI never waits for it)", value=True
+        )
         self.syn_box = Container(
-            widgets=[self.syn_metric, self.syn_iters, self.syn_resolution, self.syn_step],
+            widgets=[
+                self.syn_metric,
+                self.syn_iters,
+                self.syn_resolution,
+                self.syn_step,
+                self.syn_process,
+            ],
             visible=False,
         )
         self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
@@ -274,6 +283,7 @@ class RegisterWidget(StepWidget):
             settings = self.settings()
             syn_settings = self.syn_settings()
             method = self.method.value
+            isolate = bool(self.syn_process.value)
             fixed, moving = placed_volume(fixed_layer), placed_volume(moving_layer)
             state = self.start_state(moving_layer.name)
             start = self.start_matrix(moving_layer.name)
@@ -301,6 +311,7 @@ class RegisterWidget(StepWidget):
                 start=start,
                 on_progress=relay.emit_event,
                 cancel=token,
+                isolate_syn=isolate,
             )
             token.raise_if_cancelled("The registration")
             warped = result.warp(fixed, moving)
