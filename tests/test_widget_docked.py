@@ -137,3 +137,14 @@ def test_the_crop_box_layer_is_made_while_idle_so_the_first_crop_adds_no_layer(
     _wait(qtbot, align)
     assert len(viewer.layers) == n  # no layer added by the crop
     assert viewer.layers[box].visible and viewer.layers[box].data.any()
+
+
+def test_the_idle_crop_box_layer_leaves_the_users_selection(docked, qtbot, template_100):
+    viewer, w = docked
+    sample, _ = lightsheet_like(template_100)
+    add_layer_data(viewer, image_layer_data(sample, colormap="magenta", blending="additive"))
+    w["align"].centre_on_atlas()
+    _wait(qtbot, w["align"])
+    viewer.layers.selection.active = viewer.layers["atlas"]
+    qtbot.waitUntil(lambda: sample.name + " (crop box)" in viewer.layers, timeout=3_000)
+    assert viewer.layers.selection.active.name == "atlas"

@@ -529,12 +529,16 @@ class AlignWidget(StepWidget):
         if self.moving.value.name != name or self._dragging():
             return
         empty = replace(grid, data=np.zeros(grid.shape, np.uint8), name=full)
+        active = self.viewer.layers.selection.active
+        keep = active.name if active is not None else None
         add_layer_data(
             self.viewer,
             image_layer_data(
                 empty, colormap="yellow", blending="additive", contrast_limits=(0, 1), visible=False
             ),
         )
+        if keep in self.viewer.layers:  # napari selects a new layer: give the user's back
+            self.viewer.layers.selection.active = self.viewer.layers[keep]
 
     def _show_box_edges(self, name: str) -> None:
         """The crop box as 12 lines for the 3D view (the 2D view shows the box faces).

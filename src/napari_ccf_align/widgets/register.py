@@ -372,10 +372,15 @@ class RegisterWidget(StepWidget):
                 if other.name not in keep and isinstance(other, Image):
                     other.visible = False
             self.bar.value = self.bar.max
+            follow = (
+                "Next: check it by eye."
+                if result.method == "syn"
+                else "Next: check it by eye, or run again starting from this result (e.g. "
+                "affine, or SyN)."
+            )
             self.status.value = (
-                f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5f}. "
-                f"{_first_sentence(result.stop_reason.split(':')[-1])} Next: check it by eye, "
-                "or run again starting from this result (e.g. affine)."
+                f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5g}. "
+                f"{_first_sentence(result.stop_reason.split(':')[-1])} {follow}"
             )
             show_info(f"Registration finished: {layer.name} added.")
         finally:
