@@ -14,12 +14,15 @@ from napari_ccf_align.core import (
     downsample,
     io,
     phantom,
+    pipeline,
     prepare,
     projections,
+    qc,
     rigid,
     rows,
     sampling,
     space,
+    syn,
     volume,
 )
 from napari_ccf_align.core.errors import CcfAlignError
@@ -28,8 +31,8 @@ from .bad_inputs import CASES, table_rows
 from .conftest import REPO
 
 MODULES = (
-    alignment, atlas, checks, downsample, io, phantom, prepare, projections, rigid, rows,
-    sampling, space, volume,
+    alignment, atlas, checks, downsample, io, phantom, pipeline, prepare, projections, qc, rigid,
+    rows, sampling, space, syn, volume,
 )  # fmt: skip
 
 

@@ -1,0 +1,106 @@
+"""QC figures: Jacobians of analytic fields, the warped grid, Dice, NCC, MI, boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import qc, space
+from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.volume import Volume
+
+TOL = 1e-3
+
+
+def _points(shape, spacing):
+    """World coordinates (mm) of every grid point, components last."""
+    idx = np.indices(shape, dtype=float)
+    return np.moveaxis(idx, 0, -1) * np.asarray(spacing)
+
+
+def _field_of_linear_map(a: np.ndarray, shape, spacing, centre=None):
+    """The displacement u(x) = A x - x (about a centre) of a linear map A."""
+    x = _points(shape, spacing)
+    c = np.zeros(len(shape)) if centre is None else np.asarray(centre)
+    return (x - c) @ a.T + c - x
+
+
+@pytest.mark.parametrize("spacing", [(0.1, 0.1, 0.1), (0.05, 0.2, 0.1)])  # anisotropic too
+def test_jacobian_of_analytic_fields(spacing):
+    shape = (12, 10, 14)
+    scale = _field_of_linear_map(np.eye(3) * 1.1, shape, spacing)
+    np.testing.assert_allclose(qc.jacobian_determinant(scale, spacing), 1.331, atol=TOL)
+    shear = np.eye(3)
+    shear[0, 1] = 0.4
+    np.testing.assert_allclose(
+        qc.jacobian_determinant(_field_of_linear_map(shear, shape, spacing), spacing), 1, atol=TOL
+    )
+    rot = space.rotation_matrix((20, -35, 50))
+    centre = np.asarray(shape) * np.asarray(spacing) / 2
+    u = _field_of_linear_map(rot, shape, spacing, centre)
+    np.testing.assert_allclose(qc.jacobian_determinant(u, spacing), 1, atol=TOL)
+
+
+def test_a_constructed_fold_is_negative_where_it_folds():
+    # along axis 0 the map x -> x + u(x) runs backwards (slope -1) inside [4, 8) mm
+    shape, spacing = (16, 4, 4), (1.0, 1.0, 1.0)
+    x = np.arange(shape[0], dtype=float)
+    mapped = np.where(x < 4, x, np.where(x < 8, 8 - x, x - 4))
+    u = np.zeros((*shape, 3))
+    u[..., 0] = (mapped - x)[:, None, None]
+    jac = qc.jacobian_determinant(u, spacing)
+    assert np.all(jac[5:7] < 0) and np.all(jac[:3] > 0) and np.all(jac[10:] > 0)
+    np.testing.assert_array_equal(qc.folding_mask(jac)[:, 0, 0], (jac[:, 0, 0] <= 0))
+
+
+def test_the_warped_grid_moves_by_the_displacement():
+    shape, spacing = (40, 40), (0.1, 0.1)
+    straight = qc.deformation_grid(np.zeros((*shape, 2)), spacing, 1.0)
+    assert straight[:, 5].nonzero()[0].tolist() == [0, 10, 20, 30]  # every 1 mm along axis 0
+    shift = np.zeros((*shape, 2))
+    shift[..., 0] = 0.3  # x + u on a plane  =>  x = k mm - 0.3 mm: lines move 3 voxels back
+    moved = qc.deformation_grid(shift, spacing, 1.0)
+    assert moved[:, 5].nonzero()[0].tolist() == [7, 17, 27, 37]
+    # a smooth field: at sampled grid-line voxels, x + u(x) sits on a plane (to half a voxel)
+    rng = np.random.default_rng(0)
+    u = np.zeros((*shape, 2))
+    u[..., 0] = 0.25 * np.sin(_points(shape, spacing)[..., 1])
+    grid = qc.deformation_grid(u, spacing, 1.0)
+    rows, cols = np.nonzero(grid)
+    pick = rng.choice(len(rows), 50, replace=False)
+    p = _points(shape, spacing)[rows[pick], cols[pick]] + u[rows[pick], cols[pick]]
+    off = np.abs(p - np.round(p))
+    assert np.all(off.min(axis=1) <= 0.05 + 1e-9)
+
+
+def test_dice_ncc_mi_checkerboard_difference_and_boundaries():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, (10, 12, 8))
+    assert set(qc.dice_per_region(labels, labels).values()) == {1.0}
+    assert qc.dice_per_region(np.where(labels > 0, 1, 0), np.where(labels > 0, 0, 2)) == {
+        1: 0.0,
+        2: 0.0,
+    }
+    a = rng.random((10, 12, 8)).astype(np.float32)
+    assert qc.ncc(a, a) == pytest.approx(1.0)
+    assert qc.ncc(a, -a) == pytest.approx(-1.0)
+    va = Volume.from_array(a, 0.1, "RAS")
+    mi_self = qc.mattes_mi(va, va)
+    mi_noise = qc.mattes_mi(va, va.with_data(rng.random(a.shape).astype(np.float32)))
+    assert mi_self > 5 * mi_noise > 0
+    x, y = rng.random((8, 8)), rng.random((8, 8))
+    board = qc.checkerboard(x, y, tiles=2)  # 2 x 2 tiles of 4 x 4 voxels
+    ux, uy = qc.unit_range(x).astype(np.float32), qc.unit_range(y).astype(np.float32)
+    assert board[0, 0] == ux[0, 0] and board[0, 7] == uy[0, 7] and board[7, 7] == ux[7, 7]
+    assert board[3, 4] == uy[3, 4] and board[4, 3] == uy[4, 3]
+    diff = qc.normalised_difference(a, a)
+    assert np.all(diff == 0)
+    edges = qc.region_boundaries(np.pad(np.ones((4, 4), int), 2))
+    assert edges.sum() == 4 * 4 - 2 * 2  # the outer ring of the square, inside it
+
+
+def test_bad_fields_are_sentences():
+    with pytest.raises(CcfAlignError, match="not a 2D or 3D vector field"):
+        qc.jacobian_determinant(np.zeros((4, 4, 4)), (1, 1, 1))
+    with pytest.raises(CcfAlignError, match="shapes"):
+        qc.checkerboard(np.zeros((3, 3)), np.zeros((4, 4)))
