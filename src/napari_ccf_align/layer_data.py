@@ -29,11 +29,8 @@ def displayable(volume: Volume) -> Volume:
 
 def layer_kwargs(volume: Volume, **extra: Any) -> dict:
     """Keyword arguments that place ``volume`` (already :func:`displayable`) in napari's world."""
-    kwargs = {
-        "name": volume.name,
-        "affine": np.asarray(volume.affine),
-        "metadata": {VOLUME_KEY: volume},
-    }
+    metadata = {VOLUME_KEY: volume, **extra.pop("metadata", {})}
+    kwargs = {"name": volume.name, "affine": np.asarray(volume.affine), "metadata": metadata}
     kwargs.update(extra)
     return kwargs
 

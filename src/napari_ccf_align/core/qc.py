@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from . import space
 from .boundary import guard_public_functions
 from .errors import DimensionError
 from .volume import Volume, to_sitk
@@ -31,28 +32,62 @@ def _check_field(disp: np.ndarray, spacing_mm: Sequence[float]) -> tuple[np.ndar
     return disp, spacing
 
 
-def jacobian_determinant(disp: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
+def jacobian_determinant(
+    disp: np.ndarray, spacing_mm: Sequence[float], chunk: int = 16
+) -> np.ndarray:
     """det(I + grad u) of a displacement field ``u`` (mm) on a grid of spacing ``spacing_mm``.
 
     The field's components are taken along the grid's own axes (component ``k``
     along array axis ``k``), in millimetres; derivatives are central differences
     in physical units (one-sided at the edges). 1 = no volume change, 1.331 = 10 %
-    larger along every axis, <= 0 = folding.
+    larger along every axis, <= 0 = folding. Computed in float32, ``chunk`` slabs
+    of the first axis at a time (with a one-slab halo), so the extra memory is the
+    float32 result plus a few slabs (``benchmarks/bench_qc.py``).
 
     Examples
     --------
     >>> x = np.indices((5, 6, 7), dtype=float).transpose(1, 2, 3, 0) * 0.1
-    >>> float(jacobian_determinant(0.1 * x, (0.1, 0.1, 0.1)).mean().round(6))
+    >>> round(float(jacobian_determinant(0.1 * x, (0.1, 0.1, 0.1)).mean()), 5)
     1.331
     """
     disp, spacing = _check_field(disp, spacing_mm)
     n = disp.shape[-1]
-    grads = np.empty((*disp.shape[:-1], n, n), dtype=np.float64)
-    for k in range(n):
-        for j, g in enumerate(np.gradient(disp[..., k].astype(np.float64), *spacing)):
-            grads[..., k, j] = g
-    grads += np.eye(n)
-    return np.linalg.det(grads)
+    length = disp.shape[0]
+    out = np.empty(disp.shape[:-1], np.float32)
+    for start in range(0, length, chunk):
+        stop = min(start + chunk, length)
+        lo, hi = max(start - 1, 0), min(stop + 1, length)
+        part = np.asarray(disp[lo:hi], dtype=np.float32)
+        keep = slice(start - lo, start - lo + (stop - start))
+        grad = [[None] * n for _ in range(n)]
+        for k in range(n):
+            gs = np.gradient(part[..., k], *spacing) if part.shape[0] > 1 else None
+            for j in range(n):
+                if gs is None:  # a single slab: no derivative along the first axis
+                    g = (
+                        np.zeros(part.shape[:-1], np.float32)
+                        if j == 0
+                        else np.gradient(part[..., k], spacing[j], axis=j)
+                    )
+                else:
+                    g = gs[j]
+                g = np.asarray(g[keep], np.float32)
+                if j == k:
+                    g += 1.0
+                grad[k][j] = g
+        out[start:stop] = _det(grad)
+    return out
+
+
+def _det(m: list[list[np.ndarray]]) -> np.ndarray:
+    """Determinant of a 2 x 2 or 3 x 3 matrix of arrays, element-wise."""
+    if len(m) == 2:
+        return m[0][0] * m[1][1] - m[0][1] * m[1][0]
+    return (
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    )
 
 
 def folding_mask(jacobian: np.ndarray) -> np.ndarray:
@@ -61,8 +96,9 @@ def folding_mask(jacobian: np.ndarray) -> np.ndarray:
 
 
 def displacement_magnitude(disp: np.ndarray) -> np.ndarray:
-    """Length of each displacement vector, in the field's unit (mm)."""
-    return np.linalg.norm(np.asarray(disp, dtype=np.float64), axis=-1)
+    """Length of each displacement vector, in the field's unit (mm), as float32."""
+    f = np.asarray(disp, dtype=np.float32)
+    return np.sqrt(np.einsum("...i,...i->...", f, f))
 
 
 def deformation_grid(disp: np.ndarray, spacing_mm: Sequence[float], every_mm: float) -> np.ndarray:
@@ -190,6 +226,77 @@ def dice_per_region(a: np.ndarray, b: np.ndarray) -> dict[int, float]:
             continue
         x, y = a == label, b == label
         out[int(label)] = float(2 * (x & y).sum() / (x.sum() + y.sum()))
+    return out
+
+
+# --------------------------------------------------------------------------- of a result
+
+
+def deformation_of(result, grid: Volume) -> np.ndarray:
+    """The deformation beyond the linear stage on ``grid`` (RAS mm, ``(*shape, ndim)``).
+
+    A SyN result's forward field, interpolated onto ``grid`` (the atlas);
+    zeros for a rigid, similarity or affine result (no deformation beyond the
+    linear map).
+    """
+    forward = getattr(result, "forward", None)
+    if forward is None:
+        return np.zeros((*grid.shape, grid.ndim), np.float32)
+    from .syn import field_at
+
+    points = grid.index_to_world(np.indices(grid.shape).reshape(grid.ndim, -1).T)
+    return field_at(forward, result.grid, points).reshape(*grid.shape, grid.ndim).astype(np.float32)
+
+
+def linear_jacobian(result) -> float:
+    """det of the linear stage's atlas -> sample map: the sample's volume per atlas volume."""
+    m = np.asarray(result.matrix, dtype=float)
+    n = m.shape[0] - 1
+    return float(1.0 / np.linalg.det(m[:n, :n]))
+
+
+def jacobian_of(result, grid: Volume) -> tuple[np.ndarray, bool]:
+    """Jacobian determinant of the whole atlas -> sample map on ``grid``, and whether uniform.
+
+    The linear stage contributes one factor everywhere (:func:`linear_jacobian`);
+    SyN multiplies it by its own Jacobian. > 1: the sample is larger there than the
+    atlas (tissue stretched, or the atlas squeezed); < 1: smaller; <= 0: folding.
+    A rigid result gives 1 everywhere, an affine one its constant determinant.
+    """
+    deformation = deformation_of(result, grid)
+    uniform = getattr(result, "forward", None) is None
+    base = linear_jacobian(result)
+    if uniform:
+        return np.full(grid.shape, base, np.float32), True
+    jac = jacobian_determinant(deformation, grid.spacing) * base
+    return jac.astype(np.float32), False
+
+
+def to_sample(result, atlas_image: Volume, moving: Volume, labels: bool = True) -> Volume:
+    """An atlas-space image (e.g. the annotation) on the sample's grid, through ``result``.
+
+    Nearest neighbour for ``labels`` (only existing values), else linear. A SyN
+    result uses its backward field; a linear one its ``matrix`` alone.
+    """
+    if hasattr(result, "warp_to_sample"):
+        return result.warp_to_sample(atlas_image, moving, labels)
+    from .syn import _grid_indices, _sample
+
+    points = moving.index_to_world(_grid_indices(moving.shape))
+    values = _sample(atlas_image, space.apply_affine(result.matrix, points), labels)
+    return Volume(
+        values.reshape(moving.shape),
+        moving.affine,
+        f"{atlas_image.name} (on {moving.name})",
+        moving.world_axes,
+    )
+
+
+def log2_jacobian(jacobian: np.ndarray) -> np.ndarray:
+    """log2 of a Jacobian map, folded voxels (<= 0) set to NaN (shown as holes)."""
+    jac = np.asarray(jacobian, dtype=np.float64)
+    out = np.full(jac.shape, np.nan, np.float32)
+    np.log2(jac, out=out, where=jac > 0, casting="unsafe")
     return out
 
 

@@ -49,6 +49,7 @@ _PLOT_TITLES = {
     "ants_nc": "−ANTS NC (lower is better)",
 }
 RESULT_KEY = "ccf_align_result"
+MOVING_KEY = "ccf_align_moving"  # the name of the layer a result registered
 
 
 def _first_sentence(text: str) -> str:
@@ -350,12 +351,13 @@ class RegisterWidget(StepWidget):
                     blending="additive",
                     contrast_limits=limits,
                     visible=False,
+                    metadata={RESULT_KEY: result, MOVING_KEY: moving_name},
                 ),
             )
         except Exception:
             self._set_running(False)
             raise
-        layer.metadata[RESULT_KEY] = result
+        layer.metadata.update({RESULT_KEY: result, MOVING_KEY: moving_name})  # (when updated)
         # shown in the next event-loop turn: napari's new layer (controls, visual) and its
         # first draw (shader compilation) each take tens of milliseconds on the GUI thread
         # (a timer, not a zero-delay call: Qt would run that before any pending paint or input)

