@@ -104,3 +104,10 @@ def test_bad_fields_are_sentences():
         qc.jacobian_determinant(np.zeros((4, 4, 4)), (1, 1, 1))
     with pytest.raises(CcfAlignError, match="shapes"):
         qc.checkerboard(np.zeros((3, 3)), np.zeros((4, 4)))
+
+
+def test_boundaries_between_regions_are_one_voxel_thick():
+    labels = np.zeros((1, 12), int)
+    labels[0, 2:6], labels[0, 6:10] = 1, 2
+    # region 1: its edge on 0 (voxel 2); between 1 and 2: one voxel (6); region 2 on 0: 9
+    assert qc.region_boundaries(labels)[0].tolist() == [0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0]

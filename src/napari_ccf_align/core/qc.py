@@ -169,16 +169,21 @@ def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def region_boundaries(labels: np.ndarray) -> np.ndarray:
-    """1 where a voxel's label differs from a neighbour's along any axis (inner outlines)."""
+    """1 on one-voxel-thick outlines of the labelled regions (0 = background).
+
+    Between two regions the outline is drawn on one side only (the voxel whose
+    lower neighbour differs); against the background, on the region's side. So
+    small regions keep an inside and neighbouring outlines do not double.
+    """
     labels = np.asarray(labels)
     out = np.zeros(labels.shape, bool)
     for k in range(labels.ndim):
-        differs = np.diff(labels, axis=k) != 0
         lower = [slice(None)] * labels.ndim
         upper = [slice(None)] * labels.ndim
         lower[k], upper[k] = slice(0, -1), slice(1, None)
-        out[tuple(lower)] |= differs  # both voxels of a differing pair
-        out[tuple(upper)] |= differs
+        differs = labels[tuple(upper)] != labels[tuple(lower)]
+        out[tuple(upper)] |= differs  # the upper voxel of a differing pair
+        out[tuple(lower)] |= differs & (labels[tuple(upper)] == 0)  # a region's edge on 0
     return (out & (labels != 0)).astype(np.uint8)
 
 
