@@ -57,6 +57,22 @@ def number(
     return int(v) if integer else v
 
 
+def known_keys(data: object, fields: Sequence[str], what: str) -> dict:
+    """``data`` as a dict whose keys are all in ``fields``, or a :class:`SettingsError`.
+
+    For ``from_dict`` of saved settings: a misspelt key is named, not ignored.
+    """
+    if not isinstance(data, dict):
+        raise SettingsError(f"{what} must be a mapping, not {type(data).__name__}.")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SettingsError(
+            f"Unknown {what.lower()} key(s) {', '.join(unknown)}: remove them or check the "
+            "spelling."
+        )
+    return data
+
+
 def choice(value: object, name: str, options: Sequence[str]) -> str:
     """``value`` if it is one of ``options``, else a :class:`SettingsError` listing them."""
     if not isinstance(value, str) or value not in options:

@@ -285,15 +285,12 @@ def to_sample(result, atlas_image: Volume, moving: Volume, labels: bool = True) 
     """
     if hasattr(result, "warp_to_sample"):
         return result.warp_to_sample(atlas_image, moving, labels)
-    from .syn import _grid_indices, _sample
+    from .syn import sample_on_grid
 
-    points = moving.index_to_world(_grid_indices(moving.shape))
-    values = _sample(atlas_image, space.apply_affine(result.matrix, points), labels)
-    return Volume(
-        values.reshape(moving.shape),
-        moving.affine,
-        f"{atlas_image.name} (on {moving.name})",
-        moving.world_axes,
+    matrix = np.asarray(result.matrix, dtype=float)
+    name = f"{atlas_image.name} (on {moving.name})"
+    return sample_on_grid(
+        atlas_image, moving, lambda p: space.apply_affine(matrix, p), labels, name
     )
 
 

@@ -172,15 +172,7 @@ class RigidSettings:
     @classmethod
     def from_dict(cls, data: dict) -> RigidSettings:
         """Inverse of :meth:`to_dict` (unknown keys are refused with their names)."""
-        if not isinstance(data, dict):
-            raise SettingsError(f"Engine settings must be a mapping, not {type(data).__name__}.")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise SettingsError(
-                f"Unknown engine setting(s) {', '.join(unknown)}: remove them or check the "
-                "spelling."
-            )
-        return cls(**data)
+        return cls(**checks.known_keys(data, tuple(cls.__dataclass_fields__), "Engine settings"))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -130,14 +131,7 @@ class SynSettings:
     @classmethod
     def from_dict(cls, data: dict) -> SynSettings:
         """Inverse of :meth:`to_dict` (unknown keys are refused with their names)."""
-        if not isinstance(data, dict):
-            raise SettingsError(f"SyN settings must be a mapping, not {type(data).__name__}.")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise SettingsError(
-                f"Unknown SyN setting(s) {', '.join(unknown)}: remove them or check the spelling."
-            )
-        return cls(**data)
+        return cls(**checks.known_keys(data, tuple(cls.__dataclass_fields__), "SyN settings"))
 
 
 @dataclass(frozen=True)
@@ -196,30 +190,15 @@ class SynResult:
 
     def warp(self, fixed: Volume, moving: Volume, labels: bool = False) -> Volume:
         """The sample on the atlas grid ``fixed`` (linear, or nearest for ``labels``)."""
-        points = fixed.index_to_world(_grid_indices(fixed.shape))
-        values = _sample(moving, self.to_moving(points), labels)
-        return Volume(
-            values.reshape(fixed.shape),
-            fixed.affine,
-            f"{moving.name} (syn)",
-            fixed.world_axes,
-            {"registered_to": fixed.name},
-        )
+        return sample_on_grid(moving, fixed, self.to_moving, labels, f"{moving.name} (syn)")
 
     def warp_to_sample(self, atlas_image: Volume, moving: Volume, labels: bool = True) -> Volume:
         """An atlas-space image (e.g. the annotation) on the sample's grid ``moving``.
 
         Nearest neighbour for ``labels`` (only existing label values), else linear.
         """
-        points = moving.index_to_world(_grid_indices(moving.shape))
-        values = _sample(atlas_image, self.to_atlas(points), labels)
-        return Volume(
-            values.reshape(moving.shape),
-            moving.affine,
-            f"{atlas_image.name} (on {moving.name})",
-            moving.world_axes,
-            {"registered_to": moving.name},
-        )
+        name = f"{atlas_image.name} (on {moving.name})"
+        return sample_on_grid(atlas_image, moving, self.to_atlas, labels, name)
 
 
 # --------------------------------------------------------------------------- fields and sampling
@@ -241,6 +220,24 @@ def field_at(disp: np.ndarray, grid: Volume, points: np.ndarray) -> np.ndarray:
     for k in range(grid.ndim):
         out[:, k] = ndimage.map_coordinates(disp[..., k], idx, order=1, mode="constant", cval=0.0)
     return out.reshape(pts.shape)
+
+
+def sample_on_grid(
+    image: Volume,
+    grid: Volume,
+    to_image: Callable[[np.ndarray], np.ndarray],
+    labels: bool,
+    name: str,
+) -> Volume:
+    """``image`` sampled at ``to_image(p)`` for every voxel centre ``p`` of ``grid`` (world mm).
+
+    Nearest neighbour for ``labels`` (only existing values), else linear; 0 outside.
+    """
+    points = grid.index_to_world(_grid_indices(grid.shape))
+    values = _sample(image, to_image(points), labels)
+    return Volume(
+        values.reshape(grid.shape), grid.affine, name, grid.world_axes, {"registered_to": grid.name}
+    )
 
 
 def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
