@@ -129,10 +129,14 @@ def gui_demo(args: argparse.Namespace) -> int:
         "napari-ccf-align", "Initial alignment and crop", tabify=True
     )
     viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register", tabify=True)
+    viewer.window.add_plugin_dock_widget("napari-ccf-align", "Inspect the result", tabify=True)
     viewer.open_sample("napari-ccf-align", "simulated_brain")
     anatomical_view(viewer)
     viewer.reset_view()
-    align.parent().raise_()  # the next step: the Align tab in front
+    from qtpy.QtCore import QTimer
+
+    # the next step, the Align tab, in front: after the docks have joined their tab group
+    QTimer.singleShot(0, lambda: align.parent().raise_())
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 
