@@ -62,7 +62,7 @@ def _drags(align: AlignWidget, preview, angles) -> tuple[list[float], ...]:
     return first_step, later_steps, slab, whole, stalls
 
 
-def _set_data_stall(preview) -> float:
+def set_data_stall(preview) -> float:
     """napari's own floor: a new array of the grid's size set as a layer's data, GUI idle."""
     gaps = []
     for _ in range(3):
@@ -97,11 +97,11 @@ def main() -> dict:
     preview = viewer.layers[ml.name + PREVIEW_SUFFIX]
 
     drags_2d = _drags(align, preview, np.linspace(2, 20, 8))
-    napari_stall = _set_data_stall(preview)
+    napari_stall = set_data_stall(preview)
     viewer.dims.ndisplay = 3
     spin(lambda: False, timeout=0.5)
     drags_3d = _drags(align, preview, np.linspace(18, 10, 3))
-    napari_stall_3d = _set_data_stall(preview)
+    napari_stall_3d = set_data_stall(preview)
     first_step, later_steps, slab, whole, stalls = drags_2d
     summary = {
         "data": f"{source}, upsampled to the 25 µm grid {grid.shape}",

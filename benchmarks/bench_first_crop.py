@@ -28,6 +28,7 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
+from benchmarks.bench_align_gui import set_data_stall
 from benchmarks.bench_gui import Probe, spin
 from benchmarks.common import write
 from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX
@@ -58,14 +59,7 @@ def main() -> dict:
         spin(lambda: False, timeout=0.3)
     crop_s = time.perf_counter() - t0
     preview = next(lyr for lyr in viewer.layers if lyr.name.endswith(PREVIEW_SUFFIX))
-    gaps = []
-    for _ in range(3):
-        fresh = np.array(preview.data)
-        with Probe() as base:
-            preview.data = fresh
-            spin(lambda: False, timeout=0.3)
-        gaps.append(base.longest_gap_s())
-    napari_stall = float(np.median(gaps))
+    napari_stall = set_data_stall(preview)
     adds = []
     for k in range(3):
         with Probe() as base:

@@ -55,7 +55,11 @@ class Probe:
         return float(np.max(np.diff(self.ticks))) if len(self.ticks) > 1 else float("nan")
 
 
-def main() -> dict:
+def register_viewer():
+    """napari with the 100 µm template, the simulated brain centred on it and the Register widget.
+
+    Returns ``(viewer, register widget, atlas layer, brain layer, source description)``.
+    """
     fixed, source = template_100()
     sim = phantom.simulate_brain(fixed)
     viewer = napari.Viewer(show=True)
@@ -68,6 +72,11 @@ def main() -> dict:
     viewer.window.add_dock_widget(reg)
     reg.fixed.value, reg.moving.value = fl, ml
     QApplication.processEvents()
+    return viewer, reg, fl, ml, source
+
+
+def main() -> dict:
+    viewer, reg, fl, ml, source = register_viewer()
 
     def measured_run():
         done_at: list[float] = []

@@ -13,31 +13,15 @@ from __future__ import annotations
 
 import time
 
-import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
-from benchmarks.bench_gui import Probe, spin
-from benchmarks.common import template_100, write
-from napari_ccf_align.core import alignment, phantom
-from napari_ccf_align.layer_data import image_layer_data
-from napari_ccf_align.model import model_for
-from napari_ccf_align.widgets._layers import add_layer_data
-from napari_ccf_align.widgets.register import RegisterWidget
+from benchmarks.bench_gui import Probe, register_viewer, spin
+from benchmarks.common import write
 
 
 def measure(isolated: bool) -> dict:
-    fixed, source = template_100()
-    sim = phantom.simulate_brain(fixed)
-    viewer = napari.Viewer(show=True)
-    fl = add_layer_data(viewer, image_layer_data(fixed, name="atlas", colormap="gray"))
-    ml = add_layer_data(viewer, image_layer_data(sim.volume))
-    model = model_for(viewer)
-    model.moving_layer = ml.name
-    model.set(alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, fixed))
-    reg = RegisterWidget(viewer)
-    viewer.window.add_dock_widget(reg)
-    reg.fixed.value, reg.moving.value = fl, ml
+    viewer, reg, _, _, source = register_viewer()
     reg.method.value = "rigid+syn"
     reg.syn_process.value = isolated
     QApplication.processEvents()
