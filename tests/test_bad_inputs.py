@@ -18,6 +18,7 @@ from napari_ccf_align.core import (
     prepare,
     projections,
     qc,
+    report,
     rigid,
     rows,
     sampling,
@@ -31,8 +32,8 @@ from .bad_inputs import CASES, table_rows
 from .conftest import REPO
 
 MODULES = (
-    alignment, atlas, checks, downsample, io, phantom, pipeline, prepare, projections, qc, rigid,
-    rows, sampling, space, syn, volume,
+    alignment, atlas, checks, downsample, io, phantom, pipeline, prepare, projections, qc, report,
+    rigid, rows, sampling, space, syn, volume,
 )  # fmt: skip
 
 

@@ -102,3 +102,13 @@ def test_a_rigid_result_says_its_grid_and_jacobian_are_uniform(inspected, qtbot)
     inspect.toggles["jacobian"].value = True
     _wait(qtbot, inspect, "jacobian")
     assert "one Jacobian everywhere: 1.000" in inspect.status.value
+
+
+def test_export_writes_the_report(inspected, qtbot, tmp_path):
+    viewer, inspect, sim = inspected
+    worker = inspect.export_report(str(tmp_path / "report"))
+    qtbot.waitUntil(lambda: "QC report written" in inspect.status.value, timeout=60_000)
+    assert worker is not None
+    assert (tmp_path / "report" / "qc_report.png").stat().st_size > 50_000
+    page = (tmp_path / "report" / "qc_report.html").read_text(encoding="utf-8")
+    assert "hand alignment" in page and "after syn" in page

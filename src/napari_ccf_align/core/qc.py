@@ -101,13 +101,20 @@ def displacement_magnitude(disp: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", f, f))
 
 
-def deformation_grid(disp: np.ndarray, spacing_mm: Sequence[float], every_mm: float) -> np.ndarray:
+def deformation_grid(
+    disp: np.ndarray,
+    spacing_mm: Sequence[float],
+    every_mm: float,
+    axes: Sequence[int] | None = None,
+) -> np.ndarray:
     """Grid planes every ``every_mm`` pushed through a displacement field, as a uint8 image.
 
     A voxel at grid point ``x`` (mm from index 0) is on the grid when ``x + u(x)``
     lies within half a voxel of a plane ``coordinate = k * every_mm`` along some
     axis; so each slice shows a lattice of lines, bent where the field bends.
-    With ``u = 0`` the lines are straight and ``every_mm`` apart.
+    With ``u = 0`` the lines are straight and ``every_mm`` apart. ``axes`` limits
+    the planes to those across the given axes (for a picture of one slice, leave
+    out the sliced axis, whose planes would fill a slice lying on one).
 
     Examples
     --------
@@ -121,7 +128,7 @@ def deformation_grid(disp: np.ndarray, spacing_mm: Sequence[float], every_mm: fl
     if not np.isfinite(every_mm) or every_mm <= 0:
         raise DimensionError(f"Grid spacing {every_mm!r} mm is not positive: give e.g. 0.5 mm.")
     out = np.zeros(disp.shape[:-1], np.uint8)
-    for k in range(disp.shape[-1]):
+    for k in range(disp.shape[-1]) if axes is None else axes:
         shape = [1] * (disp.ndim - 1)
         shape[k] = disp.shape[k]
         coord = (np.arange(disp.shape[k]) * spacing[k]).reshape(shape) + disp[..., k]

@@ -14,12 +14,21 @@ from dataclasses import replace
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox, Table
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    Table,
+)
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from ..core import alignment, qc
+from ..core import alignment, qc, report
 from ..core.errors import CcfAlignError
 from ..core.volume import Volume
 from ..layer_data import image_layer_data, labels_layer_data, placed_volume, volume_of_layer
@@ -63,6 +72,7 @@ class InspectWidget(StepWidget):
         self.status.native.setWordWrap(True)
         self.table = Table(value={"data": [], "index": [], "columns": []})
         self.table.native.setMinimumHeight(110)
+        self.export = PushButton(text="Export QC report (PNG + HTML)")
         self.histogram = ThemedCanvas(self.viewer.theme, width=3.6, height=1.6)
         self.histogram.setFixedHeight(150)
         form = Container(
@@ -80,12 +90,14 @@ class InspectWidget(StepWidget):
         layout.addWidget(row(Label(value="Similarity to the atlas")).native)
         layout.addWidget(self.table.native)
         layout.addWidget(self.histogram)
+        layout.addWidget(self.export.native)
         layout.addWidget(self.status.native)
         layout.addStretch(1)
         scrollable(self, body)
         for key, box in self.toggles.items():
             box.changed.connect(lambda on, key=key: self.toggle(key, on))
         self.result.changed.connect(self._on_result)
+        self.export.changed.connect(self._ask_export)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_results)
         self._refresh_results()
@@ -233,6 +245,36 @@ class InspectWidget(StepWidget):
             "columns": columns,
         }
 
+    def _ask_export(self, _value=None) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the QC report")
+        if folder:
+            self.export_report(folder)
+
+    def export_report(self, folder: str):
+        """Write ``qc_report.png`` and ``qc_report.html`` into ``folder`` on a worker."""
+        try:
+            result, fixed, moving, _ = self.inputs()
+        except CcfAlignError as exc:
+            self._on_error(exc)
+            return None
+        annotation = atlas_layer(self.viewer, Labels)
+        labels = volume_of_layer(annotation) if annotation is not None else None
+        self.status.value = "Writing the QC report..."
+        self.workers["report"] = _worker.start(
+            _write_report,
+            folder=folder,
+            result=result,
+            fixed=fixed,
+            moving=moving,
+            labels=labels,
+            state=self.model.state if self.model.moving_layer == moving.name else None,
+            on_done=lambda paths: setattr(
+                self.status, "value", f"QC report written: {paths[0]} and {paths[1]}."
+            ),
+            on_error=self._on_error,
+        )
+        return self.workers["report"]
+
     def _draw_histogram(self, log2_jac: np.ndarray) -> None:
         fig = self.histogram.figure
         fig.clear()
@@ -305,6 +347,12 @@ def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volum
     magnitude = qc.displacement_magnitude(qc.deformation_of(result, fixed)).astype(np.float32)
     magnitude[outside] = np.nan
     return on_grid(magnitude), "image", f"Largest SyN displacement {magnitude.max():.2f} mm."
+
+
+def _write_report(folder, result, fixed, moving, labels, state):
+    return report.write(
+        folder, result, fixed, moving, labels, _figures(result, fixed, moving, state)
+    )
 
 
 def _figures(result, fixed, moving, state) -> dict:
