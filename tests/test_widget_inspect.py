@@ -81,10 +81,11 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
     viewer.screenshot(str(screenshot_dir / "inspect_jacobian_3d.png"), canvas_only=True)
     viewer.dims.ndisplay = 2
     inspect.update_figures()
-    qtbot.waitUntil(lambda: len(inspect.table.column_headers) == 2, timeout=60_000)
+    qtbot.waitUntil(lambda: len(inspect.table.column_headers) == 3, timeout=60_000)
     table = inspect.table.to_dict("dict")
     ncc = {column: float(values["NCC (brain)"]) for column, values in table.items()}
     assert ncc["after syn"] > ncc["hand alignment"]
+    assert ncc["after the linear stage"] > ncc["hand alignment"]  # each stage has its column
     viewer.screenshot(str(screenshot_dir / "inspect_widget.png"), canvas_only=False)
 
 

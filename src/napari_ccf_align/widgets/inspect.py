@@ -28,7 +28,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from ..core import alignment, qc, report
+from ..core import alignment, qc, report, rigid
 from ..core.errors import CcfAlignError
 from ..core.volume import Volume
 from ..layer_data import image_layer_data, labels_layer_data, placed_volume, volume_of_layer
@@ -66,6 +66,11 @@ class InspectWidget(StepWidget):
         self.result = ComboBox(label="result", choices=self._results)
         self.toggles = {key: CheckBox(text=text, value=False) for key, text in _VIEWS}
         self.colour = ComboBox(label="overlay colour", choices=["magenta", "green", "cyan"])
+        self.blend = ComboBox(
+            label="overlay blending",
+            choices=["additive", "translucent", "opaque"],
+            value="additive",
+        )
         self.tiles = SpinBox(label="checkerboard tiles per axis", min=2, max=64, value=8)
         self.grid_mm = FloatSpinBox(label="grid every (mm)", min=0.1, max=5.0, step=0.1, value=0.5)
         self.status = Label(value="")
@@ -80,6 +85,7 @@ class InspectWidget(StepWidget):
                 self.result,
                 *self.toggles.values(),
                 self.colour,
+                self.blend,
                 self.tiles,
                 self.grid_mm,
             ]
@@ -199,7 +205,7 @@ class InspectWidget(StepWidget):
         elif kind == "labels":
             data = labels_layer_data(volume, opacity=0.8)
         else:
-            blending = "additive" if key in ("overlay", "grid") else "translucent"
+            blending = {"overlay": self.blend.value, "grid": "additive"}.get(key, "translucent")
             data = image_layer_data(volume, blending=blending, **_IMAGE_STYLE[key](self))
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
@@ -244,6 +250,7 @@ class InspectWidget(StepWidget):
             "index": names,
             "columns": columns,
         }
+        self.table.native.resizeColumnsToContents()
 
     def _ask_export(self, _value=None) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the QC report")
@@ -292,12 +299,9 @@ _IMAGE_STYLE = {
     "checkerboard": lambda w: {"colormap": "gray", "contrast_limits": (0, 1)},
     "difference": lambda w: {"colormap": "PiYG", "contrast_limits": (-1, 1)},
     "grid": lambda w: {"colormap": "yellow", "contrast_limits": (0, 1)},
-    "jacobian": lambda w: {
-        "colormap": "PiYG",
-        "contrast_limits": LOG2_JACOBIAN_LIMITS,
-        "opacity": 0.75,
-    },
-    "magnitude": lambda w: {"colormap": "viridis", "opacity": 0.75},
+    # opaque over the brain (NaN outside it): a colour under them would change their meaning
+    "jacobian": lambda w: {"colormap": "PiYG", "contrast_limits": LOG2_JACOBIAN_LIMITS},
+    "magnitude": lambda w: {"colormap": "viridis"},
 }
 
 
@@ -356,12 +360,17 @@ def _write_report(folder, result, fixed, moving, labels, state):
 
 
 def _figures(result, fixed, moving, state) -> dict:
-    """Similarity to the atlas of the sample before the run (hand alignment) and after."""
+    """Similarity to the atlas of the sample before the run (hand alignment), after its linear
+    stage (for SyN: the start it was given) and after the run."""
     brain = fixed.data > alignment.tissue_threshold(fixed)
-    before = alignment.preview(fixed, moving, state or alignment.AlignmentState())
-    after = result.warp(fixed, moving)
+    stages = [
+        ("hand alignment", alignment.preview(fixed, moving, state or alignment.AlignmentState()))
+    ]
+    if result.method == "syn":  # its matrix is the linear stage's whole map
+        stages.append(("after the linear stage", rigid.warp(fixed, moving, result)))
+    stages.append((f"after {result.method}", result.warp(fixed, moving)))
     out = {}
-    for column, image in (("hand alignment", before), (f"after {result.method}", after)):
+    for column, image in stages:
         out[column] = {
             "NCC (brain)": qc.ncc(fixed.data, image.data, brain),
             "Mattes MI": qc.mattes_mi(fixed, image),
