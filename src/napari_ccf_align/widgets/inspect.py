@@ -144,6 +144,15 @@ class InspectWidget(StepWidget):
         moving = placed_volume(self.viewer.layers[moving_name])
         return layer.metadata[RESULT_KEY], placed_volume(template), moving, name
 
+    def _hand_alignment(self, moving: Volume):
+        """The Align state when it aligns this volume (the "before" of the figures), else None."""
+        return self.model.state if self.model.moving_layer == moving.name else None
+
+    def _atlas_labels(self) -> Volume | None:
+        """The atlas annotation as shown (renumbered labels), if it is loaded."""
+        annotation = atlas_layer(self.viewer, Labels)
+        return volume_of_layer(annotation) if annotation is not None else None
+
     def _on_result(self, _value=None) -> None:
         for key, box in self.toggles.items():
             if box.value:
@@ -177,7 +186,7 @@ class InspectWidget(StepWidget):
             self.toggles[key].value = False
             return
         self.status.value = f"Computing the {dict(_VIEWS)[key]}..."
-        labels = volume_of_layer(annotation) if annotation is not None else None
+        labels = self._atlas_labels()
         self.workers[key] = _worker.start(
             _compute,
             key=key,
@@ -231,13 +240,12 @@ class InspectWidget(StepWidget):
             result, fixed, moving, _ = self.inputs()
         except CcfAlignError:
             return
-        state = self.model.state if self.model.moving_layer == moving.name else None
         self.workers["figures"] = _worker.start(
             _figures,
             result=result,
             fixed=fixed,
             moving=moving,
-            state=state,
+            state=self._hand_alignment(moving),
             on_done=self._show_figures,
             on_error=self._on_error,
         )
@@ -264,8 +272,7 @@ class InspectWidget(StepWidget):
         except CcfAlignError as exc:
             self._on_error(exc)
             return None
-        annotation = atlas_layer(self.viewer, Labels)
-        labels = volume_of_layer(annotation) if annotation is not None else None
+        labels = self._atlas_labels()
         self.status.value = "Writing the QC report..."
         self.workers["report"] = _worker.start(
             _write_report,
@@ -274,7 +281,7 @@ class InspectWidget(StepWidget):
             fixed=fixed,
             moving=moving,
             labels=labels,
-            state=self.model.state if self.model.moving_layer == moving.name else None,
+            state=self._hand_alignment(moving),
             on_done=lambda paths: setattr(
                 self.status, "value", f"QC report written: {paths[0]} and {paths[1]}."
             ),
