@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def _read_sitk(path: Path, name: str) -> Volume:
     except (RuntimeError, OSError, EOFError) as exc:
         raise UnreadableFileError(
             f"{path.name} could not be read (corrupt, truncated or not really "
-            f"{suffix_of(path)}): {_first_line(exc)}; check the file or export it again."
+            f"{suffix_of(path)}): {first_line(exc)}; check the file or export it again."
         ) from None
     return from_sitk(image, name, {"source": str(path)})
 
@@ -242,7 +243,7 @@ def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     detail = next(
         (ln for ln in lines if "Description" in ln or "ERROR" in ln), lines[-1] if lines else ""
@@ -342,6 +343,11 @@ def _current_umask() -> int:
 #: The user's umask: files we write get the permissions any file they make would get.
 _UMASK = _current_umask()
 _PARTIAL = ".partial"
+
+
+def current_umask() -> int:
+    """The user's umask (read once, at import)."""
+    return _UMASK
 
 
 def _partial_owner(path: Path) -> int | None:
@@ -462,17 +468,25 @@ def write_error(folder: Path, exc: BaseException) -> WriteError:
     if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
         return WriteError(f"The folder {folder} is not writable: choose a folder you can write to.")
     return WriteError(
-        f"Could not write into {folder} ({_first_line(exc)}): check the folder and disk."
+        f"Could not write into {folder} ({first_line(exc)}): check the folder and disk."
     )
 
 
-def write_volume(volume: Volume, path: str | os.PathLike, compress: bool = True) -> Path:
+def write_volume(
+    volume: Volume, path: str | os.PathLike, compress: bool = True, nibabel_order: bool = False
+) -> Path:
     """Write a Volume so that other tools place its voxels where we do.
 
     NIfTI, NRRD and MHA go through SimpleITK (LPS headers, which nibabel,
     ITK-SNAP and 3D Slicer convert as we do). TIFF stores the array with the
     orientation code, voxel size and origin in this plugin's JSON metadata; only
     axis-aligned volumes can be written to TIFF.
+
+    SimpleITK files list the axes in reverse numpy order, so a file read here and
+    written again keeps its layout. With ``nibabel_order`` the file's axes
+    (nibabel's array, ITK's x, y, z) are the volume's numpy axes instead: an
+    atlas-space volume (axes R, A, S) then reads in nibabel as a plain RAS array
+    with the atlas's affine. Either way every voxel stays at its world place.
 
     Returns
     -------
@@ -481,6 +495,12 @@ def write_volume(volume: Volume, path: str | os.PathLike, compress: bool = True)
     """
     path = Path(path)
     suffix = suffix_of(path)
+    if nibabel_order and suffix in SITK_SUFFIXES:
+        n = volume.ndim
+        order = [*range(n - 1, -1, -1), n]
+        volume = replace(
+            volume, data=np.transpose(volume.data), affine=np.asarray(volume.affine)[:, order]
+        )
     if suffix not in SITK_SUFFIXES + TIFF_SUFFIXES:
         raise WriteError(
             f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha or .tif."
@@ -608,7 +628,7 @@ def peek(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None, tuple[
         reader.ReadImageInformation()
     except RuntimeError as exc:
         raise UnreadableFileError(
-            f"{path.name} could not be read ({_first_line(exc)}); check the file or export it again."
+            f"{path.name} could not be read ({first_line(exc)}); check the file or export it again."
         ) from None
     n = reader.GetDimension()
     world = space.WORLD_AXES if n == 3 else "RA"

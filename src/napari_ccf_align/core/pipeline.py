@@ -6,6 +6,8 @@ the same thing in either.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import checks, isolated, rigid, syn
@@ -38,7 +40,8 @@ def run(
     cancel: CancelToken | None = None,
     isolate_syn: bool = False,
 ) -> rigid.RigidResult | syn.SynResult:
-    """Run ``method`` and return its result (the SyN result when SyN runs).
+    """Run ``method`` and return its result (the SyN result when SyN runs, holding the
+    linear stage's result as ``linear``).
 
     Parameters
     ----------
@@ -81,7 +84,7 @@ def run(
     if not deformable:
         return result
     cancel.raise_if_cancelled("The registration")
-    return deform(result.matrix)
+    return dataclasses.replace(deform(result.matrix), linear=result)
 
 
 guard_public_functions(globals())

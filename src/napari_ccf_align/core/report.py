@@ -149,6 +149,34 @@ def similarity(fixed: Volume, warped: Volume) -> dict[str, float]:
     }
 
 
+def stage_figures(result, fixed: Volume, moving: Volume, state=None) -> dict:
+    """Similarity to the atlas per stage: the hand alignment, the linear stage (for SyN:
+    the start it was given) and the whole result.
+
+    Returns
+    -------
+    dict
+        ``{stage: {"NCC (brain)": float, "Mattes MI": float}}``; NCC over the atlas's
+        brain, Mattes MI as SimpleITK computes it (lower is better).
+    """
+    from . import alignment, qc, rigid
+
+    brain = fixed.data > alignment.tissue_threshold(fixed)
+    stages = [
+        ("hand alignment", alignment.preview(fixed, moving, state or alignment.AlignmentState()))
+    ]
+    if result.method == "syn":  # its matrix is the linear stage's whole map
+        stages.append(("after the linear stage", rigid.warp(fixed, moving, result)))
+    stages.append((f"after {result.method}", result.warp(fixed, moving)))
+    return {
+        column: {
+            "NCC (brain)": qc.ncc(fixed.data, image.data, brain),
+            "Mattes MI": qc.mattes_mi(fixed, image),
+        }
+        for column, image in stages
+    }
+
+
 def write(
     folder: str | os.PathLike,
     result,

@@ -218,6 +218,14 @@ class RigidResult:
         """The moving volume on the atlas grid through this result (see :func:`warp`)."""
         return warp(fixed, moving, self)
 
+    def to_moving(self, atlas_points: np.ndarray) -> np.ndarray:
+        """Sample-world points (RAS mm) shown at atlas-world points ``(..., 3)``."""
+        return space.apply_affine(np.linalg.inv(self.matrix), atlas_points)
+
+    def to_atlas(self, sample_points: np.ndarray) -> np.ndarray:
+        """Atlas-world points (RAS mm) where sample-world points ``(..., 3)`` land."""
+        return space.apply_affine(self.matrix, sample_points)
+
 
 def _initial_transform(
     start: np.ndarray, centre_mm: tuple[float, ...], kind: TransformKind

@@ -160,6 +160,9 @@ class SynResult:
         Why the last level ended.
     settings : SynSettings
         The settings used.
+    linear : RigidResult or None
+        The SimpleITK stage run before SyN by :func:`.pipeline.run` (its trace,
+        settings and transform), or None when SyN started from a given map.
     """
 
     grid: Volume
@@ -171,6 +174,7 @@ class SynResult:
     seconds: float
     stop_reason: str
     settings: SynSettings = field(repr=False)
+    linear: object | None = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -228,16 +232,25 @@ def sample_on_grid(
     to_image: Callable[[np.ndarray], np.ndarray],
     labels: bool,
     name: str,
+    slab_voxels: int = 2_000_000,
 ) -> Volume:
     """``image`` sampled at ``to_image(p)`` for every voxel centre ``p`` of ``grid`` (world mm).
 
     Nearest neighbour for ``labels`` (only existing values), else linear; 0 outside.
+    Works through slabs of about ``slab_voxels`` voxels along the grid's first axis,
+    so memory stays bounded on large grids.
     """
-    points = grid.index_to_world(_grid_indices(grid.shape))
-    values = _sample(image, to_image(points), labels)
-    return Volume(
-        values.reshape(grid.shape), grid.affine, name, grid.world_axes, {"registered_to": grid.name}
-    )
+    data = np.asarray(image.data)
+    out = np.zeros(grid.shape, data.dtype)
+    rest = grid.shape[1:]
+    step = max(1, slab_voxels // max(1, int(np.prod(rest))))
+    for first in range(0, grid.shape[0], step):
+        stop = min(first + step, grid.shape[0])
+        idx = np.indices((stop - first, *rest), dtype=np.float64).reshape(grid.ndim, -1).T
+        idx[:, 0] += first
+        values = _sample(image, to_image(grid.index_to_world(idx)), labels)
+        out[first:stop] = values.reshape(stop - first, *rest)
+    return Volume(out, grid.affine, name, grid.world_axes, {"registered_to": grid.name})
 
 
 def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
@@ -250,7 +263,14 @@ def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
         out = np.zeros(rounded.shape[1], data.dtype)
         out[inside] = data[tuple(rounded[:, inside])]
         return out
-    values = ndimage.map_coordinates(data.astype(np.float32, copy=False), idx, order=1, cval=0.0)
+    # SimpleITK's rule: within half a voxel of the edge take the edge value, beyond it 0
+    # (so files re-applied by SimpleITK give the same image, edges included)
+    top = np.asarray(data.shape, float)[:, None] - 1.0
+    inside = np.all((idx >= -0.5) & (idx <= top + 0.5), axis=0)
+    values = ndimage.map_coordinates(
+        data.astype(np.float32, copy=False), np.clip(idx, 0.0, top), order=1, mode="nearest"
+    )
+    values[~inside] = 0.0
     if data.dtype.kind in "iu":
         info = np.iinfo(data.dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(data.dtype)

@@ -28,7 +28,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from ..core import alignment, qc, report, rigid
+from ..core import alignment, qc, report
 from ..core.errors import CcfAlignError
 from ..core.volume import Volume
 from ..layer_data import image_layer_data, labels_layer_data, placed_volume, volume_of_layer
@@ -241,7 +241,7 @@ class InspectWidget(StepWidget):
         except CcfAlignError:
             return
         self.workers["figures"] = _worker.start(
-            _figures,
+            report.stage_figures,
             result=result,
             fixed=fixed,
             moving=moving,
@@ -362,24 +362,5 @@ def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volum
 
 def _write_report(folder, result, fixed, moving, labels, state):
     return report.write(
-        folder, result, fixed, moving, labels, _figures(result, fixed, moving, state)
+        folder, result, fixed, moving, labels, report.stage_figures(result, fixed, moving, state)
     )
-
-
-def _figures(result, fixed, moving, state) -> dict:
-    """Similarity to the atlas of the sample before the run (hand alignment), after its linear
-    stage (for SyN: the start it was given) and after the run."""
-    brain = fixed.data > alignment.tissue_threshold(fixed)
-    stages = [
-        ("hand alignment", alignment.preview(fixed, moving, state or alignment.AlignmentState()))
-    ]
-    if result.method == "syn":  # its matrix is the linear stage's whole map
-        stages.append(("after the linear stage", rigid.warp(fixed, moving, result)))
-    stages.append((f"after {result.method}", result.warp(fixed, moving)))
-    out = {}
-    for column, image in stages:
-        out[column] = {
-            "NCC (brain)": qc.ncc(fixed.data, image.data, brain),
-            "Mattes MI": qc.mattes_mi(fixed, image),
-        }
-    return out

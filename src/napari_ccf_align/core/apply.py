@@ -1,0 +1,187 @@
+"""Apply a registration to other data: images, label images and points.
+
+A result (:class:`.rigid.RigidResult` or :class:`.syn.SynResult`, fresh or loaded
+from a session) maps the sample's world to the atlas's world (both RAS mm).
+
+- another channel of the sample -> the atlas grid (:func:`image_to_atlas`, linear);
+- an atlas-space label image (the annotation) -> the sample's grid
+  (:func:`labels_to_sample`, nearest neighbour: only existing label values);
+- points in the sample (detected cells) -> atlas coordinates (:func:`points_to_atlas`),
+  and back (:func:`points_to_sample`);
+- CSV files of points (:func:`read_points_csv`, :func:`write_points_csv`).
+
+Allen CCF coordinates: besides RAS mm, points are given in the Allen Institute's
+own convention, micrometres along (AP, DV, ML) from the raw volume's corner, with
++AP posterior, +DV inferior and +ML right (:func:`ccf_um`); that is what
+brainrender and the Allen SDK expect.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import io, rigid, syn
+from .atlas import RAW_SHAPES
+from .boundary import guard_public_functions
+from .errors import InputError, UnreadableFileError
+from .volume import Volume
+
+PointsFrame = str  # "index" (the sample file's voxel indices) or "world" (RAS mm)
+_FRAMES = ("index", "world")
+
+
+def image_to_atlas(result, image: Volume, atlas_grid: Volume, labels: bool = False) -> Volume:
+    """An image on the sample's world (e.g. another channel) sampled on the atlas grid.
+
+    Linear interpolation (integers rounded), or nearest neighbour for ``labels``.
+    """
+    name = f"{image.name} (in atlas)"
+    if not labels and getattr(result, "forward", None) is None:
+        out = rigid.warp(atlas_grid, image, result)  # SimpleITK's linear rules, fast kernel
+    else:
+        out = syn.sample_on_grid(image, atlas_grid, result.to_moving, labels, name)
+    return Volume(out.data, atlas_grid.affine, name, atlas_grid.world_axes, {"labels": labels})
+
+
+def labels_to_sample(result, atlas_image: Volume, sample_grid: Volume, labels: bool = True):
+    """An atlas-space image (the annotation) on the sample's grid; nearest for ``labels``."""
+    name = f"{atlas_image.name} (in sample)"
+    out = syn.sample_on_grid(atlas_image, sample_grid, result.to_atlas, labels, name)
+    return Volume(out.data, sample_grid.affine, name, sample_grid.world_axes, {"labels": labels})
+
+
+def points_to_atlas(result, sample_points_ras: np.ndarray) -> np.ndarray:
+    """Atlas points (RAS mm) where sample points (RAS mm, ``(n, 3)``) land."""
+    return np.asarray(result.to_atlas(np.asarray(sample_points_ras, float)), float)
+
+
+def points_to_sample(result, atlas_points_ras: np.ndarray) -> np.ndarray:
+    """Sample points (RAS mm) shown at atlas points (RAS mm, ``(n, 3)``)."""
+    return np.asarray(result.to_moving(np.asarray(atlas_points_ras, float)), float)
+
+
+def ccf_um(points_ras: np.ndarray, resolution_um: int) -> np.ndarray:
+    """Allen CCF coordinates (µm along AP, DV, ML) of atlas points in RAS mm.
+
+    The RAS atlas at ``resolution_um`` puts raw voxel ``(ap, dv, ml)`` at
+    ``(ml, n_ap - 1 - ap, n_dv - 1 - dv) * resolution / 1000`` mm (see
+    :func:`.atlas.ras_volume`); Allen coordinates are ``index * resolution`` µm.
+    """
+    n_ap, n_dv, _ = RAW_SHAPES[int(resolution_um)]
+    p = np.asarray(points_ras, float) * 1000.0
+    r = float(resolution_um)
+    return np.stack([(n_ap - 1) * r - p[:, 1], (n_dv - 1) * r - p[:, 2], p[:, 0]], axis=1)
+
+
+def regions_at(annotation: Volume, points_ras: np.ndarray) -> np.ndarray:
+    """Annotation label at each atlas point (RAS mm), nearest voxel; 0 outside the grid."""
+    idx = np.rint(annotation.world_to_index(np.asarray(points_ras, float))).astype(np.int64)
+    inside = np.all((idx >= 0) & (idx < np.asarray(annotation.shape)), axis=1)
+    out = np.zeros(len(idx), np.int64)
+    out[inside] = np.asarray(annotation.data)[tuple(idx[inside].T)]
+    return out
+
+
+@dataclass(frozen=True)
+class PointsTable:
+    """Points read from a CSV file: the original columns and the coordinates (RAS mm)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    world_ras: np.ndarray
+
+
+def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame) -> PointsTable:
+    """Read points from a CSV file with a header row.
+
+    The coordinates are the columns ``axis-0, axis-1, axis-2`` (napari's points
+    CSV) or ``z, y, x`` (read in that order), else the first three numeric columns.
+    ``frame`` says what they are: ``"index"``, voxel indices of the sample file in
+    its array axis order (placed through ``sample``'s affine); ``"world"``, sample
+    world coordinates (RAS mm).
+    """
+    if frame not in _FRAMES:
+        raise InputError(f"Points frame {frame!r} is unknown: use 'index' or 'world'.")
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"No points file at {path}: check the path.")
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        table = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
+    if len(table) < 2:
+        raise UnreadableFileError(
+            f"{path.name} holds no points: give a CSV file with a header row and one point per row."
+        )
+    header, rows = [h.strip() for h in table[0]], table[1:]
+    columns = _coordinate_columns(header, rows, path.name)
+    try:
+        coords = np.array([[float(row[c]) for c in columns] for row in rows], float)
+    except (ValueError, IndexError):
+        raise UnreadableFileError(
+            f"{path.name} has a row whose coordinates ({', '.join(header[c] for c in columns)}) "
+            "are not numbers: fix or remove that row."
+        ) from None
+    world = sample.index_to_world(coords) if frame == "index" else coords
+    return PointsTable(header, rows, np.asarray(world, float))
+
+
+def _coordinate_columns(header: list[str], rows: list[list[str]], name: str) -> list[int]:
+    lower = [h.lower() for h in header]
+    for names in (["axis-0", "axis-1", "axis-2"], ["z", "y", "x"]):
+        if all(n in lower for n in names):
+            return [lower.index(n) for n in names]
+    numeric = []
+    for k in range(len(header)):
+        try:
+            float(rows[0][k])
+            numeric.append(k)
+        except (ValueError, IndexError):
+            pass
+    if len(numeric) < 3:
+        raise UnreadableFileError(
+            f"{name} has fewer than three numeric columns: give the coordinates as columns "
+            "'axis-0, axis-1, axis-2' (voxel indices) or any three numeric columns."
+        )
+    return numeric[:3]
+
+
+def write_points_csv(
+    path: str | os.PathLike,
+    table: PointsTable,
+    atlas_ras: np.ndarray,
+    resolution_um: int | None = None,
+    region_ids: np.ndarray | None = None,
+    region_names: list[str] | None = None,
+) -> Path:
+    """Write the input columns plus atlas coordinates (and regions) atomically.
+
+    Added columns: ``atlas_r_mm, atlas_a_mm, atlas_s_mm`` (RAS mm); with
+    ``resolution_um``, ``ccf_ap_um, ccf_dv_um, ccf_ml_um`` (:func:`ccf_um`); with
+    ``region_ids``, ``region_id`` and ``region_name``.
+    """
+    path = Path(path)
+    header = [*table.header, "atlas_r_mm", "atlas_a_mm", "atlas_s_mm"]
+    ccf = None
+    if resolution_um in RAW_SHAPES:
+        ccf = ccf_um(atlas_ras, resolution_um)
+        header += ["ccf_ap_um", "ccf_dv_um", "ccf_ml_um"]
+    if region_ids is not None:
+        header += ["region_id", "region_name"]
+    with io.atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for k, row in enumerate(table.rows):
+            out = [*row, *(f"{v:.4f}" for v in atlas_ras[k])]
+            if ccf is not None:
+                out += [f"{v:.1f}" for v in ccf[k]]
+            if region_ids is not None:
+                out += [str(int(region_ids[k])), region_names[k] if region_names else ""]
+            writer.writerow(out)
+    return path
+
+
+guard_public_functions(globals())
