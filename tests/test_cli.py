@@ -7,18 +7,22 @@ import os
 import numpy as np
 
 from napari_ccf_align import cli
-from napari_ccf_align.core import io
+from napari_ccf_align.core import io, session
 
 
-def test_headless_demo_registers_and_writes_results(tmp_path, capsys):
-    assert cli.main(["demo", "--headless", "--output", str(tmp_path)]) == 0
+def test_headless_demo_runs_the_whole_pipeline_to_a_session_and_report(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    assert cli.main(["demo", "--headless", "--quiet", "--output", str(out_dir)]) == 0
     out = capsys.readouterr().out
-    assert "mean error over the brain" in out
-    warped = io.read_volume(tmp_path / "registered.nii.gz")
+    assert "mean error over the brain" in out and "rigid+syn: " in out
+    warped = io.read_volume(out_dir / "warped.nii.gz").reoriented("RAS")
     assert warped.shape == (114, 132, 80)
     np.testing.assert_allclose(warped.spacing, 0.1, atol=1e-6)
-    rows = (tmp_path / "metric.csv").read_text().splitlines()
-    assert rows[0] == "level,iteration,metric,elapsed_s" and len(rows) > 10
+    s, _ = session.load(out_dir)
+    assert s.method == "rigid+syn" and s.moving.embedded == "moving.nii.gz"
+    ncc = [f["NCC (brain)"] for f in s.figures.values()]
+    assert ncc[-1] > ncc[0] + 0.2  # hand alignment -> rigid + SyN
+    assert (out_dir / "qc_report.html").is_file() and (out_dir / "syn_warp.nii.gz").is_file()
 
 
 def test_no_screen_falls_back_to_headless(monkeypatch):

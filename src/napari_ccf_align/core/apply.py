@@ -100,7 +100,7 @@ def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame)
     """Read points from a CSV file with a header row.
 
     The coordinates are the columns ``axis-0, axis-1, axis-2`` (napari's points
-    CSV) or ``z, y, x`` (read in that order), else the first three numeric columns.
+    CSV), else the first three numeric columns, in their order.
     ``frame`` says what they are: ``"index"``, voxel indices of the sample file in
     its array axis order (placed through ``sample``'s affine); ``"world"``, sample
     world coordinates (RAS mm).
@@ -131,9 +131,9 @@ def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame)
 
 def _coordinate_columns(header: list[str], rows: list[list[str]], name: str) -> list[int]:
     lower = [h.lower() for h in header]
-    for names in (["axis-0", "axis-1", "axis-2"], ["z", "y", "x"]):
-        if all(n in lower for n in names):
-            return [lower.index(n) for n in names]
+    names = ["axis-0", "axis-1", "axis-2"]
+    if all(n in lower for n in names):
+        return [lower.index(n) for n in names]
     numeric = []
     for k in range(len(header)):
         try:
@@ -149,38 +149,59 @@ def _coordinate_columns(header: list[str], rows: list[list[str]], name: str) -> 
     return numeric[:3]
 
 
-def write_points_csv(
-    path: str | os.PathLike,
-    table: PointsTable,
+def atlas_columns(
     atlas_ras: np.ndarray,
-    resolution_um: int | None = None,
-    region_ids: np.ndarray | None = None,
-    region_names: list[str] | None = None,
-) -> Path:
-    """Write the input columns plus atlas coordinates (and regions) atomically.
+    resolution_um: float | None = None,
+    annotation: Volume | None = None,
+    structures=None,
+) -> dict[str, list[str]]:
+    """Columns for points in the atlas: RAS mm, Allen CCF µm and the region there.
 
-    Added columns: ``atlas_r_mm, atlas_a_mm, atlas_s_mm`` (RAS mm); with
-    ``resolution_um``, ``ccf_ap_um, ccf_dv_um, ccf_ml_um`` (:func:`ccf_um`); with
-    ``region_ids``, ``region_id`` and ``region_name``.
+    ``atlas_r_mm, atlas_a_mm, atlas_s_mm``; with an Allen ``resolution_um``,
+    ``ccf_ap_um, ccf_dv_um, ccf_ml_um`` (:func:`ccf_um`); with ``annotation``
+    (Allen structure ids on the atlas grid), ``region_id`` and, with
+    ``structures``, ``region_acronym`` and ``region_name``.
     """
+    p = np.asarray(atlas_ras, float)
+    cols = {f"atlas_{a}_mm": [f"{v:.4f}" for v in p[:, k]] for k, a in enumerate("ras")}
+    if resolution_um is not None and int(resolution_um) in RAW_SHAPES:
+        ccf = ccf_um(p, int(resolution_um))
+        cols.update(
+            {
+                f"ccf_{a}_um": [f"{v:.1f}" for v in ccf[:, k]]
+                for k, a in enumerate(("ap", "dv", "ml"))
+            }
+        )
+    if annotation is not None:
+        ids = regions_at(annotation, p)
+        cols["region_id"] = [str(int(i)) for i in ids]
+        if structures is not None:
+            known = [structures.by_id.get(int(i)) for i in ids]
+            cols["region_acronym"] = [k.acronym if k else "" for k in known]
+            cols["region_name"] = [k.name if k else "outside the brain" for k in known]
+    return cols
+
+
+def sample_columns(sample_ras: np.ndarray, sample_grid: Volume) -> dict[str, list[str]]:
+    """Columns for points in the sample: RAS mm and voxel indices of the sample file."""
+    p = np.asarray(sample_ras, float)
+    idx = sample_grid.world_to_index(p)
+    cols = {f"sample_{a}_mm": [f"{v:.4f}" for v in p[:, k]] for k, a in enumerate("ras")}
+    cols.update({f"sample_axis-{k}": [f"{v:.3f}" for v in idx[:, k]] for k in range(idx.shape[1])})
+    return cols
+
+
+def write_points_csv(
+    path: str | os.PathLike, table: PointsTable, columns: dict[str, list[str]]
+) -> Path:
+    """Write the input columns followed by ``columns`` (name -> one value per row), atomically."""
     path = Path(path)
-    header = [*table.header, "atlas_r_mm", "atlas_a_mm", "atlas_s_mm"]
-    ccf = None
-    if resolution_um in RAW_SHAPES:
-        ccf = ccf_um(atlas_ras, resolution_um)
-        header += ["ccf_ap_um", "ccf_dv_um", "ccf_ml_um"]
-    if region_ids is not None:
-        header += ["region_id", "region_name"]
+    names = list(columns)
     with io.atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
+        writer.writerow([*table.header, *names])
         for k, row in enumerate(table.rows):
-            out = [*row, *(f"{v:.4f}" for v in atlas_ras[k])]
-            if ccf is not None:
-                out += [f"{v:.1f}" for v in ccf[k]]
-            if region_ids is not None:
-                out += [str(int(region_ids[k])), region_names[k] if region_names else ""]
-            writer.writerow(out)
+            writer.writerow([*row, *(columns[n][k] for n in names)])
     return path
 
 

@@ -70,6 +70,11 @@ def _stem(path: Path) -> str:
     return path.name[: -len(suffix)] if suffix else path.name
 
 
+def file_stem(path: str | os.PathLike) -> str:
+    """A file's name without its ending (``brain.nii.gz`` -> ``brain``)."""
+    return _stem(Path(path))
+
+
 # --------------------------------------------------------------------------- reading
 
 

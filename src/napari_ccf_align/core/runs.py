@@ -174,6 +174,15 @@ def register_file(
     return register_volume(moving, record, fixed, recipe, out, on_progress, cancel, write_report)
 
 
+def quiet_dipy_log() -> None:
+    """Silence DIPY's per-level INFO lines (it prints them to stdout); progress says it."""
+    import logging
+
+    import dipy.utils.logging  # noqa: F401  (configures DIPY's logger, at level INFO)
+
+    logging.getLogger("dipy").setLevel(logging.WARNING)
+
+
 def summary(s: session.Session, out: str | os.PathLike) -> str:
     """One line: method, seconds, final metric, similarity before and after, where it went."""
     r = s.result

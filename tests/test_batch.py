@@ -1,0 +1,68 @@
+"""Batch: one recipe over several brains on a dask LocalCluster of 2 worker processes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_ccf_align.core import batch, io, rigid, runs, session
+
+from .conftest import lightsheet_like
+
+
+@pytest.fixture(scope="module")
+def brains(template_100, tmp_path_factory):
+    root = tmp_path_factory.mktemp("brains")
+    paths = []
+    for k, offset in enumerate([(0.0, 0.0, 0.0), (0.4, -0.3, 0.2)]):
+        sample, _ = lightsheet_like(template_100, offset_mm=offset)
+        paths.append(io.write_volume(sample, root / f"brain{k}.nii.gz"))
+    broken = root / "broken.nii.gz"
+    broken.write_bytes(paths[0].read_bytes()[:4000])  # a truncated copy
+    return root, paths, broken
+
+
+def test_local_cluster_registers_every_brain_and_reports_the_broken_one(template_100, brains):
+    root, paths, broken = brains
+    recipe = runs.Recipe(
+        method="rigid", rigid_settings=rigid.RigidSettings(iterations=60), atlas_resolution_um=100
+    )
+    fixed = runs.Fixed(template_100, None, "test template")
+    seen = []
+    rows = batch.run_batch(
+        recipe,
+        [paths[0], broken, paths[1]],
+        root / "out",
+        fixed,
+        workers=2,
+        write_report=False,
+        on_row=seen.append,
+    )
+    assert [r.name for r in rows] == ["brain0", "broken", "brain1"]
+    assert [r.status for r in rows] == ["ok", "failed", "ok"]
+    assert len(seen) == 3  # reported as each finished
+    assert "broken.nii.gz could not be read" in rows[1].message
+    for row in (rows[0], rows[2]):
+        s, _ = session.load(root / "out" / row.name)
+        assert row.ncc_after > row.ncc_before
+        assert s.moving.path.endswith(f"{row.name}.nii.gz")
+    # the two brains differ only by a shift, which centring takes out: the same rotation
+    a, _ = session.load(root / "out" / "brain0")
+    b, _ = session.load(root / "out" / "brain1")
+    np.testing.assert_allclose(a.result.matrix[:3, :3], b.result.matrix[:3, :3], atol=2e-3)
+    text = batch.table(rows)
+    assert "2 of 3 brains registered." in text and "broken" in text
+
+
+def test_repeated_file_names_get_their_own_folders():
+    assert batch.session_names(["a/x.nii.gz", "b/x.nii.gz", "c/y.tif", "d/x.nrrd"]) == [
+        "x",
+        "x-2",
+        "y",
+        "x-3",
+    ]
+
+
+def test_no_brains_is_one_sentence(template_100, tmp_path):
+    with pytest.raises(Exception, match="No brains were given"):
+        batch.run_batch(runs.Recipe(), [], tmp_path, runs.Fixed(template_100))
