@@ -22,6 +22,8 @@ class AlignmentModel:
     """
 
     changed = Signal(object)
+    #: ``(session, moving layer name)`` when a saved session was loaded into the viewer
+    session_loaded = Signal(object)
 
     def __init__(self, limit: int = 200):
         self._state = AlignmentState()

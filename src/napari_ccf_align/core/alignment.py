@@ -241,6 +241,32 @@ def check_crop(volume: Volume, crop: Sequence[tuple[int, int]] | None) -> None:
         volume.cropped(crop)
 
 
+def crop_between(
+    crop: Sequence[tuple[int, int]] | None, source: Volume, target: Volume
+) -> tuple[tuple[int, int], ...] | None:
+    """The same crop box on another layout of the same voxels (e.g. the file's, napari's).
+
+    ``source`` and ``target`` hold the same grid with axes permuted or reversed;
+    the box's corners are carried through their affines.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = Volume.from_array(np.zeros((4, 6, 8)), 0.1, "PIR")
+    >>> crop_between(((1, 3), (0, 6), (2, 5)), a, a.reoriented("RAS"))
+    ((2, 5), (1, 3), (0, 6))
+    """
+    if crop is None:
+        return None
+    check_crop(source, crop)
+    lo = np.array([a for a, _ in crop], float)
+    hi = np.array([b - 1 for _, b in crop], float)
+    to_target = np.linalg.inv(target.affine) @ source.affine
+    corners = np.rint(space.apply_affine(to_target, np.stack([lo, hi]))).astype(int)
+    start, stop = corners.min(axis=0), corners.max(axis=0) + 1
+    return tuple((int(a), int(b)) for a, b in zip(start, stop, strict=True))
+
+
 def auto_crop(volume: Volume, margin_mm: float = 0.5) -> tuple[tuple[int, int], ...]:
     """Voxel box around the tissue (Otsu threshold) plus a margin in mm, clipped to the grid."""
     mask = tissue_mask(volume)

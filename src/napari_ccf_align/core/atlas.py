@@ -620,6 +620,21 @@ def compact_labels(labels: Volume) -> tuple[Volume, np.ndarray]:
     return Volume(compact, labels.affine, labels.name, labels.world_axes, meta), ids
 
 
+def structure_id_volume(labels: Volume) -> Volume:
+    """Allen structure ids again from labels renumbered by :func:`compact_labels`.
+
+    Labels that were never renumbered (no ``structure_ids`` in their metadata) are
+    returned as they are.
+    """
+    ids = labels.metadata.get("structure_ids")
+    if ids is None:
+        return labels
+    ids = np.asarray(ids)
+    meta = {k: v for k, v in labels.metadata.items() if k != "structure_ids"}
+    data = ids[np.asarray(labels.data)].astype(np.uint32)
+    return Volume(data, labels.affine, labels.name, labels.world_axes, meta)
+
+
 # --------------------------------------------------------------------------- the whole atlas
 
 

@@ -115,12 +115,25 @@ def read_volume(
     suffix = suffix_of(path)
     name = name or _stem(path)
     if suffix in TIFF_SUFFIXES:
-        return _read_tiff(path, voxel_size_um, orientation, style, name)
-    if suffix in SITK_SUFFIXES:
+        volume = _read_tiff(path, voxel_size_um, orientation, style, name)
+    elif suffix in SITK_SUFFIXES:
         volume = _read_sitk(path, name)
         if orientation is not None or voxel_size_um is not None:
             volume = _override_geometry(volume, voxel_size_um, orientation, style)
-        return volume
+    else:
+        volume = None
+    if volume is not None:
+        # how it was read, so that it can be read the same way again (sessions)
+        read_as = {
+            "voxel_size_um": None
+            if voxel_size_um is None
+            else np.broadcast_to(np.asarray(voxel_size_um, float), (volume.ndim,)).tolist(),
+            "orientation": orientation,
+            "style": style,
+        }
+        return replace(
+            volume, metadata={**volume.metadata, "source": str(path), "read_as": read_as}
+        )
     raise UnreadableFileError(
         f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), MHA/MHD "
         "or TIFF."

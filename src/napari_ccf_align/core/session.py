@@ -161,6 +161,11 @@ def record_input(
     """
     source = path if path is not None else volume.metadata.get("source")
     file = Path(source).resolve() if source and Path(source).is_file() else None
+    read_as = volume.metadata.get("read_as") or {}
+    if path is None and file is not None and voxel_size_um is None and orientation is None:
+        voxel_size_um = read_as.get("voxel_size_um")
+        orientation = read_as.get("orientation")
+        style = read_as.get("style") or style
     vs = voxel_size_um
     if vs is not None:
         vs = tuple(float(v) for v in np.broadcast_to(np.asarray(vs, float), (volume.ndim,)))
@@ -174,6 +179,36 @@ def record_input(
         tuple(int(s) for s in volume.shape),
         tuple(tuple(float(v) for v in row) for row in np.asarray(volume.affine, float)),
     )
+
+
+def as_in_file(volume: Volume) -> Volume:
+    """The volume in its file's array layout, when it was read from a file that still holds it.
+
+    napari layers show volumes with their axes in world order; a session records
+    (and puts the annotation on) the grid of the user's file instead. A volume
+    made in memory, or whose file changed, is returned as it is.
+    """
+    source = volume.metadata.get("source")
+    if not source or not Path(source).is_file():
+        return volume
+    flags = volume.metadata.get("read_as") or {}
+    try:
+        in_file = io.read_volume(
+            source,
+            voxel_size_um=flags.get("voxel_size_um"),
+            orientation=flags.get("orientation"),
+            style=flags.get("style") or "nibabel",
+            name=volume.name,
+        )
+    except CcfAlignError:
+        return volume
+    shown = in_file.reoriented(volume.world_axes)
+    same = (
+        shown.shape == volume.shape
+        and np.allclose(shown.affine, volume.affine, atol=1e-6)
+        and np.array_equal(shown.data, volume.data)
+    )
+    return in_file if same else volume
 
 
 @dataclass(frozen=True)
@@ -284,6 +319,38 @@ class Session:
         if isinstance(self.result, rigid.RigidResult):
             return self.result
         return getattr(self.result, "linear", None)
+
+
+def of_run(
+    result,
+    method: str,
+    state: AlignmentState,
+    fixed: Volume,
+    moving: Volume,
+    start: np.ndarray | None = None,
+    figures: dict | None = None,
+    atlas_source: str = "",
+) -> Session:
+    """The session of a run made elsewhere (the Register widget): records, settings, timings."""
+    linear = result if isinstance(result, rigid.RigidResult) else getattr(result, "linear", None)
+    seconds = float(result.seconds) + (
+        float(linear.seconds) if linear is not result and linear else 0.0
+    )
+    return Session(
+        method=method,
+        atlas=record_atlas(fixed, atlas_source),
+        moving=record_input(moving),
+        state=state,
+        rigid_settings=None if linear is None else linear.settings,
+        syn_settings=result.settings if isinstance(result, syn.SynResult) else None,
+        result=result,
+        start=None if start is None else np.asarray(start, float),
+        centred=False,
+        figures=figures or {},
+        timings={"registration_s": round(seconds, 3)},
+        created=now(),
+        versions=versions(),
+    )
 
 
 def versions() -> dict[str, str]:
@@ -643,6 +710,8 @@ def read_moving(session: Session, folder: str | os.PathLike) -> Volume:
                 "again, or restore the original file."
             )
         volume = read_input(path, rec.voxel_size_um, rec.orientation, rec.style, rec.name)
+    if volume.shape == rec.shape:  # where it was when registered (e.g. placed by hand in napari)
+        volume = replace(volume, affine=np.asarray(rec.affine, float), name=rec.name)
     return volume
 
 

@@ -50,6 +50,7 @@ _PLOT_TITLES = {
 }
 RESULT_KEY = "ccf_align_result"
 MOVING_KEY = "ccf_align_moving"  # the name of the layer a result registered
+RUN_KEY = "ccf_align_run"  # what the run was asked: method, alignment state, start map
 
 
 def _first_sentence(text: str) -> str:
@@ -69,6 +70,7 @@ class RegisterWidget(StepWidget):
         self.model = model_for(napari_viewer)
         self.worker = None
         self._token: CancelToken | None = None
+        self._asked: dict = {}  # method, state and start of the run under way
         self.runs = 0
         self.last_result: tuple[str, rigid.RigidResult | syn.SynResult] | None = (
             None  # (layer, result)
@@ -198,6 +200,7 @@ class RegisterWidget(StepWidget):
         self.save_csv.changed.connect(lambda: self._save("csv"))
         follow_anatomy(self.viewer)
         keep_inputs_fresh(self.viewer, self.fixed, self.moving, lambda: self.model.moving_layer)
+        self.model.session_loaded.connect(self.restore)
 
     # ------------------------------------------------------------------ form
 
@@ -267,6 +270,40 @@ class RegisterWidget(StepWidget):
             )
         return self.last_result[1].matrix
 
+    def restore(self, loaded) -> None:
+        """Show a loaded session's method and settings, and take its result as the last one."""
+        saved, moving_name = loaded
+        self.method.value = saved.method
+        r = saved.rigid_settings
+        if r is not None:
+            self.metric.value = r.metric
+            self.bins.value = r.bins
+            self.ants_radius.value = r.ants_radius
+            self.sampling.value = r.sampling
+            self.fraction.value = r.sampling_fraction
+            self.levels.value = rigid.format_levels(r.levels)
+            self.iterations.value = r.iterations
+            self.learning_rate.value = r.learning_rate
+            self.min_step.value = r.min_step
+            self.clip_low.value, self.clip_high.value = r.clip_percentiles
+            self.seed.value = r.seed
+        y = saved.syn_settings
+        if y is not None:
+            self.syn_metric.value = y.metric
+            self.syn_iters.value = ", ".join(map(str, y.level_iters))
+            self.syn_step.value = y.step_length
+            if y.working_resolution_um is not None:
+                res = round(y.working_resolution_um)
+                if res not in self.syn_resolution.choices:
+                    self.syn_resolution.choices = sorted({*self.syn_resolution.choices, res})
+                self.syn_resolution.value = res
+        self.start_from.value = "align"
+        self.last_result = (moving_name, saved.result)
+        self.status.value = (
+            f"Session loaded: {saved.method} of {moving_name!r}. Run again to repeat it, or "
+            "inspect the result."
+        )
+
     # ------------------------------------------------------------------ run
 
     def run(self, _value=None):
@@ -294,6 +331,7 @@ class RegisterWidget(StepWidget):
             return None
         self.status.value = "Starting..."
         moving_name = moving_layer.name
+        self._asked = {"method": method, "state": state, "start": start}
         token = self._token = CancelToken()
         relay = _worker.ProgressRelay(min_interval_s=0.0, parent=self)
         relay.event.connect(self._on_progress)
@@ -351,13 +389,15 @@ class RegisterWidget(StepWidget):
                     blending="additive",
                     contrast_limits=limits,
                     visible=False,
-                    metadata={RESULT_KEY: result, MOVING_KEY: moving_name},
+                    metadata={RESULT_KEY: result, MOVING_KEY: moving_name, RUN_KEY: self._asked},
                 ),
             )
         except Exception:
             self._set_running(False)
             raise
-        layer.metadata.update({RESULT_KEY: result, MOVING_KEY: moving_name})  # (when updated)
+        layer.metadata.update(  # (when an existing layer was updated)
+            {RESULT_KEY: result, MOVING_KEY: moving_name, RUN_KEY: self._asked}
+        )
         # shown in the next event-loop turn: napari's new layer (controls, visual) and its
         # first draw (shader compilation) each take tens of milliseconds on the GUI thread
         # (a timer, not a zero-delay call: Qt would run that before any pending paint or input)
