@@ -16,7 +16,17 @@ import numpy as np
 import SimpleITK as sitk
 import tifffile
 
-from napari_ccf_align.core import alignment, atlas, io, prepare, rigid, space
+from napari_ccf_align.core import (
+    alignment,
+    apply,
+    atlas,
+    io,
+    prepare,
+    rigid,
+    session,
+    space,
+    transform_files,
+)
 from napari_ccf_align.core.alignment import AlignmentState
 from napari_ccf_align.core.volume import Volume
 
@@ -302,8 +312,98 @@ CASES: list[Case] = [
         "a dict where settings go",
         lambda t: rigid.register(_vol(), _vol(), None, {"transform": "rigid"}),
     ),
+    # -- sessions and applying them
+    ("session", "folder without session.json", lambda t: session.load(_dir(t, "empty"))),
+    ("session", "missing session folder", lambda t: session.load(t / "nowhere")),
+    ("session", "session.json is not JSON", lambda t: session.load(_session(t, "{not json"))),
+    (
+        "session",
+        "session.json of another program",
+        lambda t: session.load(_session(t, json.dumps({"format": "something else"}))),
+    ),
+    (
+        "session",
+        "session from a newer version",
+        lambda t: session.load(_session(t, json.dumps({"format": session.FORMAT, "version": 99}))),
+    ),
+    (
+        "session",
+        "session.json without its result",
+        lambda t: session.load(_session(t, json.dumps({"format": session.FORMAT, "version": 1}))),
+    ),
+    ("session", "missing rigid.tfm", lambda t: transform_files.read_transform(t / "rigid.tfm")),
+    (
+        "session",
+        "an image given as a displacement field",
+        lambda t: transform_files.read_field(_nifti(t, True, "f.nii.gz")),
+    ),
+    (
+        "session",
+        "saving over a folder of other files",
+        lambda t: session.check_session_target(_with_file(t)),
+    ),
+    (
+        "points",
+        "missing points file",
+        lambda t: apply.read_points_csv(t / "no.csv", _vol(), "index"),
+    ),
+    ("points", "CSV with a header only", lambda t: _points(t, "a,b,c\n")),
+    ("points", "CSV with two numeric columns", lambda t: _points(t, "id,x,y\np,1,2\n")),
+    (
+        "points",
+        "CSV row with a word for a number",
+        lambda t: _points(t, "x,y,z\n1,2,3\n4,five,6\n"),
+    ),
+    (
+        "points",
+        "unknown coordinate frame",
+        lambda t: apply.read_points_csv(_write(t, "p.csv", b"x,y,z\n1,2,3\n"), _vol(), "voxels"),
+    ),
     # -- command line
     ("command line", "fetch-atlas --resolution 30", _cli("fetch-atlas", "--resolution", "30")),
+    (
+        "command line",
+        "register --voxel-size 0 10 10",
+        lambda t: _cli(
+            "register", str(_nifti(t)), "--voxel-size", "0", "10", "10", "--out", str(t / "o")
+        )(t),
+    ),
+    (
+        "command line",
+        "register --crop 1-5 0:9 0:10",
+        lambda t: _cli(
+            "register", str(_nifti(t)), "--crop", "1-5", "0:9", "0:10", "--out", str(t / "o")
+        )(t),
+    ),
+    (
+        "command line",
+        "register --flip X",
+        lambda t: _cli("register", str(_nifti(t)), "--flip", "X", "--out", str(t / "o"))(t),
+    ),
+    (
+        "command line",
+        "register --syn-iterations 40,lots",
+        lambda t: _cli(
+            "register",
+            str(_nifti(t)),
+            "--method",
+            "rigid+syn",
+            "--syn-iterations",
+            "40,lots",
+            "--out",
+            str(t / "o"),
+        )(t),
+    ),
+    (
+        "command line",
+        "apply --out is a folder",
+        lambda t: _cli("apply", str(t), str(_nifti(t)), "--out", str(_dir(t, "d")))(t),
+    ),
+    (
+        "command line",
+        "batch of files that are not there",
+        lambda t: _cli("batch", str(t), str(t / "a.nii.gz"), "--out", str(t / "b"))(t),
+    ),
     (
         "command line",
         "demo --output is a file",
@@ -313,7 +413,7 @@ CASES: list[Case] = [
 
 
 def _dir(tmp: Path, name: str) -> Path:
-    (tmp / name).mkdir()
+    (tmp / name).mkdir(exist_ok=True)
     return tmp / name
 
 
@@ -360,6 +460,22 @@ def _loop() -> dict:
         "id": 1, "acronym": "a", "name": "a", "parent_structure_id": 2,
         "children": [{"id": 2, "acronym": "b", "name": "b", "parent_structure_id": 1}],
     }  # fmt: skip
+
+
+def _session(tmp: Path, text: str) -> Path:
+    folder = _dir(tmp, "session")
+    (folder / "session.json").write_text(text)
+    return folder
+
+
+def _with_file(tmp: Path) -> Path:
+    folder = _dir(tmp, "mine")
+    (folder / "notes.txt").write_text("mine")
+    return folder
+
+
+def _points(tmp: Path, text: str):
+    return apply.read_points_csv(_write(tmp, "p.csv", text.encode()), _vol(), "index")
 
 
 def _table() -> atlas.StructureTable:

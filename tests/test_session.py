@@ -263,7 +263,7 @@ def test_a_layer_made_in_memory_is_embedded_so_the_session_loads_anywhere(templa
 
 def test_field_files_reject_what_is_not_a_field(tmp_path, template_100):
     io.write_volume(template_100, tmp_path / "t.nii.gz")
-    with pytest.raises(CcfAlignError, match="not a 3D displacement field"):
+    with pytest.raises(CcfAlignError, match="is not a 3D displacement field"):
         transform_files.read_field(tmp_path / "t.nii.gz")
 
 

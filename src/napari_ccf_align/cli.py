@@ -310,11 +310,11 @@ def apply(args: argparse.Namespace) -> int:
     from .core import apply as applying
     from .core import io, session
 
-    saved, folder = session.load(args.session)
     target = Path(args.out)
     if target.is_dir():
         raise CcfAlignError(f"--out {target} is a folder: give a file name to write.")
     io.check_output_folder(target.parent if str(target.parent) else Path("."))
+    saved, folder = session.load(args.session)
     if str(args.image).lower().endswith(".csv"):
         return _apply_points(args, saved, target)
     result = saved.result
@@ -397,14 +397,14 @@ def batch(args: argparse.Namespace) -> int:
     from .core import io, runs, session
 
     out = io.check_output_folder(args.out)
-    saved, folder = session.load(args.session)
-    recipe = _recipe(args, runs.recipe_of(saved))
     missing = [p for p in args.moving if not Path(p).is_file()]
     if missing:
         raise CcfAlignError(
             f"No file at {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}: check the "
             "paths (nothing was started)."
         )
+    saved, folder = session.load(args.session)
+    recipe = _recipe(args, runs.recipe_of(saved))
     if saved.atlas.kind == "allen":
         fixed = runs.load_fixed(recipe.atlas_resolution_um, args.cache, args.base_url)
     else:

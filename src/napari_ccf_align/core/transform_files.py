@@ -109,7 +109,8 @@ def read_transform(path: str | os.PathLike) -> sitk.Transform:
     if transform.IsLinear():
         return transform
     raise UnreadableFileError(
-        f"{path.name} holds a non-linear transform where a linear one belongs."
+        f"{path.name} holds a non-linear transform where a linear one belongs: give the "
+        "session's rigid.tfm."
     )
 
 
@@ -182,8 +183,9 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     n = image.GetDimension()
     if image.GetNumberOfComponentsPerPixel() != n or n != 3:
         raise UnreadableFileError(
-            f"{path.name} is not a 3D displacement field (it has "
-            f"{image.GetNumberOfComponentsPerPixel()} components per voxel in {n}D)."
+            f"{path.name} is not a 3D displacement field ({image.GetNumberOfComponentsPerPixel()} "
+            f"value(s) per voxel in {n}D, not 3 in 3D): give a session's syn_warp.nii.gz or "
+            "syn_inverse_warp.nii.gz."
         )
     affine = space.affine_from_itk(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
     lps = sitk.GetArrayFromImage(image).astype(np.float32)
