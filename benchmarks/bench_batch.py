@@ -23,7 +23,7 @@ from benchmarks.common import ROOT, template_100, write
 from napari_ccf_align.core import batch, io, rigid, runs, syn
 
 sys.path.insert(0, str(ROOT))
-from tests.conftest import lightsheet_like  # noqa: E402
+from tests.conftest import lightsheet_like
 
 RECIPE = runs.Recipe(
     method="rigid+syn",
