@@ -43,8 +43,11 @@ def main() -> dict:
             sample, _ = lightsheet_like(template, offset_mm=(0.2 * k, -0.1 * k, 0.1 * k))
             paths.append(io.write_volume(sample, root / f"brain{k}.nii.gz"))
         t0 = time.perf_counter()
+        per_brain = {"serial_in_process": []}
         for p in paths:
+            t1 = time.perf_counter()
             runs.register_file(p, RECIPE, root / "serial" / p.name[:6], fixed=fixed)
+            per_brain["serial_in_process"].append(round(time.perf_counter() - t1, 1))
         serial = time.perf_counter() - t0
         timings = {"serial_in_process": serial}
         for workers in (1, 2):
@@ -52,12 +55,14 @@ def main() -> dict:
             rows = batch.run_batch(RECIPE, paths, root / f"w{workers}", fixed, workers=workers)
             timings[f"local_cluster_{workers}"] = time.perf_counter() - t0
             assert all(r.status == "ok" for r in rows), batch.table(rows)
+            per_brain[f"local_cluster_{workers}"] = [round(r.seconds, 1) for r in rows]
     per_minute = {k: round(len(paths) * 60.0 / v, 2) for k, v in timings.items()}
     summary = {
         "brains": len(paths),
         "reference": name,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "brains_per_minute": per_minute,
+        "seconds_per_brain": per_brain,
         "ratio_1_worker_over_serial": round(
             per_minute["local_cluster_1"] / per_minute["serial_in_process"], 2
         ),

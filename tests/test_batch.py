@@ -66,3 +66,25 @@ def test_repeated_file_names_get_their_own_folders():
 def test_no_brains_is_one_sentence(template_100, tmp_path):
     with pytest.raises(Exception, match="No brains were given"):
         batch.run_batch(runs.Recipe(), [], tmp_path, runs.Fixed(template_100))
+
+
+def test_a_running_scheduler_is_used_when_its_address_is_given(template_100, brains):
+    from distributed import LocalCluster
+
+    root, paths, _ = brains
+    recipe = runs.Recipe(
+        method="rigid", rigid_settings=rigid.RigidSettings(iterations=30), atlas_resolution_um=100
+    )
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        rows = batch.run_batch(
+            recipe,
+            paths[:1],
+            root / "on-cluster",
+            runs.Fixed(template_100),
+            scheduler=cluster.scheduler_address,
+            write_report=False,
+        )
+        assert [r.status for r in rows] == ["ok"]
+        # the work ran on the cluster's worker, which still runs after the batch is done
+        assert len(cluster.scheduler.workers) == 1
+    assert (root / "on-cluster" / "brain0" / "session.json").is_file()

@@ -150,11 +150,18 @@ def run_batch(
         client = Client(scheduler, timeout="20s")
         threads = 0
     else:
+        # one brain at a time per worker, the machine's cores shared among the workers (dask
+        # would otherwise pin every worker's OpenMP/BLAS pools to one thread)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pools = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={name: str(threads) for name in pools},
         )
         client = Client(cluster)
-        threads = max(1, (os.cpu_count() or 1) // workers)
     rows: dict[str, BatchRow] = {}
     try:
         atlas_data = client.scatter(fixed, broadcast=True)
