@@ -72,7 +72,7 @@ def registered(make_napari_viewer, qtbot, template_100, atlas_source, tmp_path):
     sample, _ = lightsheet_like(template_100)
     path = io.write_volume(sample, tmp_path / "sample.nii.gz")
     viewer.open(str(path), plugin="napari-ccf-align")
-    register, sessions = _dock(viewer, "Register", "Session (save, load, apply)")
+    register, sessions = _dock(viewer, "Register", "Session")
     model = model_for(viewer)
     model.moving_layer = "sample"
     moving = io.read_volume(path)
@@ -124,7 +124,7 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
     fresh = make_napari_viewer(show=True)
     fresh.window.resize(1400, 900)
     align, register2, sessions2 = _dock(
-        fresh, "Initial alignment and crop", "Register", "Session (save, load, apply)"
+        fresh, "Initial alignment and crop", "Register", "Session"
     )
     sessions2.load_session(folder)
     _idle(qtbot, sessions2)

@@ -446,9 +446,7 @@ def gui_demo(args: argparse.Namespace) -> int:
     )
     viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register", tabify=True)
     viewer.window.add_plugin_dock_widget("napari-ccf-align", "Inspect the result", tabify=True)
-    viewer.window.add_plugin_dock_widget(
-        "napari-ccf-align", "Session (save, load, apply)", tabify=True
-    )
+    viewer.window.add_plugin_dock_widget("napari-ccf-align", "Session", tabify=True)
     viewer.open_sample("napari-ccf-align", "simulated_brain")
     anatomical_view(viewer)
     viewer.reset_view()

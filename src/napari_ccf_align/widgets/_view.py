@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import napari
 from magicgui.widgets import Container
 from qtpy.QtCore import QSize, Qt, QTimer
@@ -130,6 +132,14 @@ def tabify_with_steps(widget: QWidget) -> bool:
     anchor = steps[0][2]
     if anchor not in main.tabifiedDockWidgets(dock):
         main.tabifyDockWidget(anchor, dock)
+    # Qt puts a tabified dock right after the one it joins: re-joining each step after the
+    # one before it lays the tabs out in docking order (Load, Align, Register, ...)
+    ordered = [d for _, _, d in sorted([*steps, (_step_order(dock), id(dock), dock)])]
+    for before, after in itertools.pairwise(ordered):
+        main.tabifyDockWidget(before, after)
+    title = getattr(widget, "step_title", "")
+    if title:  # the tab says the step ("Align and crop"), not napari's "… (napari-ccf-align)"
+        dock.setWindowTitle(title)
     dock.show()
     dock.raise_()
     return True
@@ -139,6 +149,7 @@ class StepWidget(QWidget):
     """Base of the Load, Align and Register widgets: they dock as tabs of one group."""
 
     _docked = 0  # step widgets made so far in this process (their docking order)
+    step_title = ""  # the dock's tab title
 
     def __init__(self) -> None:
         super().__init__()

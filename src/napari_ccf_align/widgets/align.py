@@ -65,6 +65,8 @@ def _slider(lo: float, hi: float, step: float, decimals: int) -> QLabeledDoubleS
 class AlignWidget(StepWidget):
     """Initial alignment and crop of the moving volume, previewed on the atlas grid."""
 
+    step_title = "Align and crop"
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         kernels.warm_up_in_background()  # compiled off the GUI thread, ready for the first preview
@@ -546,6 +548,7 @@ class AlignWidget(StepWidget):
         Made only while the 3D view is on: adding a layer costs the GUI thread a
         few hundred milliseconds, which a 2D crop need not pay.
         """
+
         full = name + EDGES_SUFFIX
         state = self.model.state
         if state.crop is None or self.moving.value is None:

@@ -58,6 +58,8 @@ _VIEWS = (
 class InspectWidget(StepWidget):
     """Toggles for QC layers of one result, a figures table and a log2 Jacobian histogram."""
 
+    step_title = "Inspect"
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
@@ -314,6 +316,7 @@ _IMAGE_STYLE = {
 
 def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volume, str, str]:
     """One QC view as (Volume, "image" or "labels", a sentence for the status line)."""
+
     on_grid = lambda data: Volume(data, fixed.affine, key, fixed.world_axes)  # noqa: E731
     linear = getattr(result, "forward", None) is None
     if key in ("overlay", "checkerboard", "difference"):

@@ -52,6 +52,8 @@ def _group(title: str, container: Container) -> QGroupBox:
 class LoadWidget(StepWidget):
     """Load the user's volume (file or layer) and the Allen CCF atlas into the RAS world."""
 
+    step_title = "Load"
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
@@ -391,6 +393,7 @@ class LoadWidget(StepWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         """One status line (replacing any older one); errors are also a notification."""
+
         self.status.value = text
         if error:
             show_error(text)

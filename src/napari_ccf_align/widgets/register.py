@@ -63,6 +63,8 @@ def _first_sentence(text: str) -> str:
 class RegisterWidget(StepWidget):
     """Method, metric and parameters; Run and Cancel; progress; live metric plot."""
 
+    step_title = "Register"
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         kernels.warm_up_in_background()  # compiled off the GUI thread, ready for the first preview
@@ -366,6 +368,7 @@ class RegisterWidget(StepWidget):
 
     def cancel(self, _value=None) -> None:
         """Stop the run at its next iteration; the viewer stays as it was."""
+
         if self._token is not None:
             self._token.cancel()
             self.status.value = "Cancelling..."

@@ -43,6 +43,8 @@ _DIRECTIONS = [
 class SessionWidget(StepWidget):
     """Save and load sessions; apply a result to another image, label image or points layer."""
 
+    step_title = "Session"
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
@@ -227,6 +229,7 @@ class SessionWidget(StepWidget):
 
     def apply_to(self, name: str | None) -> object:
         """Map the layer ``name`` through the chosen result into the other space (on a worker)."""
+
         try:
             if name is None or name not in self.viewer.layers:
                 raise CcfAlignError("Choose a layer to apply the result to.")
