@@ -256,27 +256,10 @@ def _levels(text: str) -> tuple[int, ...]:
 
 def register(args: argparse.Namespace) -> int:
     """Register one sample file and save its session."""
-    from .core import runs, session
+    from .core import session
 
     out = session.check_session_target(args.out)
-    recipe = _recipe(args)
-    progress = _TerminalProgress(args.quiet)
-    with _ctrl_c_cancels() as token:
-        try:
-            s = runs.register_file(
-                args.moving,
-                recipe,
-                out,
-                cache=args.cache,
-                base_url=args.base_url,
-                on_progress=progress,
-                cancel=token,
-                write_report=not args.no_report,
-            )
-        finally:
-            progress.close()
-    print(runs.summary(s, out))
-    return 0
+    return _register_and_save(args, _recipe(args), out)
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -285,7 +268,13 @@ def replay(args: argparse.Namespace) -> int:
 
     out = session.check_session_target(args.out)
     saved, _ = session.load(args.session)
-    recipe = _recipe(args, runs.recipe_of(saved))
+    return _register_and_save(args, _recipe(args, runs.recipe_of(saved)), out)
+
+
+def _register_and_save(args: argparse.Namespace, recipe, out: Path) -> int:
+    """One run with progress bars and Ctrl-C as cancel; its summary line on stdout."""
+    from .core import runs
+
     progress = _TerminalProgress(args.quiet)
     with _ctrl_c_cancels() as token:
         try:

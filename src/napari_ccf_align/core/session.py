@@ -111,11 +111,7 @@ class InputRecord:
 
     def grid(self) -> Volume:
         """The input's grid (geometry only, no data)."""
-        return Volume(
-            np.broadcast_to(np.zeros((), np.uint8), self.shape),
-            np.asarray(self.affine, float),
-            self.name,
-        )
+        return Volume.grid(self.shape, self.affine, self.name)
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
@@ -224,11 +220,7 @@ class AtlasRecord:
 
     def grid(self) -> Volume:
         """The atlas grid (geometry only)."""
-        return Volume(
-            np.broadcast_to(np.zeros((), np.uint8), self.shape),
-            np.asarray(self.affine, float),
-            self.name,
-        )
+        return Volume.grid(self.shape, self.affine, self.name)
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""

@@ -192,9 +192,7 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     # back to the axis order the field was written from (see field_image)
     lps = np.transpose(lps, (2, 1, 0, 3))
     affine = affine[:, [2, 1, 0, 3]]
-    grid = Volume(
-        np.broadcast_to(np.zeros((), np.uint8), lps.shape[:-1]), affine, path.name.split(".")[0]
-    )
+    grid = Volume.grid(lps.shape[:-1], affine, path.name.split(".")[0])
     return lps @ space.lps_flip().astype(np.float32), grid
 
 

@@ -121,6 +121,14 @@ class Volume:
 
     # -- geometry ---------------------------------------------------------------------
 
+    @classmethod
+    def grid(cls, shape, affine, name: str = "grid", world_axes: str | None = None) -> Volume:
+        """A grid without data (a read-only broadcast of zeros): where voxels are, not values."""
+        shape = tuple(int(n) for n in shape)
+        axes = world_axes or ("RAS" if len(shape) == 3 else "RA")
+        zeros = np.broadcast_to(np.zeros((), np.uint8), shape)
+        return cls(zeros, np.asarray(affine, float), name, axes)
+
     @property
     def ndim(self) -> int:
         """Number of array axes (2 or 3)."""

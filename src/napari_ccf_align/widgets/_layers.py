@@ -97,3 +97,21 @@ def keep_inputs_fresh(viewer: napari.viewer.Viewer, fixed, moving, preferred=lam
         event.connect(refresh)
     refresh()
     return refresh
+
+
+def result_choices(viewer: napari.viewer.Viewer, key: str) -> list[tuple[str, str]]:
+    """(name, name) of every image layer holding a registration result under ``key``."""
+    return [
+        (layer.name, layer.name)
+        for layer in viewer.layers
+        if isinstance(layer, Image) and key in layer.metadata
+    ]
+
+
+def offer_results(combo, viewer: napari.viewer.Viewer, key: str) -> None:
+    """Refresh a result picker; a result that just arrived becomes the one picked."""
+    before = set(combo.choices)
+    combo.reset_choices()
+    new = [name for name, _ in result_choices(viewer, key) if name not in before]
+    if new:
+        combo.value = new[-1]

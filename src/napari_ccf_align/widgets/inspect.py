@@ -24,7 +24,7 @@ from magicgui.widgets import (
     SpinBox,
     Table,
 )
-from napari.layers import Image, Labels
+from napari.layers import Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
@@ -34,7 +34,7 @@ from ..core.volume import Volume
 from ..layer_data import image_layer_data, labels_layer_data, placed_volume, volume_of_layer
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, atlas_layer
+from ._layers import add_layer_data, atlas_layer, offer_results, result_choices
 from ._mpl import ThemedCanvas
 from ._view import StepWidget, follow_anatomy, row, scrollable
 from .register import MOVING_KEY, RESULT_KEY
@@ -114,19 +114,11 @@ class InspectWidget(StepWidget):
     # ------------------------------------------------------------------ inputs
 
     def _results(self, _widget=None) -> list[tuple[str, str]]:
-        return [
-            (layer.name, layer.name)
-            for layer in self.viewer.layers
-            if isinstance(layer, Image) and RESULT_KEY in layer.metadata
-        ]
+        return result_choices(self.viewer, RESULT_KEY)
 
     def _refresh_results(self, _event=None) -> None:
         """Offer every result layer; a new result becomes the one inspected."""
-        before = set(self.result.choices)
-        self.result.reset_choices()
-        new = [name for name, _ in self._results() if name not in before]
-        if new:
-            self.result.value = new[-1]
+        offer_results(self.result, self.viewer, RESULT_KEY)
 
     def inputs(self) -> tuple[object, Volume, Volume, str]:
         """(result, atlas Volume, sample Volume, result layer name), or a CcfAlignError."""

@@ -30,7 +30,7 @@ from ..layer_data import (
 )
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, atlas_layer
+from ._layers import add_layer_data, atlas_layer, offer_results, result_choices
 from ._view import StepWidget, follow_anatomy, row, scrollable
 from .register import MOVING_KEY, RESULT_KEY, RUN_KEY
 
@@ -82,11 +82,7 @@ class SessionWidget(StepWidget):
     # ------------------------------------------------------------------ choices
 
     def _results(self, _widget=None) -> list[tuple[str, str]]:
-        return [
-            (layer.name, layer.name)
-            for layer in self.viewer.layers
-            if isinstance(layer, Image) and RESULT_KEY in layer.metadata
-        ]
+        return result_choices(self.viewer, RESULT_KEY)
 
     def _appliable(self, _widget=None) -> list[tuple[str, str]]:
         return [
@@ -96,11 +92,7 @@ class SessionWidget(StepWidget):
         ]
 
     def _refresh(self, _event=None) -> None:
-        before = set(self.result.choices)
-        self.result.reset_choices()
-        new = [name for name, _ in self._results() if name not in before]
-        if new:
-            self.result.value = new[-1]
+        offer_results(self.result, self.viewer, RESULT_KEY)
         self.layer.reset_choices()
 
     def _guess_direction(self, name: str | None = None) -> None:
