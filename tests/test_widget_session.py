@@ -123,9 +123,7 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
 
     fresh = make_napari_viewer(show=True)
     fresh.window.resize(1400, 900)
-    align, register2, sessions2 = _dock(
-        fresh, "Initial alignment and crop", "Register", "Session"
-    )
+    align, register2, sessions2 = _dock(fresh, "Initial alignment and crop", "Register", "Session")
     sessions2.load_session(folder)
     _idle(qtbot, sessions2)
     assert "Session loaded" in sessions2.status.value, sessions2.status.value
