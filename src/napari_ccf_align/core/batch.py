@@ -158,7 +158,7 @@ def run_batch(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: no clash (and warning) with another cluster
             env={name: str(threads) for name in pools},
         )
         client = Client(cluster)
