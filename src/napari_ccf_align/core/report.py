@@ -157,7 +157,7 @@ def stage_figures(result, fixed: Volume, moving: Volume, state=None) -> dict:
     -------
     dict
         ``{stage: {"NCC (brain)": float, "Mattes MI": float}}``; NCC over the atlas's
-        brain, Mattes MI as SimpleITK computes it (lower is better).
+        brain; Mattes mutual information in nats (higher = more alike).
     """
     from . import alignment, qc, rigid
 
