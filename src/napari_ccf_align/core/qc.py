@@ -244,6 +244,10 @@ def dice_per_region(a: np.ndarray, b: np.ndarray) -> dict[int, float]:
 # --------------------------------------------------------------------------- of a result
 
 
+#: Voxels per slab when a map is computed over a whole grid (bounds the temporaries).
+_SLAB_VOXELS = 2_000_000
+
+
 def deformation_of(result, grid: Volume) -> np.ndarray:
     """The deformation beyond the linear stage on ``grid`` (RAS mm, ``(*shape, ndim)``).
 
@@ -256,8 +260,16 @@ def deformation_of(result, grid: Volume) -> np.ndarray:
         return np.zeros((*grid.shape, grid.ndim), np.float32)
     from .syn import field_at
 
-    points = grid.index_to_world(np.indices(grid.shape).reshape(grid.ndim, -1).T)
-    return field_at(forward, result.grid, points).reshape(*grid.shape, grid.ndim).astype(np.float32)
+    out = np.empty((*grid.shape, grid.ndim), np.float32)
+    rest = grid.shape[1:]
+    step = max(1, _SLAB_VOXELS // max(1, int(np.prod(rest))))
+    for first in range(0, grid.shape[0], step):  # slabs: no whole-grid temporaries
+        stop = min(first + step, grid.shape[0])
+        idx = np.indices((stop - first, *rest), dtype=np.float64).reshape(grid.ndim, -1).T
+        idx[:, 0] += first
+        values = field_at(forward, result.grid, grid.index_to_world(idx))
+        out[first:stop] = values.reshape(stop - first, *rest, grid.ndim)
+    return out
 
 
 def linear_jacobian(result) -> float:
@@ -267,19 +279,23 @@ def linear_jacobian(result) -> float:
     return float(1.0 / np.linalg.det(m[:n, :n]))
 
 
-def jacobian_of(result, grid: Volume) -> tuple[np.ndarray, bool]:
+def jacobian_of(
+    result, grid: Volume, deformation: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
     """Jacobian determinant of the whole atlas -> sample map on ``grid``, and whether uniform.
 
     The linear stage contributes one factor everywhere (:func:`linear_jacobian`);
     SyN multiplies it by its own Jacobian. > 1: the sample is larger there than the
     atlas (tissue stretched, or the atlas squeezed); < 1: smaller; <= 0: folding.
     A rigid result gives 1 everywhere, an affine one its constant determinant.
+    ``deformation`` is :func:`deformation_of` on ``grid`` when already computed.
     """
-    deformation = deformation_of(result, grid)
     uniform = getattr(result, "forward", None) is None
     base = linear_jacobian(result)
     if uniform:
         return np.full(grid.shape, base, np.float32), True
+    if deformation is None:
+        deformation = deformation_of(result, grid)
     jac = jacobian_determinant(deformation, grid.spacing) * base
     return jac.astype(np.float32), False
 

@@ -46,6 +46,7 @@ def figure(
     annotation: Volume | None = None,
     figures: dict[str, dict[str, float]] | None = None,
     grid_mm: float = 0.5,
+    warped: Volume | None = None,
 ) -> Figure:
     """The report sheet as a matplotlib Figure (3D atlas grids only).
 
@@ -62,14 +63,16 @@ def figure(
         default: NCC and Mattes MI after the run.
     grid_mm : float
         Deformation grid spacing, mm.
+    warped : Volume, optional
+        ``result.warp(fixed, moving)`` when already computed.
     """
     if fixed.ndim != 3:
         raise DimensionError("The QC report sheet shows three orthogonal views: give a 3D atlas.")
     from .alignment import tissue_threshold
 
-    warped = result.warp(fixed, moving)
+    warped = warped if warped is not None else result.warp(fixed, moving)
     deformation = qc.deformation_of(result, fixed)
-    jac, uniform = qc.jacobian_of(result, fixed)
+    jac, uniform = qc.jacobian_of(result, fixed, deformation)
     log2 = qc.log2_jacobian(jac)
     log2[fixed.data <= tissue_threshold(fixed)] = np.nan  # over the brain only
     edges = qc.region_boundaries(annotation.data) if annotation is not None else None
@@ -185,8 +188,11 @@ def write(
     annotation: Volume | None = None,
     figures: dict[str, dict[str, float]] | None = None,
     grid_mm: float = 0.5,
+    warped: Volume | None = None,
 ) -> tuple[Path, Path]:
     """Write ``qc_report.png`` and ``qc_report.html`` into ``folder`` (made if needed).
+
+    ``warped`` is ``result.warp(fixed, moving)`` when already computed (saves a warp).
 
     Returns
     -------
@@ -195,8 +201,9 @@ def write(
     """
     folder = io.check_output_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    figures = figures or {f"after {result.method}": similarity(fixed, result.warp(fixed, moving))}
-    sheet = figure(result, fixed, moving, annotation, figures, grid_mm)
+    warped = warped if warped is not None else result.warp(fixed, moving)
+    figures = figures or {f"after {result.method}": similarity(fixed, warped)}
+    sheet = figure(result, fixed, moving, annotation, figures, grid_mm, warped)
     png = folder / "qc_report.png"
     with io.atomic_path(png) as tmp:
         sheet.savefig(tmp, format="png")

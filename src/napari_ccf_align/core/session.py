@@ -541,7 +541,9 @@ def _write_contents(tmp, session, fixed, moving, annotation, report, t0) -> None
         io.write_volume(fixed, tmp / EMBEDDED_FIXED)
         atlas_record = replace(atlas_record, source=EMBEDDED_FIXED)
     if report:
-        qc_report.write(tmp, result, fixed, moving, annotation, session.figures or None)
+        qc_report.write(
+            tmp, result, fixed, moving, annotation, session.figures or None, warped=warped
+        )
     timings = {**session.timings, "save_s": round(time.perf_counter() - t0, 3)}
     data = to_dict(replace(session, moving=moving_record, atlas=atlas_record, timings=timings))
     with io.atomic_path(tmp / SESSION_JSON) as part:
