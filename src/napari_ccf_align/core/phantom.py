@@ -80,7 +80,9 @@ def brain_phantom(resolution_um: int = 100, shape: tuple[int, int, int] | None =
         h,
         "RAS",
         name="brain phantom",
-        metadata={"phantom": True, "resolution_um": resolution_um},
+        # "atlas": the widgets take it as the fixed side (offline, the demo registers to it);
+        # sessions embed it, as it is not the Allen CCF
+        metadata={"phantom": True, "atlas": "brain phantom", "resolution_um": resolution_um},
     )
 
 
