@@ -267,7 +267,7 @@ def deformation_of(result, grid: Volume) -> np.ndarray:
         stop = min(first + step, grid.shape[0])
         idx = np.indices((stop - first, *rest), dtype=np.float64).reshape(grid.ndim, -1).T
         idx[:, 0] += first
-        values = field_at(forward, result.grid, grid.index_to_world(idx))
+        values = field_at(forward, result.grid, grid.index_to_world(idx), "itk")
         out[first:stop] = values.reshape(stop - first, *rest, grid.ndim)
     return out
 

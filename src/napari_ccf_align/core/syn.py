@@ -184,13 +184,13 @@ class SynResult:
     def to_moving(self, atlas_points: np.ndarray) -> np.ndarray:
         """Sample-world points (RAS mm) shown at atlas-world points ``(..., ndim)``."""
         x = np.asarray(atlas_points, dtype=float)
-        u = field_at(self.forward, self.grid, x)
+        u = field_at(self.forward, self.grid, x, "itk")
         return space.apply_affine(np.linalg.inv(self.matrix), x + u)
 
     def to_atlas(self, sample_points: np.ndarray) -> np.ndarray:
         """Atlas-world points (RAS mm) where sample-world points ``(..., ndim)`` land."""
         z = space.apply_affine(self.matrix, np.asarray(sample_points, dtype=float))
-        return z + field_at(self.backward, self.grid, z)
+        return z + field_at(self.backward, self.grid, z, "itk")
 
     def warp(self, fixed: Volume, moving: Volume, labels: bool = False) -> Volume:
         """The sample on the atlas grid ``fixed`` (linear, or nearest for ``labels``)."""
@@ -212,17 +212,33 @@ def _grid_indices(shape: tuple[int, ...]) -> np.ndarray:
     return np.indices(shape, dtype=np.float64).reshape(len(shape), -1).T
 
 
-def field_at(disp: np.ndarray, grid: Volume, points: np.ndarray) -> np.ndarray:
+def field_at(
+    disp: np.ndarray, grid: Volume, points: np.ndarray, edge: Literal["dipy", "itk"] = "dipy"
+) -> np.ndarray:
     """A displacement field on ``grid`` linearly interpolated at world points ``(..., ndim)``.
 
-    Zero outside the grid (as DIPY treats its fields).
+    Beyond the outermost grid points the two conventions differ: ``"dipy"`` blends
+    towards zero over one spacing, as DIPY reads its own fields; ``"itk"`` keeps the
+    edge value for half a spacing and is zero beyond, as ITK's
+    ``DisplacementFieldTransform`` reads a field file. A result's maps use ``"itk"``,
+    so that its saved files map every point exactly as it does.
     """
     pts = np.asarray(points, dtype=float)
     flat = pts.reshape(-1, grid.ndim)
     idx = grid.world_to_index(flat).T
     out = np.empty_like(flat)
+    if edge == "itk":
+        top = np.asarray(grid.shape, float)[:, None] - 1.0
+        outside = ~np.all((idx >= -0.5) & (idx < top + 0.5), axis=0)
+        idx = np.clip(idx, 0.0, top)
     for k in range(grid.ndim):
-        out[:, k] = ndimage.map_coordinates(disp[..., k], idx, order=1, mode="constant", cval=0.0)
+        if edge == "itk":
+            out[:, k] = ndimage.map_coordinates(disp[..., k], idx, order=1, mode="nearest")
+            out[outside, k] = 0.0
+        else:
+            out[:, k] = ndimage.map_coordinates(
+                disp[..., k], idx, order=1, mode="constant", cval=0.0
+            )
     return out.reshape(pts.shape)
 
 
@@ -264,9 +280,10 @@ def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
         out[inside] = data[tuple(rounded[:, inside])]
         return out
     # SimpleITK's rule: within half a voxel of the edge take the edge value, beyond it 0
-    # (so files re-applied by SimpleITK give the same image, edges included)
+    # (so files re-applied by SimpleITK give the same image, edges included); like ITK's
+    # IsInsideBuffer, the lower half-voxel bound is inside, the upper one outside
     top = np.asarray(data.shape, float)[:, None] - 1.0
-    inside = np.all((idx >= -0.5) & (idx <= top + 0.5), axis=0)
+    inside = np.all((idx >= -0.5) & (idx < top + 0.5), axis=0)
     values = ndimage.map_coordinates(
         data.astype(np.float32, copy=False), np.clip(idx, 0.0, top), order=1, mode="nearest"
     )
