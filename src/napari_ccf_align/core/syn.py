@@ -228,9 +228,7 @@ def field_at(
     idx = grid.world_to_index(flat).T
     out = np.empty_like(flat)
     if edge == "itk":
-        top = np.asarray(grid.shape, float)[:, None] - 1.0
-        outside = ~np.all((idx >= -0.5) & (idx < top + 0.5), axis=0)
-        idx = np.clip(idx, 0.0, top)
+        idx, outside = _itk_edge(idx, grid.shape)
     for k in range(grid.ndim):
         if edge == "itk":
             out[:, k] = ndimage.map_coordinates(disp[..., k], idx, order=1, mode="nearest")
@@ -269,6 +267,18 @@ def sample_on_grid(
     return Volume(out, grid.affine, name, grid.world_axes, {"registered_to": grid.name})
 
 
+def _itk_edge(idx: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """ITK's edge rule for continuous indices ``(ndim, n)``: ``(clipped indices, outside)``.
+
+    Within half a voxel beyond the outermost voxel centres the edge value holds (the
+    indices are clipped onto the grid), beyond that a point is outside; as in ITK's
+    ``IsInsideBuffer``, the lower half-voxel bound is inside, the upper one outside.
+    """
+    top = np.asarray(shape, float)[:, None] - 1.0
+    outside = ~np.all((idx >= -0.5) & (idx < top + 0.5), axis=0)
+    return np.clip(idx, 0.0, top), outside
+
+
 def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
     """``volume`` at world points: nearest neighbour (labels keep their values) or linear."""
     idx = volume.world_to_index(world.reshape(-1, volume.ndim)).T
@@ -279,15 +289,12 @@ def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
         out = np.zeros(rounded.shape[1], data.dtype)
         out[inside] = data[tuple(rounded[:, inside])]
         return out
-    # SimpleITK's rule: within half a voxel of the edge take the edge value, beyond it 0
-    # (so files re-applied by SimpleITK give the same image, edges included); like ITK's
-    # IsInsideBuffer, the lower half-voxel bound is inside, the upper one outside
-    top = np.asarray(data.shape, float)[:, None] - 1.0
-    inside = np.all((idx >= -0.5) & (idx < top + 0.5), axis=0)
+    # (so files re-applied by SimpleITK give the same image, edges included)
+    idx, outside = _itk_edge(idx, data.shape)
     values = ndimage.map_coordinates(
-        data.astype(np.float32, copy=False), np.clip(idx, 0.0, top), order=1, mode="nearest"
+        data.astype(np.float32, copy=False), idx, order=1, mode="nearest"
     )
-    values[~inside] = 0.0
+    values[outside] = 0.0
     if data.dtype.kind in "iu":
         info = np.iinfo(data.dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(data.dtype)
