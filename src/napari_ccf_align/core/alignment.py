@@ -314,8 +314,7 @@ def coarse_grid(fixed: Volume, max_voxels: int = COARSE_MAX_VOXELS) -> Volume:
     scale = np.diag([*([factor] * fixed.ndim), 1.0]).astype(float)
     affine = fixed.affine @ scale
     affine[: fixed.ndim, fixed.ndim] = fixed.index_to_world(np.full(fixed.ndim, (factor - 1) / 2))
-    empty = np.broadcast_to(np.zeros((), np.uint8), shape)  # geometry only: no memory
-    return Volume(empty, affine, f"{fixed.name} (coarse)", fixed.world_axes)
+    return Volume.grid(shape, affine, f"{fixed.name} (coarse)", fixed.world_axes)
 
 
 def resample(

@@ -529,11 +529,8 @@ def _dipy_point_maps(mapping, grid: Volume):
     n = grid.ndim
     p = np.eye(n + 1) if mapping.prealign is None else np.asarray(mapping.prealign, float)
     p_inv = np.linalg.inv(p)
-    disp_grid = Volume(
-        np.broadcast_to(np.zeros((), np.uint8), mapping.forward.shape[:-1]),
-        np.asarray(mapping.disp_grid2world, float),
-        "disp",
-        grid.world_axes,
+    disp_grid = Volume.grid(
+        mapping.forward.shape[:-1], mapping.disp_grid2world, "disp", grid.world_axes
     )
     fwd, bwd = np.asarray(mapping.forward), np.asarray(mapping.backward)
 
