@@ -152,9 +152,13 @@ def similarity(fixed: Volume, warped: Volume) -> dict[str, float]:
     }
 
 
-def stage_figures(result, fixed: Volume, moving: Volume, state=None) -> dict:
+def stage_figures(
+    result, fixed: Volume, moving: Volume, state=None, warped: Volume | None = None
+) -> dict:
     """Similarity to the atlas per stage: the hand alignment, the linear stage (for SyN:
     the start it was given) and the whole result.
+
+    ``warped`` is ``result.warp(fixed, moving)`` when already computed (saves a warp).
 
     Returns
     -------
@@ -170,7 +174,9 @@ def stage_figures(result, fixed: Volume, moving: Volume, state=None) -> dict:
     ]
     if result.method == "syn":  # its matrix is the linear stage's whole map
         stages.append(("after the linear stage", rigid.warp(fixed, moving, result)))
-    stages.append((f"after {result.method}", result.warp(fixed, moving)))
+    stages.append(
+        (f"after {result.method}", warped if warped is not None else result.warp(fixed, moving))
+    )
     return {
         column: {
             "NCC (brain)": qc.ncc(fixed.data, image.data, brain),

@@ -131,7 +131,8 @@ def register_volume(
         cancel=cancel,
     )
     t_run = time.perf_counter() - t0
-    figures = report.stage_figures(result, fixed.template, moving, state)
+    warped = result.warp(fixed.template, moving)  # once, for the figures and the session
+    figures = report.stage_figures(result, fixed.template, moving, state, warped)
     s = session.Session(
         method=recipe.method,
         atlas=session.record_atlas(fixed.template, fixed.source),
@@ -148,7 +149,7 @@ def register_volume(
     )
     if cancel is not None:
         cancel.raise_if_cancelled("The run")
-    session.save(out, s, fixed.template, moving, fixed.annotation, write_report)
+    session.save(out, s, fixed.template, moving, fixed.annotation, write_report, warped)
     return replace(s, timings={**s.timings, "total_s": round(time.perf_counter() - t0, 3)})
 
 

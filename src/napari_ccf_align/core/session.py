@@ -471,6 +471,7 @@ def save(
     moving: Volume,
     annotation: Volume | None = None,
     report: bool = True,
+    warped: Volume | None = None,
 ) -> Path:
     """Write the session folder (see the module docstring) and return its path.
 
@@ -483,6 +484,8 @@ def save(
         sample's grid as ``annotation_in_sample.nii.gz``.
     report : bool
         Also draw the QC report (about a second at 100 µm).
+    warped : Volume, optional
+        ``session.result.warp(fixed, moving)`` when already computed (saves a warp).
 
     Raises
     ------
@@ -503,7 +506,7 @@ def save(
     except OSError as exc:
         raise io.write_error(parent, exc) from None
     try:
-        _write_contents(tmp, session, fixed, moving, annotation, report, t0)
+        _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0)
         _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -511,7 +514,7 @@ def save(
     return folder
 
 
-def _write_contents(tmp, session, fixed, moving, annotation, report, t0) -> None:
+def _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0) -> None:
     from . import report as qc_report
 
     result = session.result
@@ -525,7 +528,7 @@ def _write_contents(tmp, session, fixed, moving, annotation, report, t0) -> None
     if isinstance(result, syn.SynResult):
         transform_files.write_field(result.forward, result.grid, tmp / SYN_WARP)
         transform_files.write_field(result.backward, result.grid, tmp / SYN_INVERSE_WARP)
-    warped = result.warp(fixed, moving)
+    warped = warped if warped is not None else result.warp(fixed, moving)
     io.write_volume(
         replace(warped, name=f"{moving.name} (in atlas)"), tmp / WARPED, nibabel_order=True
     )

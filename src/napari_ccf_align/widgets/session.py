@@ -20,6 +20,7 @@ from ..core import alignment, apply, atlas, report, session
 from ..core.errors import CcfAlignError
 from ..core.volume import Volume
 from ..layer_data import (
+    VOLUME_KEY,
     annotation_layer_data,
     displayable,
     image_layer_data,
@@ -99,7 +100,7 @@ class SessionWidget(StepWidget):
         """Atlas-space layers go to the sample, everything else to the atlas."""
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
-            v = layer.metadata.get("ccf_align_volume")
+            v = layer.metadata.get(VOLUME_KEY)
             on_atlas = isinstance(v, Volume) and (
                 "atlas" in v.metadata or "registered_to" in v.metadata
             )
@@ -150,9 +151,10 @@ class SessionWidget(StepWidget):
         def job():
             in_file = session.as_in_file(moving)  # the grid of the user's file
             on_file = replace(state, crop=alignment.crop_between(state.crop, moving, in_file))
-            figures = report.stage_figures(result, fixed, in_file, on_file)
+            warped = result.warp(fixed, in_file)  # once, for the figures and the session
+            figures = report.stage_figures(result, fixed, in_file, on_file, warped)
             s = session.of_run(result, method, on_file, fixed, in_file, asked.get("start"), figures)
-            return session.save(folder, s, fixed, in_file, annotation)
+            return session.save(folder, s, fixed, in_file, annotation, warped=warped)
 
         self.status.value = "Saving the session (transforms, warped image, QC report)..."
         self._busy(True)
