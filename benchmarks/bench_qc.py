@@ -9,23 +9,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_qc``
 
 from __future__ import annotations
 
-import time
-import tracemalloc
-
 import numpy as np
 
-from benchmarks.common import write
+from benchmarks.common import measure, write
 from napari_ccf_align.core import phantom, qc
-
-
-def measure(fn) -> tuple[float, float]:
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return seconds, peak
 
 
 def main() -> dict:

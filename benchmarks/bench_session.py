@@ -12,24 +12,12 @@ Run: ``.venv/bin/python -m benchmarks.bench_session``
 from __future__ import annotations
 
 import tempfile
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write
+from benchmarks.common import measure, write
 from napari_ccf_align.core import io, phantom, rigid, runs, session, syn
-
-
-def measure(fn) -> tuple[float, float]:
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return seconds, peak
 
 
 def main() -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
+import time
+import tracemalloc
 from pathlib import Path
 
 from napari_ccf_align.core import atlas, phantom
@@ -35,3 +37,14 @@ def write(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=1))
     return path
+
+
+def measure(fn) -> tuple[float, int]:
+    """``(seconds, peak bytes allocated)`` of one call of ``fn()`` (memory by tracemalloc)."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, peak
