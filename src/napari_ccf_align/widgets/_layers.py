@@ -115,3 +115,33 @@ def offer_results(combo, viewer: napari.viewer.Viewer, key: str) -> None:
     new = [name for name, _ in result_choices(viewer, key) if name not in before]
     if new:
         combo.value = new[-1]
+
+
+def result_inputs(
+    viewer: napari.viewer.Viewer,
+    name: str | None,
+    moving_key: str,
+    no_result: str,
+    then: str,
+) -> tuple[Layer, Volume, Volume]:
+    """(result layer, atlas Volume, sample Volume) of the result layer ``name``.
+
+    ``moving_key`` is the metadata key naming the result's sample layer;
+    ``no_result`` is the sentence when there is no such layer, ``then`` what to do
+    when its sample is no longer open. Raises :class:`CcfAlignError` with one sentence.
+    """
+    from ..core.errors import CcfAlignError
+    from ..layer_data import placed_volume
+
+    if name is None or name not in viewer.layers:
+        raise CcfAlignError(no_result)
+    layer = viewer.layers[name]
+    template = atlas_layer(viewer)
+    if template is None:
+        raise CcfAlignError("No atlas is loaded: load it with the Load widget.")
+    moving_name = layer.metadata.get(moving_key)
+    if moving_name not in viewer.layers:
+        raise CcfAlignError(
+            f"The volume {moving_name!r} this result registered is no longer open: {then}"
+        )
+    return layer, placed_volume(template), placed_volume(viewer.layers[moving_name])

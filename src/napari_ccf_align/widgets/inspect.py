@@ -31,10 +31,16 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from ..core import alignment, qc, report
 from ..core.errors import CcfAlignError
 from ..core.volume import Volume
-from ..layer_data import image_layer_data, labels_layer_data, placed_volume, volume_of_layer
+from ..layer_data import image_layer_data, labels_layer_data, volume_of_layer
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, atlas_layer, offer_results, result_choices
+from ._layers import (
+    add_layer_data,
+    atlas_layer,
+    offer_results,
+    result_choices,
+    result_inputs,
+)
 from ._mpl import ThemedCanvas
 from ._view import StepWidget, follow_anatomy, row, scrollable
 from .register import MOVING_KEY, RESULT_KEY
@@ -122,21 +128,14 @@ class InspectWidget(StepWidget):
 
     def inputs(self) -> tuple[object, Volume, Volume, str]:
         """(result, atlas Volume, sample Volume, result layer name), or a CcfAlignError."""
-        name = self.result.value
-        if name is None or name not in self.viewer.layers:
-            raise CcfAlignError("There is no result to inspect yet: run a registration first.")
-        layer = self.viewer.layers[name]
-        template = atlas_layer(self.viewer)
-        moving_name = layer.metadata.get(MOVING_KEY)
-        if template is None:
-            raise CcfAlignError("No atlas is loaded: load it with the Load widget.")
-        if moving_name not in self.viewer.layers:
-            raise CcfAlignError(
-                f"The volume {moving_name!r} this result registered is no longer open: open it "
-                "again or run the registration again."
-            )
-        moving = placed_volume(self.viewer.layers[moving_name])
-        return layer.metadata[RESULT_KEY], placed_volume(template), moving, name
+        layer, fixed, moving = result_inputs(
+            self.viewer,
+            self.result.value,
+            MOVING_KEY,
+            "There is no result to inspect yet: run a registration first.",
+            "open it again or run the registration again.",
+        )
+        return layer.metadata[RESULT_KEY], fixed, moving, layer.name
 
     def _hand_alignment(self, moving: Volume):
         """The Align state when it aligns this volume (the "before" of the figures), else None."""

@@ -31,7 +31,13 @@ from ..layer_data import (
 )
 from ..model import model_for
 from . import _worker
-from ._layers import add_layer_data, atlas_layer, offer_results, result_choices
+from ._layers import (
+    add_layer_data,
+    atlas_layer,
+    offer_results,
+    result_choices,
+    result_inputs,
+)
 from ._view import StepWidget, follow_anatomy, row, scrollable
 from .register import MOVING_KEY, RESULT_KEY, RUN_KEY
 
@@ -112,21 +118,14 @@ class SessionWidget(StepWidget):
 
     def _chosen(self):
         """(result layer, result, atlas Volume, sample Volume), or a CcfAlignError."""
-        name = self.result.value
-        if name is None or name not in self.viewer.layers:
-            raise CcfAlignError("There is no result yet: run a registration or load a session.")
-        layer = self.viewer.layers[name]
-        template = atlas_layer(self.viewer)
-        if template is None:
-            raise CcfAlignError("No atlas is loaded: load it with the Load widget.")
-        moving_name = layer.metadata.get(MOVING_KEY)
-        if moving_name not in self.viewer.layers:
-            raise CcfAlignError(
-                f"The volume {moving_name!r} this result registered is no longer open: open it "
-                "again, or load the session."
-            )
-        moving = placed_volume(self.viewer.layers[moving_name])
-        return layer, layer.metadata[RESULT_KEY], placed_volume(template), moving
+        layer, fixed, moving = result_inputs(
+            self.viewer,
+            self.result.value,
+            MOVING_KEY,
+            "There is no result yet: run a registration or load a session.",
+            "open it again, or load the session.",
+        )
+        return layer, layer.metadata[RESULT_KEY], fixed, moving
 
     # ------------------------------------------------------------------ save
 
