@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import replace
 
 import nibabel as nib
@@ -319,10 +318,8 @@ def test_a_process_killed_during_save_leaves_the_previous_session_readable(saved
     np.testing.assert_allclose(loaded.result.matrix, s.result.matrix, atol=1e-9)
     leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert leftovers  # the dead process's partial folder ...
-    t = time.time()
     io.remove_stale_partials(tmp_path)  # ... is removed by the next save beside it
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
-    assert time.time() - t < 30
 
 
 def test_a_save_killed_between_its_two_renames_is_still_readable(saved, tmp_path):
