@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from napari_ccf_align.core import alignment, space
+from napari_ccf_align.core import align, frames
 from napari_ccf_align.core.volume import Volume, to_sitk
 
 
@@ -27,10 +27,10 @@ def baseline_register(fixed: Volume, moving: Volume) -> np.ndarray:
     moving_img = sitk.Normalize(on_grid)
     moving_on_grid = Volume(sitk.GetArrayFromImage(on_grid), fixed.affine)
     centre = fixed.centre_mm
-    centroid = alignment.centre_of(moving_on_grid, "tissue")
+    centroid = align.centre_of(moving_on_grid, "tissue")
     init = sitk.Euler3DTransform()
-    init.SetCenter(tuple(space.ras_to_lps(centre)))
-    init.SetTranslation(tuple(space.ras_to_lps(centroid) - space.ras_to_lps(centre)))
+    init.SetCenter(tuple(frames.ras_to_lps(centre)))
+    init.SetTranslation(tuple(frames.ras_to_lps(centroid) - frames.ras_to_lps(centre)))
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     reg.SetMetricSamplingStrategy(reg.REGULAR)
@@ -49,5 +49,5 @@ def baseline_register(fixed: Volume, moving: Volume) -> np.ndarray:
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=True)
     reg.Execute(fixed_img, moving_img)
-    fixed_to_moving = space.sitk_transform_matrix(init)
-    return np.linalg.inv(space.world_matrix_to_lps(fixed_to_moving))
+    fixed_to_moving = frames.sitk_transform_matrix(init)
+    return np.linalg.inv(frames.world_matrix_to_lps(fixed_to_moving))

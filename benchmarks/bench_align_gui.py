@@ -29,9 +29,9 @@ from qtpy.QtWidgets import QApplication
 from benchmarks.bench_gui import Probe, spin
 from benchmarks.bench_preview import grid_25
 from benchmarks.common import template_100, write
-from napari_ccf_align.layer_data import image_layer_data
-from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
-from napari_ccf_align.widgets.align import AlignWidget
+from napari_ccf_align.plugin.layer_data import image_layer_data
+from napari_ccf_align.plugin.widgets._layers import PREVIEW_SUFFIX, add_layer_data
+from napari_ccf_align.plugin.widgets.align import AlignWidget
 
 
 def _drags(align: AlignWidget, preview, angles) -> tuple[list[float], ...]:

@@ -20,12 +20,14 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, template_100, write
-from napari_ccf_align.core import batch, io, rigid, runs, syn
+from napari_ccf_align.core import io
+from napari_ccf_align.core.register import rigid, syn
+from napari_ccf_align.core.runs import batch, headless
 
 sys.path.insert(0, str(ROOT))
 from tests.conftest import lightsheet_like
 
-RECIPE = runs.Recipe(
+RECIPE = headless.Recipe(
     method="rigid+syn",
     rigid_settings=rigid.RigidSettings(iterations=100),
     syn_settings=syn.SynSettings(working_resolution_um=200.0),
@@ -35,7 +37,7 @@ RECIPE = runs.Recipe(
 
 def main() -> dict:
     template, name = template_100()
-    fixed = runs.Fixed(template, None, name)
+    fixed = headless.Fixed(template, None, name)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = []
@@ -46,7 +48,7 @@ def main() -> dict:
         per_brain = {"serial_in_process": []}
         for p in paths:
             t1 = time.perf_counter()
-            runs.register_file(p, RECIPE, root / "serial" / p.name[:6], fixed=fixed)
+            headless.register_file(p, RECIPE, root / "serial" / p.name[:6], fixed=fixed)
             per_brain["serial_in_process"].append(round(time.perf_counter() - t1, 1))
         serial = time.perf_counter() - t0
         timings = {"serial_in_process": serial}

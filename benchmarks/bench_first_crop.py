@@ -31,7 +31,7 @@ from qtpy.QtWidgets import QApplication
 from benchmarks.bench_align_gui import set_data_stall
 from benchmarks.bench_gui import Probe, spin
 from benchmarks.common import write
-from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX
+from napari_ccf_align.plugin.widgets._layers import PREVIEW_SUFFIX
 
 
 def main() -> dict:

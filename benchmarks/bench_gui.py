@@ -21,12 +21,13 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from benchmarks.common import template_100, write
-from napari_ccf_align.core import alignment, phantom
-from napari_ccf_align.layer_data import image_layer_data
-from napari_ccf_align.model import model_for
-from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
-from napari_ccf_align.widgets.align import AlignWidget
-from napari_ccf_align.widgets.register import RegisterWidget
+from napari_ccf_align.core import align
+from napari_ccf_align.core.testing import phantom
+from napari_ccf_align.plugin.layer_data import image_layer_data
+from napari_ccf_align.plugin.model import model_for
+from napari_ccf_align.plugin.widgets._layers import PREVIEW_SUFFIX, add_layer_data
+from napari_ccf_align.plugin.widgets.align import AlignWidget
+from napari_ccf_align.plugin.widgets.register import RegisterWidget
 
 
 def spin(until, timeout=120.0) -> None:
@@ -67,7 +68,7 @@ def register_viewer():
     ml = add_layer_data(viewer, image_layer_data(sim.volume))
     model = model_for(viewer)
     model.moving_layer = ml.name
-    model.set(alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, fixed))
+    model.set(align.centre_on_atlas(align.AlignmentState(), sim.volume, fixed))
     reg = RegisterWidget(viewer)
     viewer.window.add_dock_widget(reg)
     reg.fixed.value, reg.moving.value = fl, ml

@@ -20,14 +20,14 @@ from dataclasses import replace
 import numpy as np
 
 from benchmarks.common import template_100, write
-from napari_ccf_align.core import alignment, space
+from napari_ccf_align.core import align, frames
 from napari_ccf_align.core.volume import Volume
 
 
 def grid_25(t100: Volume) -> Volume:
     shape = (456, 528, 320)
     target = Volume(np.broadcast_to(np.zeros((), np.uint8), shape), np.diag([0.025] * 3 + [1]))
-    up = alignment.resample(target, t100, space.RigidParams().sitk_transform())
+    up = align.resample(target, t100, frames.RigidParams().sitk_transform())
     return replace(up, name="template 25 µm (upsampled, uint16 like the real one)")
 
 
@@ -45,29 +45,27 @@ def main() -> dict:
     fixed = grid_25(t100)
     moving = fixed
     states = [
-        alignment.AlignmentState(
-            space.RigidParams((a, -a / 2, a / 3), (0.1, 0, 0), tuple(fixed.centre_mm))
+        align.AlignmentState(
+            frames.RigidParams((a, -a / 2, a / 3), (0.1, 0, 0), tuple(fixed.centre_mm))
         )
         for a in np.linspace(1, 15, 6)
     ]
-    alignment.preview_with_box(fixed, moving, states[0], coarse=True)  # warm the cache
+    align.preview_with_box(fixed, moving, states[0], coarse=True)  # warm the cache
     it = iter(states * 10)
-    coarse = timed(lambda: alignment.preview_with_box(fixed, moving, next(it), coarse=True), 12)
-    exact = timed(lambda: alignment.preview_with_box(fixed, moving, next(it), coarse=False), 4)
-    sitk_exact = timed(
-        lambda: alignment.resample(fixed, moving, next(it).rigid.sitk_transform()), 4
-    )
-    slab = timed(lambda: next(alignment.exact_previews(fixed, moving, next(it), (1, 6.6))), 8)
+    coarse = timed(lambda: align.preview_with_box(fixed, moving, next(it), coarse=True), 12)
+    exact = timed(lambda: align.preview_with_box(fixed, moving, next(it), coarse=False), 4)
+    sitk_exact = timed(lambda: align.resample(fixed, moving, next(it).rigid.sitk_transform()), 4)
+    slab = timed(lambda: next(align.exact_previews(fixed, moving, next(it), (1, 6.6))), 8)
     cropped = replace(states[0], crop=((20, 430), (20, 500), (10, 300)))
-    coarse_crop = timed(lambda: alignment.preview_with_box(fixed, moving, cropped, True), 4)
-    exact_crop = timed(lambda: alignment.preview_with_box(fixed, moving, cropped, False), 3)
-    tissue = replace(states[0], crop=alignment.auto_crop(moving, 0.5))
-    exact_tissue = timed(lambda: alignment.preview_with_box(fixed, moving, tissue, False), 3)
+    coarse_crop = timed(lambda: align.preview_with_box(fixed, moving, cropped, True), 4)
+    exact_crop = timed(lambda: align.preview_with_box(fixed, moving, cropped, False), 3)
+    tissue = replace(states[0], crop=align.auto_crop(moving, 0.5))
+    exact_tissue = timed(lambda: align.preview_with_box(fixed, moving, tissue, False), 3)
     half = replace(
         states[0], crop=((0, moving.shape[0] // 2), (0, moving.shape[1]), (0, moving.shape[2]))
     )
-    exact_half = timed(lambda: alignment.preview_with_box(fixed, moving, half, False), 3)
-    n_coarse = int(np.prod(alignment.coarse_grid(fixed).shape))
+    exact_half = timed(lambda: align.preview_with_box(fixed, moving, half, False), 3)
+    n_coarse = int(np.prod(align.coarse_grid(fixed).shape))
     summary = {
         "data": f"{source}, upsampled to the 25 µm grid {fixed.shape}",
         "coarse_voxels": n_coarse,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import measure, write
-from napari_ccf_align.core import phantom, qc
+from napari_ccf_align.core.results import qc
+from napari_ccf_align.core.testing import phantom
 
 
 def main() -> dict:

@@ -17,7 +17,9 @@ import numpy as np
 
 from benchmarks.baseline import baseline_register
 from benchmarks.common import template_100, write
-from napari_ccf_align.core import alignment, phantom, rigid
+from napari_ccf_align.core import align
+from napari_ccf_align.core.register import rigid
+from napari_ccf_align.core.testing import phantom
 
 
 def cases(n: int, seed: int = 0):
@@ -44,7 +46,7 @@ def run_set(fixed, brain, n: int, hard: bool) -> list[dict]:
         base = baseline_register(fixed, sim.volume)
         t_base = time.perf_counter() - t0
         t0 = time.perf_counter()
-        start = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, fixed)
+        start = align.centre_on_atlas(align.AlignmentState(), sim.volume, fixed)
         ours = rigid.register(fixed, sim.volume, start).matrix
         t_ours = time.perf_counter() - t0
         row = {
@@ -75,7 +77,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def main(n: int = 8) -> dict:
     fixed, source = template_100()
-    brain = fixed.data > alignment.tissue_threshold(fixed)
+    brain = fixed.data > align.tissue_threshold(fixed)
     summary = {"data": source}
     for name, hard in (("rigid_truth", False), ("deformed_and_cut", True)):
         summary[name] = summarise(run_set(fixed, brain, n, hard))

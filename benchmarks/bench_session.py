@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import measure, write
-from napari_ccf_align.core import io, phantom, rigid, runs, session, syn
+from napari_ccf_align.core import io
+from napari_ccf_align.core.register import rigid, syn
+from napari_ccf_align.core.runs import headless, session
+from napari_ccf_align.core.testing import phantom
 
 
 def main() -> dict:
     template = phantom.brain_phantom(50)
     sim = phantom.simulate_brain(template)
-    fixed = runs.Fixed(template, None, "phantom 50 µm")
-    recipe = runs.Recipe(
+    fixed = headless.Fixed(template, None, "phantom 50 µm")
+    recipe = headless.Recipe(
         method="rigid+syn",
         rigid_settings=rigid.RigidSettings(iterations=30),
         syn_settings=syn.SynSettings(level_iters=(5, 2), working_resolution_um=100.0),
@@ -32,7 +35,7 @@ def main() -> dict:
     )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        s = runs.register_volume(
+        s = headless.register_volume(
             sim.volume,
             session.record_input(sim.volume),
             fixed,

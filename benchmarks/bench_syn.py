@@ -28,7 +28,9 @@ import time
 import numpy as np
 
 from benchmarks.common import template_100, write
-from napari_ccf_align.core import alignment, phantom, pipeline, syn
+from napari_ccf_align.core import align
+from napari_ccf_align.core.register import pipeline, syn
+from napari_ccf_align.core.testing import phantom
 
 logging.getLogger("dipy").setLevel(logging.WARNING)
 
@@ -42,11 +44,11 @@ def _epe(result, template, d, brain) -> float:
 
 
 def defaults(template) -> dict:
-    from napari_ccf_align.core import qc
+    from napari_ccf_align.core.results import qc
 
     d = phantom.smooth_field(template.shape, template.spacing, peak_voxels=5.0)
     sample = phantom.deformed(template, d)
-    brain = template.data > alignment.tissue_threshold(template)
+    brain = template.data > align.tissue_threshold(template)
     out = {"epe_before_voxels": float(np.linalg.norm(d[brain], axis=1).mean() / 0.1)}
     for name, settings in (("ours", syn.SynSettings()), ("dipy", DIPY_DEFAULTS)):
         t0 = time.perf_counter()
@@ -76,7 +78,7 @@ if res < 100:
     f = int(100 // res)
     shape = tuple(s * f for s in t.shape)
     grid = Volume(np.broadcast_to(np.zeros((), np.uint8), shape), np.diag([res / 1000] * 3 + [1]))
-    t = alignment.resample(grid, t, space.RigidParams().sitk_transform())
+    t = align.resample(grid, t, space.RigidParams().sitk_transform())
 moving = t.with_data(np.asarray(t.data, np.float32))
 settings = syn.SynSettings(level_iters=(4, 2, 1))
 tracemalloc.start()
@@ -102,8 +104,8 @@ def memory() -> dict:
 
 def similarity(template) -> dict:
     sim = phantom.simulate_brain(template)
-    state = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template)
-    brain = template.data > alignment.tissue_threshold(template)
+    state = align.centre_on_atlas(align.AlignmentState(), sim.volume, template)
+    brain = template.data > align.tissue_threshold(template)
 
     def corr(result) -> float:
         warped = result.warp(template, sim.volume).data

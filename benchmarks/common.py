@@ -8,7 +8,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from napari_ccf_align.core import atlas, phantom
+from napari_ccf_align.core.io import atlas
+from napari_ccf_align.core.testing import phantom
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -3,11 +3,12 @@
 Run: ``.venv/bin/python examples/register_simulated_brain.py``
 """
 
-from napari_ccf_align import _sample_data
-from napari_ccf_align.core import alignment, rigid
+from napari_ccf_align.core import align
+from napari_ccf_align.core.register import rigid
+from napari_ccf_align.plugin import sample_data
 
-reference, reference_name, sim, name = _sample_data.simulated_brain_volumes()
-start = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, reference)
+reference, reference_name, sim, name = sample_data.simulated_brain_volumes()
+start = align.centre_on_atlas(align.AlignmentState(), sim.volume, reference)
 result = rigid.register(reference, sim.volume, start)
 print(f"{name} -> {reference_name}")
 print(f"truth: {sim.truth.rotation_deg} degrees; found: {result.params.rotation_deg}")

@@ -16,18 +16,12 @@ import numpy as np
 import SimpleITK as sitk
 import tifffile
 
-from napari_ccf_align.core import (
-    alignment,
-    apply,
-    atlas,
-    io,
-    prepare,
-    rigid,
-    session,
-    space,
-    transform_files,
-)
-from napari_ccf_align.core.alignment import AlignmentState
+from napari_ccf_align.core import align, frames, io
+from napari_ccf_align.core.align import AlignmentState
+from napari_ccf_align.core.io import atlas, transforms
+from napari_ccf_align.core.register import prepare, rigid
+from napari_ccf_align.core.results import apply
+from napari_ccf_align.core.runs import session
 from napari_ccf_align.core.volume import Volume
 
 Case = tuple[str, str, Callable[[Path], object]]
@@ -72,10 +66,10 @@ def _mhd_without_raw(tmp: Path) -> Path:
 
 def _cli(*argv: str) -> Callable[[Path], object]:
     """A command as ``napari-ccf-align`` runs it, minus the exit-status wrapper."""
-    from napari_ccf_align import cli
+    from napari_ccf_align.cli.parser import build_parser
 
     def run(tmp: Path):
-        parsed = cli.build_parser().parse_args(list(argv))
+        parsed = build_parser().parse_args(list(argv))
         return parsed.func(parsed)
 
     return run
@@ -182,20 +176,24 @@ CASES: list[Case] = [
         "1 pm (unit mistake)",
         lambda t: Volume.from_array(np.ones((3, 3, 3)), 1e-9, "RAS"),
     ),
-    ("voxel size", "2 m (unit mistake)", lambda t: space.check_voxel_size(2e6, 3, "µm")),
+    ("voxel size", "2 m (unit mistake)", lambda t: frames.check_voxel_size(2e6, 3, "µm")),
     # -- orientation
-    ("orientation", "empty code", lambda t: space.parse_orientation("", "nibabel")),
-    ("orientation", "two letters for 3D", lambda t: space.parse_orientation("PI", "nibabel")),
-    ("orientation", "unknown letter", lambda t: space.parse_orientation("PIX", "nibabel")),
-    ("orientation", "an axis named twice", lambda t: space.parse_orientation("PAR", "nibabel")),
-    ("orientation", "unknown style", lambda t: space.parse_orientation("PIR", "radiological")),
-    ("orientation", "lower case with nibabel style", lambda t: space.check_style("asl", "nibabel")),
+    ("orientation", "empty code", lambda t: frames.parse_orientation("", "nibabel")),
+    ("orientation", "two letters for 3D", lambda t: frames.parse_orientation("PI", "nibabel")),
+    ("orientation", "unknown letter", lambda t: frames.parse_orientation("PIX", "nibabel")),
+    ("orientation", "an axis named twice", lambda t: frames.parse_orientation("PAR", "nibabel")),
+    ("orientation", "unknown style", lambda t: frames.parse_orientation("PIR", "radiological")),
+    (
+        "orientation",
+        "lower case with nibabel style",
+        lambda t: frames.check_style("asl", "nibabel"),
+    ),
     (
         "orientation",
         "capitals with BrainGlobe style",
-        lambda t: space.check_style("PIR", "brainglobe"),
+        lambda t: frames.check_style("PIR", "brainglobe"),
     ),
-    ("orientation", "code is a number", lambda t: space.parse_orientation(123, "nibabel")),
+    ("orientation", "code is a number", lambda t: frames.parse_orientation(123, "nibabel")),
     # -- arrays and volumes
     ("volume", "1D array", lambda t: Volume.from_array(np.ones(5), 0.1, "R")),
     ("volume", "4D array", lambda t: Volume.from_array(np.ones((2, 2, 2, 2)), 0.1, "RASX")),
@@ -211,16 +209,16 @@ CASES: list[Case] = [
     (
         "crop",
         "outside the volume",
-        lambda t: alignment.check_crop(_vol(), ((0, 50), (0, 5), (0, 5))),
+        lambda t: align.check_crop(_vol(), ((0, 50), (0, 5), (0, 5))),
     ),
-    ("crop", "empty range", lambda t: alignment.check_crop(_vol(), ((4, 4), (0, 5), (0, 5)))),
+    ("crop", "empty range", lambda t: align.check_crop(_vol(), ((4, 4), (0, 5), (0, 5)))),
     ("crop", "not pairs", lambda t: AlignmentState(crop=(1, 2, 3))),
     ("crop", "fractional voxels", lambda t: AlignmentState(crop=((0.5, 4), (0, 5), (0, 5)))),
-    ("crop", "auto crop of an empty volume", lambda t: alignment.auto_crop(_vol(value=0))),
+    ("crop", "auto crop of an empty volume", lambda t: align.auto_crop(_vol(value=0))),
     # -- alignment state
-    ("alignment", "rotation of two numbers", lambda t: space.RigidParams(rotation_deg=(1, 2))),
-    ("alignment", "NaN shift", lambda t: space.RigidParams(translation_mm=(0, float("nan"), 0))),
-    ("alignment", "flip as text", lambda t: space.RigidParams(flip="yes")),
+    ("alignment", "rotation of two numbers", lambda t: frames.RigidParams(rotation_deg=(1, 2))),
+    ("alignment", "NaN shift", lambda t: frames.RigidParams(translation_mm=(0, float("nan"), 0))),
+    ("alignment", "flip as text", lambda t: frames.RigidParams(flip="yes")),
     ("alignment", "JSON that is not JSON", lambda t: AlignmentState.from_json("{rigid:")),
     ("alignment", "JSON without 'rigid'", lambda t: AlignmentState.from_json('{"crop": null}')),
     (
@@ -236,7 +234,7 @@ CASES: list[Case] = [
     (
         "alignment",
         "scaling matrix as rigid",
-        lambda t: space.RigidParams.from_matrix(np.diag([2, 2, 2, 1.0])),
+        lambda t: frames.RigidParams.from_matrix(np.diag([2, 2, 2, 1.0])),
     ),
     # -- engine settings
     ("settings", "unknown transform", lambda t: rigid.RigidSettings(transform="bspline")),
@@ -303,15 +301,6 @@ CASES: list[Case] = [
     ),
     ("atlas", "unknown region id", lambda t: _table()[99999999]),
     ("atlas", "unknown acronym", lambda t: _table().by_acronym("XYZ")),
-    # -- wrong kinds of argument
-    ("argument", "a list where a Volume goes", lambda t: alignment.tissue_threshold([1, 2, 3])),
-    ("argument", "None where a Volume goes", lambda t: prepare.normalise(None, (1, 99))),
-    ("argument", "text where an affine goes", lambda t: space.apply_affine("eye", [0, 0, 0])),
-    (
-        "argument",
-        "a dict where settings go",
-        lambda t: rigid.register(_vol(), _vol(), None, {"transform": "rigid"}),
-    ),
     # -- sessions and applying them
     ("session", "folder without session.json", lambda t: session.load(_dir(t, "empty"))),
     ("session", "missing session folder", lambda t: session.load(t / "nowhere")),
@@ -331,11 +320,11 @@ CASES: list[Case] = [
         "session.json without its result",
         lambda t: session.load(_session(t, json.dumps({"format": session.FORMAT, "version": 1}))),
     ),
-    ("session", "missing rigid.tfm", lambda t: transform_files.read_transform(t / "rigid.tfm")),
+    ("session", "missing rigid.tfm", lambda t: transforms.read_transform(t / "rigid.tfm")),
     (
         "session",
         "an image given as a displacement field",
-        lambda t: transform_files.read_field(_nifti(t, True, "f.nii.gz")),
+        lambda t: transforms.read_field(_nifti(t, True, "f.nii.gz")),
     ),
     (
         "session",
@@ -434,7 +423,7 @@ def _empty_tif(tmp: Path) -> Path:
 
 def _oblique() -> Volume:
     a = np.eye(4)
-    a[:3, :3] = space.rotation_matrix((20, 10, 5)) * 0.1
+    a[:3, :3] = frames.rotation_matrix((20, 10, 5)) * 0.1
     return Volume(np.ones((3, 4, 5), np.float32), a, "oblique")
 
 
@@ -506,15 +495,18 @@ def write_table(path: Path, tmp: Path) -> Path:
     lines = [
         "# Reliability: bad inputs and what the user is told",
         "",
-        "Every public function of `core/` raises only `CcfAlignError` subclasses for bad input,",
-        "with one sentence: what is wrong, and what to do. The table lists the inputs tried",
+        "Bad input at an entry point (a file, a widget value, a command-line flag, a session",
+        "file) raises a `CcfAlignError` subclass with one sentence: what is wrong, and what to",
+        "do. The table lists the inputs tried",
         f"({len(rows)} in all: "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
         + "), each with the message it gives. It is written by `python -m tests.bad_inputs`",
-        "from `tests/bad_inputs.py`, which `tests/test_bad_inputs.py` also runs; besides these,",
-        "that test calls every public core function with arguments of the wrong kind and checks",
-        "the class of what it raises. Widgets show these messages in the status line and as a",
-        "napari notification; the command line prints them on stderr and exits with status 2.",
+        "from `tests/bad_inputs.py`, which `tests/test_bad_inputs.py` also runs. Widgets show",
+        "these messages in the status line and as a napari notification; the command line",
+        "prints them on stderr and exits with status 2. Anything else is a bug and says so:",
+        "the command line prints `internal error: ...` with the path of a log holding the",
+        "traceback and exits with status 1; napari shows the sentence in a notification and",
+        "the traceback in its own error dialog.",
         "",
         "| class | input | error | message |",
         "| --- | --- | --- | --- |",

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+try:  # hypothesis keeps no example database in the working tree
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ccf-align", database=None)
+    _hypothesis_settings.load_profile("ccf-align")
+except ImportError:  # pragma: no cover
+    pass
 SHARED_DATA = Path(os.environ.get("CCF_ALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -25,7 +34,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def template_100():
     """The real Allen 100 µm template in RAS when ../shared/data has it, else the phantom."""
-    from napari_ccf_align.core import atlas, phantom
+    from napari_ccf_align.core.io import atlas
+    from napari_ccf_align.core.testing import phantom
 
     path = SHARED_DATA / "average_template_100.nrrd"
     if path.is_file():
@@ -33,13 +43,23 @@ def template_100():
     return phantom.brain_phantom(100)
 
 
-SCREENSHOTS = REPO / "screenshots"
+#: Where the widget tests leave the screenshots a person looks at: outside the working tree.
+SCREENSHOTS = Path(
+    os.environ.get("CCF_ALIGN_SCREENSHOTS", Path(tempfile.gettempdir()) / "ccf-align-screenshots")
+)
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder: nothing lands in the working tree."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
 def screenshot_dir() -> Path:
-    """Folder for screenshots that a person looks at (kept out of git)."""
-    SCREENSHOTS.mkdir(exist_ok=True)
+    """Folder for screenshots that a person looks at ($CCF_ALIGN_SCREENSHOTS, else a
+    folder in the system's temporary directory)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
 
 
@@ -48,7 +68,7 @@ def notifications(monkeypatch):
     """Collects the messages the widgets show with show_error / show_info."""
     seen: list[tuple[str, str]] = []
     for module in ("load", "align", "register"):
-        mod = __import__(f"napari_ccf_align.widgets.{module}", fromlist=["x"])
+        mod = __import__(f"napari_ccf_align.plugin.widgets.{module}", fromlist=["x"])
         monkeypatch.setattr(mod, "show_error", lambda m: seen.append(("error", str(m))))
         monkeypatch.setattr(mod, "show_info", lambda m: seen.append(("info", str(m))))
     return seen
@@ -63,14 +83,15 @@ def lightsheet_like(template, spacing_mm=(0.2, 0.16, 0.125), code="PIR", offset_
     """
     import numpy as np
 
-    from napari_ccf_align.core import alignment, phantom, space
+    from napari_ccf_align.core import align, frames
+    from napari_ccf_align.core.testing import phantom
     from napari_ccf_align.core.volume import Volume
 
     sim = phantom.simulate_brain(template)
     lo = sim.volume.index_to_world(np.zeros(3))
     hi = sim.volume.index_to_world(np.asarray(sim.volume.shape) - 1.0)
     box_lo, box_hi = np.minimum(lo, hi), np.maximum(lo, hi)
-    code_axes = ["RAS".index(space.world_axes_of(c)) for c in code]
+    code_axes = ["RAS".index(frames.world_axes_of(c)) for c in code]
     size = (box_hi - box_lo)[code_axes]
     shape = tuple(int(n) for n in np.floor(size / np.asarray(spacing_mm)) + 1)
     grid = Volume.from_array(np.zeros(shape, np.uint8), spacing_mm, code, "nibabel")
@@ -79,7 +100,7 @@ def lightsheet_like(template, spacing_mm=(0.2, 0.16, 0.125), code="PIR", offset_
     start = np.minimum(corner, far)
     grid = Volume(grid.data, grid.affine, "grid", "RAS")
     grid = grid.transformed(_shift(box_lo - start))
-    values = alignment.resample(grid, sim.volume, space.RigidParams().sitk_transform()).data
+    values = align.resample(grid, sim.volume, frames.RigidParams().sitk_transform()).data
     data = (values / max(float(values.max()), 1e-6) * 10_868).astype(np.uint16)
     volume = Volume(data, grid.affine, "light-sheet sample", "RAS", {"orientation": code})
     return volume.transformed(_shift(np.asarray(offset_mm, float)), name="light-sheet sample"), sim

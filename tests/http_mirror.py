@@ -26,6 +26,8 @@ def build_mirror(shared: Path, root: Path) -> Path:
 
 
 STALL_S = 12.0
+#: Set when a stalling response has finished its silence (cleared by each ``serve``).
+stall_ended = threading.Event()
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -56,6 +58,7 @@ class _Handler(SimpleHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 10])
             self.wfile.flush()
             time.sleep(STALL_S)  # bounded: the test server never hangs longer than this
+            stall_ended.set()
             return
         if self.mode == "slow":
             for i in range(0, len(data), 1 << 14):
@@ -69,6 +72,7 @@ class _Handler(SimpleHTTPRequestHandler):
 def serve(root: Path, mode: str = "ok"):
     """Serve ``root`` on 127.0.0.1 in a thread; yield (base_url, list_of_requested_paths)."""
     requests: list[str] = []
+    stall_ended.clear()
     handler = type("Handler", (_Handler,), {"mode": mode, "requests": requests})
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)

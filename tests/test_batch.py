@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import batch, io, rigid, runs, session
+from napari_ccf_align.core import io
+from napari_ccf_align.core.register import rigid
+from napari_ccf_align.core.runs import batch, headless, session
 
 from .conftest import lightsheet_like
 
@@ -24,10 +26,10 @@ def brains(template_100, tmp_path_factory):
 
 def test_local_cluster_registers_every_brain_and_reports_the_broken_one(template_100, brains):
     root, paths, broken = brains
-    recipe = runs.Recipe(
+    recipe = headless.Recipe(
         method="rigid", rigid_settings=rigid.RigidSettings(iterations=60), atlas_resolution_um=100
     )
-    fixed = runs.Fixed(template_100, None, "test template")
+    fixed = headless.Fixed(template_100, None, "test template")
     seen = []
     rows = batch.run_batch(
         recipe,
@@ -65,14 +67,14 @@ def test_repeated_file_names_get_their_own_folders():
 
 def test_no_brains_is_one_sentence(template_100, tmp_path):
     with pytest.raises(Exception, match="No brains were given"):
-        batch.run_batch(runs.Recipe(), [], tmp_path, runs.Fixed(template_100))
+        batch.run_batch(headless.Recipe(), [], tmp_path, headless.Fixed(template_100))
 
 
 def test_a_running_scheduler_is_used_when_its_address_is_given(template_100, brains):
     from distributed import LocalCluster
 
     root, paths, _ = brains
-    recipe = runs.Recipe(
+    recipe = headless.Recipe(
         method="rigid", rigid_settings=rigid.RigidSettings(iterations=30), atlas_resolution_um=100
     )
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
@@ -80,7 +82,7 @@ def test_a_running_scheduler_is_used_when_its_address_is_given(template_100, bra
             recipe,
             paths[:1],
             root / "on-cluster",
-            runs.Fixed(template_100),
+            headless.Fixed(template_100),
             scheduler=cluster.scheduler_address,
             write_report=False,
         )

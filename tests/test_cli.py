@@ -7,7 +7,9 @@ import os
 import numpy as np
 
 from napari_ccf_align import cli
-from napari_ccf_align.core import io, session
+from napari_ccf_align.cli import demo, terminal
+from napari_ccf_align.core import io
+from napari_ccf_align.core.runs import session
 
 
 def test_headless_demo_runs_the_whole_pipeline_to_a_session_and_report(tmp_path, capsys):
@@ -28,12 +30,12 @@ def test_headless_demo_runs_the_whole_pipeline_to_a_session_and_report(tmp_path,
 def test_no_screen_falls_back_to_headless(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(cli.sys, "platform", "linux")
-    assert not cli.has_screen()
+    monkeypatch.setattr(terminal.sys, "platform", "linux")
+    assert not terminal.has_screen()
     monkeypatch.setenv("DISPLAY", ":99")
-    assert cli.has_screen()
+    assert terminal.has_screen()
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    assert not cli.has_screen()
+    assert not terminal.has_screen()
 
 
 def test_bad_resolution_is_one_sentence_and_exit_2(capsys):
@@ -63,21 +65,41 @@ def test_output_is_checked_before_the_work(tmp_path, capsys):
 
 def test_screenshot_into_a_missing_folder_creates_it(tmp_path):
     target = tmp_path / "new" / "folder" / "shot.png"
-    cli._screenshot_folder(target)
+    demo._screenshot_folder(target)
     assert target.parent.is_dir()
 
 
-def test_no_traceback_reaches_the_user(monkeypatch, capsys):
-    from napari_ccf_align.core import atlas
+def test_an_internal_error_says_it_is_one_exits_1_and_logs_the_traceback(
+    monkeypatch, capsys, tmp_path
+):
+    from napari_ccf_align.core.io import atlas
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setattr(atlas, "load_atlas", broken)  # a bug, not bad input
+    monkeypatch.setattr(terminal, "_log_folders", lambda: [tmp_path / "logs"])
     assert cli.main(["fetch-atlas", "--resolution", "100"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1
-    assert "unexpected error (ZeroDivisionError: division by zero)" in err
+    assert err.startswith("napari-ccf-align: internal error: ZeroDivisionError: division by zero")
+    assert "not in your input" in err and "please report it" in err
+    (log,) = (tmp_path / "logs").glob("crash-*.log")
+    assert str(log) in err
+    text = log.read_text()
+    assert "Traceback" in text and "in broken" in text and "fetch-atlas" in text
+
+
+def test_an_internal_error_of_a_core_function_is_not_called_bad_input(monkeypatch, capsys):
+    # a TypeError deep in our code (here: numpy given a bad argument by us) is a bug:
+    # exit 1, never the bad-input status 2 that would blame the user
+    from napari_ccf_align.core.runs import session
+
+    monkeypatch.setattr(session, "check_session_target", lambda out: len(None))
+    monkeypatch.setattr(terminal, "_log_folders", lambda: [])
+    assert cli.main(["demo", "--headless", "--quiet", "--output", "x"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: TypeError" in err and "with the command you ran" in err
 
 
 def test_bad_flags_exit_2_with_usage(capsys):

@@ -20,7 +20,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import io, session
+from napari_ccf_align.core import io
+from napari_ccf_align.core.runs import session
 
 from .conftest import lightsheet_like
 from .http_mirror import build_mirror, serve
@@ -71,7 +72,7 @@ def test_register_prints_one_summary_line_and_writes_the_session(run):
     assert "session in" in lines[0] and "NCC" in lines[0]
     s, _ = session.load(root / "s1")
     assert s.method == "rigid+syn" and s.atlas.kind == "allen" and s.atlas.resolution_um == 100
-    assert s.moving.sha256 == session.sha256_of(sample_file)
+    assert s.moving.sha256 == io.sha256_of(sample_file)
     img = nib.load(root / "s1" / "warped.nii.gz")
     np.testing.assert_allclose(img.affine, np.diag([0.1, 0.1, 0.1, 1.0]), atol=1e-6)
     assert img.shape == (114, 132, 80)  # the 100 µm atlas grid, R, A, S

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from napari.layers import Image
 
-from napari_ccf_align.core import alignment, io, space
+from napari_ccf_align.core import align, frames, io
 from napari_ccf_align.core.volume import Volume, from_sitk, to_sitk
 
 POINT_TOL_MM = 1e-6
@@ -22,11 +22,11 @@ SHAPE = (9, 11, 10)
 angles = st.tuples(*[st.floats(-180, 180, allow_nan=False)] * 3)
 vectors = st.tuples(*[st.floats(-3, 3, allow_nan=False)] * 3)
 flips = st.tuples(st.booleans(), st.booleans(), st.booleans())
-codes = st.sampled_from(space.all_orientation_codes())
+codes = st.sampled_from(frames.all_orientation_codes())
 sizes = st.tuples(*[st.floats(0.05, 0.4, allow_nan=False)] * 3)
 voxels = st.tuples(*[st.integers(2, s - 3) for s in SHAPE])
 
-params_st = st.builds(space.RigidParams, angles, vectors, vectors, flips)
+params_st = st.builds(frames.RigidParams, angles, vectors, vectors, flips)
 
 
 def _moving(code, size, origin, voxel) -> Volume:
@@ -54,21 +54,21 @@ def _centroid_world(volume: Volume, data: np.ndarray) -> np.ndarray:
 def test_napari_sitk_dipy_agree_on_points(params, code, size, origin, voxel):
     moving = _moving(code, size, origin, voxel)
     p_moving = moving.index_to_world(np.asarray(voxel, float))
-    p_aligned = space.apply_affine(params.matrix(), p_moving)
+    p_aligned = frames.apply_affine(params.matrix(), p_moving)
 
     layer = Image(moving.data, affine=params.napari_affine(moving.affine))
     np.testing.assert_allclose(layer.data_to_world(voxel), p_aligned, atol=POINT_TOL_MM)
 
     tx = params.sitk_transform()
-    back = np.asarray(tx.TransformPoint(tuple(space.ras_to_lps(p_aligned).tolist())))
-    np.testing.assert_allclose(space.lps_to_ras(back), p_moving, atol=POINT_TOL_MM)
+    back = np.asarray(tx.TransformPoint(tuple(frames.ras_to_lps(p_aligned).tolist())))
+    np.testing.assert_allclose(frames.lps_to_ras(back), p_moving, atol=POINT_TOL_MM)
 
     image = to_sitk(moving)
-    idx_itk = image.TransformPhysicalPointToContinuousIndex(tuple(space.ras_to_lps(p_moving)))
+    idx_itk = image.TransformPhysicalPointToContinuousIndex(tuple(frames.ras_to_lps(p_moving)))
     np.testing.assert_allclose(idx_itk[::-1], voxel, atol=1e-6)
 
     np.testing.assert_allclose(
-        space.apply_affine(params.dipy_prealign(), p_aligned), p_moving, atol=POINT_TOL_MM
+        frames.apply_affine(params.dipy_prealign(), p_aligned), p_moving, atol=POINT_TOL_MM
     )
 
 
@@ -78,7 +78,9 @@ def test_sitk_and_dipy_resampling_move_the_bright_voxel_to_the_same_place(
     params, code, size, origin, voxel
 ):
     moving = _moving(code, size, origin, voxel)
-    p_aligned = space.apply_affine(params.matrix(), moving.index_to_world(np.asarray(voxel, float)))
+    p_aligned = frames.apply_affine(
+        params.matrix(), moving.index_to_world(np.asarray(voxel, float))
+    )
     spacing = float(max(size))
     fixed = _fixed_grid_around(p_aligned, spacing)
 
@@ -98,7 +100,7 @@ def test_sitk_and_dipy_resampling_move_the_bright_voxel_to_the_same_place(
     assert np.linalg.norm(got_dipy - got_sitk) <= spacing
 
     # the previews' sampler (and the Register result's): SimpleITK's values, to rounding
-    ours = alignment.preview(fixed, moving, alignment.AlignmentState(params)).data
+    ours = align.preview(fixed, moving, align.AlignmentState(params)).data
     got_ours = _centroid_world(fixed, ours)
     assert np.linalg.norm(got_ours - got_sitk) <= 1e-4  # mm; float32 rounding only
 

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 import tifffile
 
-from napari_ccf_align.core import io, space
+from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.errors import (
     DimensionError,
     EmptyVolumeError,
@@ -21,6 +21,7 @@ from napari_ccf_align.core.errors import (
     UnreadableFileError,
     WriteError,
 )
+from napari_ccf_align.core.io import volumes as io_volumes
 from napari_ccf_align.core.volume import Volume
 
 
@@ -157,7 +158,7 @@ def test_four_d_file_and_nan_file_are_refused(tmp_path):
 def test_gz_suffix_detection():
     assert io.suffix_of("a/b.NII.GZ") == ".nii.gz"
     assert io.suffix_of("x.ome.tif") == ".ome.tif"
-    assert space.parse_orientation("pir", "nibabel") == "PIR"
+    assert frames.parse_orientation("pir", "nibabel") == "PIR"
     assert gzip  # used by truncated-file tests through the writers
 
 
@@ -221,7 +222,7 @@ def test_a_write_that_silently_truncates_keeps_the_previous_file(tmp_path, monke
         with open(name, "r+b") as f:
             f.truncate(4096)
 
-    monkeypatch.setattr(io.sitk, "WriteImage", disk_full)
+    monkeypatch.setattr(io_volumes.sitk, "WriteImage", disk_full)
     bigger = Volume.from_array(np.ones((20, 20, 20), np.float32), 0.1, "RAS", name="new")
     with pytest.raises(WriteError, match=r"incomplete .* may be full.*previous file.* kept"):
         io.write_volume(bigger, path, compress=False)
@@ -244,10 +245,10 @@ def test_partials_of_killed_writes_are_removed_and_live_ones_kept(tmp_path):
 
 
 def test_written_files_get_the_users_umask(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "_UMASK", 0o027)
+    monkeypatch.setattr(io_volumes, "_UMASK", 0o027)
     path = io.write_volume(_small(), tmp_path / "perm.nii.gz")
     assert path.stat().st_mode & 0o777 == 0o640
-    monkeypatch.setattr(io, "_UMASK", 0o022)
+    monkeypatch.setattr(io_volumes, "_UMASK", 0o022)
     path = io.write_volume(_small(), tmp_path / "perm.nii.gz")
     assert path.stat().st_mode & 0o777 == 0o644
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import prepare, space
-from napari_ccf_align.core.alignment import AlignmentState
+from napari_ccf_align.core import frames
+from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.errors import CropError, EmptyVolumeError, RegistrationError
+from napari_ccf_align.core.register import prepare
 from napari_ccf_align.core.volume import Volume
 
 
@@ -19,14 +20,14 @@ def _volume(shape=(20, 24, 16), spacing=(0.1, 0.15, 0.2), name="moving") -> Volu
 
 def test_flip_is_moved_onto_the_moving_affine_and_unflipped_restores_the_users_map():
     moving, fixed = _volume(), _volume(name="atlas")
-    rigid = space.RigidParams((10, -5, 30), (0.3, 0.1, -0.2), tuple(moving.centre_mm), (1, 0, 1))
+    rigid = frames.RigidParams((10, -5, 30), (0.3, 0.1, -0.2), tuple(moving.centre_mm), (1, 0, 1))
     p = prepare.prepare(fixed, moving, AlignmentState(rigid))
     assert np.linalg.det(p.start[:3, :3]) > 0
     np.testing.assert_allclose(p.start @ p.flip, rigid.matrix(), atol=1e-12)
     # a voxel of the user's volume lands where the state sends it, through the prepared pair
     idx = np.array([[3.0, 7.0, 11.0]])
-    users = space.apply_affine(rigid.matrix() @ moving.affine, idx)
-    prepared = space.apply_affine(p.start @ p.moving.affine, idx)
+    users = frames.apply_affine(rigid.matrix() @ moving.affine, idx)
+    prepared = frames.apply_affine(p.start @ p.moving.affine, idx)
     np.testing.assert_allclose(prepared, users, atol=1e-9)
     # and an engine's map of the prepared volume becomes a map of the user's volume
     np.testing.assert_allclose(p.unflipped(p.start), rigid.matrix(), atol=1e-12)
@@ -78,11 +79,11 @@ def test_overlap_fraction_falls_to_zero_when_shifted_away():
 
 def test_a_start_matrix_replaces_the_hand_alignment_and_mirrors_are_split_off():
     moving, fixed = _volume(), _volume(name="atlas")
-    state = AlignmentState(space.RigidParams((30, 0, 0), centre_mm=tuple(moving.centre_mm)))
-    mirrored = space.RigidParams((5, 5, 5), (1, 0, 0), tuple(moving.centre_mm), (1, 0, 0))
+    state = AlignmentState(frames.RigidParams((30, 0, 0), centre_mm=tuple(moving.centre_mm)))
+    mirrored = frames.RigidParams((5, 5, 5), (1, 0, 0), tuple(moving.centre_mm), (1, 0, 0))
     p = prepare.prepare(fixed, moving, state, start=mirrored.matrix())
     np.testing.assert_allclose(p.unflipped(p.start), mirrored.matrix(), atol=1e-12)
     assert p.flip[0, 0] == -1 and np.linalg.det(p.start[:3, :3]) > 0
-    two_flips = space.RigidParams(flip=(True, True, False))
+    two_flips = frames.RigidParams(flip=(True, True, False))
     q = prepare.prepare(fixed, moving, AlignmentState(two_flips))
     np.testing.assert_array_equal(q.flip, np.eye(4))  # two mirrors are a rotation

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import qc, space
+from napari_ccf_align.core import frames
 from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.results import qc
 from napari_ccf_align.core.volume import Volume
 
 TOL = 1e-3
@@ -35,7 +36,7 @@ def test_jacobian_of_analytic_fields(spacing):
     np.testing.assert_allclose(
         qc.jacobian_determinant(_field_of_linear_map(shear, shape, spacing), spacing), 1, atol=TOL
     )
-    rot = space.rotation_matrix((20, -35, 50))
+    rot = frames.rotation_matrix((20, -35, 50))
     centre = np.asarray(shape) * np.asarray(spacing) / 2
     u = _field_of_linear_map(rot, shape, spacing, centre)
     np.testing.assert_allclose(qc.jacobian_determinant(u, spacing), 1, atol=TOL)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ccf_align._reader import get_reader
-from napari_ccf_align.core import io, space
+from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.volume import Volume
-from napari_ccf_align.layer_data import VOLUME_KEY
+from napari_ccf_align.plugin.layer_data import VOLUME_KEY
+from napari_ccf_align.plugin.reader import get_reader
 
 pytestmark = pytest.mark.gui
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 def _volume() -> Volume:
     data = np.random.default_rng(0).random((6, 7, 8)).astype(np.float32)
     v = Volume.from_array(data, (0.1, 0.2, 0.3), "PIR", origin_mm=(1, 2, 3), name="vol")
-    return v.transformed(space.RigidParams((0, 0, 30)).matrix())
+    return v.transformed(frames.RigidParams((0, 0, 30)).matrix())
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha", ".tif"])
@@ -50,7 +50,7 @@ def test_colour_layer_is_refused():
     from napari.layers import Image
 
     from napari_ccf_align.core.errors import DimensionError
-    from napari_ccf_align.layer_data import volume_of_layer
+    from napari_ccf_align.plugin.layer_data import volume_of_layer
 
     with pytest.raises(DimensionError, match="colour or multiscale"):
         volume_of_layer(Image(np.zeros((10, 12, 3), np.uint8), rgb=True, name="photo"))

@@ -7,14 +7,17 @@ import re
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import alignment, phantom, pipeline, report, syn
+from napari_ccf_align.core import align
 from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.register import pipeline, syn
+from napari_ccf_align.core.results import report
+from napari_ccf_align.core.testing import phantom
 
 
 @pytest.fixture(scope="module")
 def run(template_100):
     sim = phantom.simulate_brain(template_100)
-    state = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100)
+    state = align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100)
     result = pipeline.run(
         template_100, sim.volume, "rigid+syn", state,
         syn_settings=syn.SynSettings(level_iters=(5, 3), working_resolution_um=200),
@@ -32,7 +35,7 @@ def test_report_sheet_and_page(run, tmp_path, screenshot_dir):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     text = page.read_text(encoding="utf-8")
     assert text.count("<tr>") == 3  # header + NCC + MI
-    assert f"{figures['after syn']['NCC (brain)']:.4f}" in text
+    assert f"{figures[f'after {result.method}']['NCC (brain)']:.4f}" in text
     embedded = re.search(r'src="data:image/png;base64,([^"]+)"', text).group(1)
     import base64
 

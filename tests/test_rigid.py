@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from napari_ccf_align.core import alignment, phantom, rigid, space
+from napari_ccf_align.core import align, frames
 from napari_ccf_align.core.errors import (
     Cancelled,
     EmptyVolumeError,
@@ -14,6 +14,8 @@ from napari_ccf_align.core.errors import (
     SettingsError,
 )
 from napari_ccf_align.core.progress import CancelToken
+from napari_ccf_align.core.register import rigid
+from napari_ccf_align.core.testing import phantom
 from napari_ccf_align.core.volume import Volume, to_sitk
 
 ERROR_TOL_MM = 0.05  # mean displacement over the brain; half a voxel of the 100 µm atlas
@@ -21,7 +23,7 @@ ERROR_TOL_MM = 0.05  # mean displacement over the brain; half a voxel of the 100
 
 @pytest.fixture(scope="module")
 def brain(template_100):
-    return template_100.data > alignment.tissue_threshold(template_100)
+    return template_100.data > align.tissue_threshold(template_100)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +38,7 @@ def test_rigid_recovers_known_transform(template_100, brain, rotation, shift):
     sim = phantom.simulate_brain(
         template_100, rotation, shift, deformation_mm=0, noise=0.03, missing_anterior_mm=None
     )
-    start = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100)
+    start = align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100)
     events = []
     result = rigid.register(template_100, sim.volume, start, on_progress=events.append)
     err = rigid.displacement_error_mm(result.matrix, sim.truth.matrix(), template_100, brain)
@@ -53,21 +55,21 @@ def _scaled(template: Volume, factor: float) -> tuple[Volume, np.ndarray]:
     truth = np.eye(4)  # moving -> atlas
     truth[:3, :3] = np.eye(3) / factor
     truth[:3, 3] = c - truth[:3, :3] @ c
-    itk = space.sitk_affine_transform(space.world_matrix_to_lps(truth))  # moving grid -> atlas
-    return alignment.resample(template, template, itk), truth
+    itk = frames.sitk_affine_transform(frames.world_matrix_to_lps(truth))  # moving grid -> atlas
+    return align.resample(template, template, itk), truth
 
 
 @pytest.mark.parametrize("kind", ["similarity", "affine"])
 def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, kind):
     moving, truth = _scaled(template_100, 1.1)
-    start = alignment.centre_on_atlas(alignment.AlignmentState(), moving, template_100)
+    start = align.centre_on_atlas(align.AlignmentState(), moving, template_100)
     result = rigid.register(template_100, moving, start, rigid.RigidSettings(transform=kind))
     err = rigid.displacement_error_mm(result.matrix, truth, template_100, brain)
     assert err < ERROR_TOL_MM
     scale = np.cbrt(abs(np.linalg.det(result.matrix[:3, :3])))
     assert scale == pytest.approx(1 / 1.1, abs=0.01)
     # the warped result is SimpleITK's resample through the result's own ITK transform
-    warped = rigid.warp(template_100, moving, result)
+    warped = result.warp(template_100, moving)
     direct = sitk.GetArrayFromImage(
         sitk.Resample(
             to_sitk(moving, np.float64), to_sitk(template_100), result.transform, sitk.sitkLinear
@@ -80,7 +82,7 @@ def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, 
 
 def test_rigid_cannot_fit_scaling_but_similarity_can(template_100, brain):
     moving, truth = _scaled(template_100, 1.1)
-    start = alignment.centre_on_atlas(alignment.AlignmentState(), moving, template_100)
+    start = align.centre_on_atlas(align.AlignmentState(), moving, template_100)
     result = rigid.register(template_100, moving, start)
     assert rigid.displacement_error_mm(result.matrix, truth, template_100, brain) > 0.1
 
@@ -111,18 +113,16 @@ def test_flipped_start_is_honoured(template_100, brain):
     c = template_100.centre_mm
     mirror = np.diag([-1.0, 1, 1, 1])
     mirror[0, 3] = 2 * c[0]
-    moving = alignment.resample(
-        template_100, template_100, space.sitk_affine_transform(space.world_matrix_to_lps(mirror))
+    moving = align.resample(
+        template_100, template_100, frames.sitk_affine_transform(frames.world_matrix_to_lps(mirror))
     )
-    start = alignment.AlignmentState(
-        space.RigidParams(centre_mm=tuple(c), flip=(True, False, False))
-    )
+    start = align.AlignmentState(frames.RigidParams(centre_mm=tuple(c), flip=(True, False, False)))
     result = rigid.register(template_100, moving, start)
     assert rigid.displacement_error_mm(result.matrix, mirror, template_100, brain) < ERROR_TOL_MM
 
 
 def test_no_overlap_says_centre_on_atlas(template_100):
-    far = template_100.transformed(space.RigidParams(translation_mm=(40, 0, 0)).matrix())
+    far = template_100.transformed(frames.RigidParams(translation_mm=(40, 0, 0)).matrix())
     with pytest.raises(RegistrationError, match="centre on atlas"):
         rigid.register(template_100, far)
 
@@ -137,7 +137,7 @@ def test_constant_volume_and_empty_mask_are_refused(template_100):
 
 
 def test_tiny_moving_mask_gives_too_few_samples(template_100):
-    state = alignment.AlignmentState(crop=((0, 2), (0, 2), (0, 2)), crop_as_mask=True)
+    state = align.AlignmentState(crop=((0, 2), (0, 2), (0, 2)), crop_as_mask=True)
     with pytest.raises(RegistrationError, match="Too few samples"):
         rigid.register(template_100, template_100, state)
 
@@ -208,7 +208,7 @@ def test_affine_starts_from_a_rigid_result_and_rigid_refuses_a_scaled_start(temp
         noise=0.03,
         missing_anterior_mm=None,
     )
-    start = alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100)
+    start = align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100)
     quick = rigid.RigidSettings(levels=((4, 0.4), (2, 0.2)), iterations=60)
     first = rigid.register(template_100, sim.volume, start, quick)
     # the chained run starts where the first ended: its first metric is the first's last

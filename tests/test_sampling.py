@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from napari_ccf_align.core import rows, sampling, space
+from napari_ccf_align.core import frames, sampling
 from napari_ccf_align.core.errors import DimensionError
+from napari_ccf_align.core.sampling import trilinear
 from napari_ccf_align.core.volume import Volume, to_sitk
 
 GRID = Volume.from_array(np.zeros((33, 41, 29), np.uint8), 0.05, "RAS", origin_mm=(-0.1, 0.2, 0))
@@ -19,7 +20,7 @@ def _moving(dtype=np.float64, lo=50.0, hi=1000.0) -> Volume:
     return Volume.from_array(data, (0.05, 0.04, 0.06), "PIR", origin_mm=(0.3, 1.9, 1.2))
 
 
-def _sitk_exact(moving: Volume, grid: Volume, params: space.RigidParams, box=None) -> np.ndarray:
+def _sitk_exact(moving: Volume, grid: Volume, params: frames.RigidParams, box=None) -> np.ndarray:
     """SimpleITK's linear resample in double precision (no cast to an integer type)."""
     src = moving if box is None else moving.cropped(box)
     image = to_sitk(src, np.float64)
@@ -28,10 +29,10 @@ def _sitk_exact(moving: Volume, grid: Volume, params: space.RigidParams, box=Non
 
 
 PARAMS = [
-    space.RigidParams(centre_mm=(0.8, 1.0, 0.9)),  # identity
-    space.RigidParams((23, -11, 31), (0.1, -0.05, 0.2), (0.8, 1.0, 0.9)),
-    space.RigidParams((-5, 40, 7), (-0.1, 0.1, 0.0), (0.7, 1.1, 1.0), (False, True, False)),
-    space.RigidParams((0, 0, 90), (0.0, 0.0, 0.0), (0.8, 1.0, 0.9)),  # a quarter turn
+    frames.RigidParams(centre_mm=(0.8, 1.0, 0.9)),  # identity
+    frames.RigidParams((23, -11, 31), (0.1, -0.05, 0.2), (0.8, 1.0, 0.9)),
+    frames.RigidParams((-5, 40, 7), (-0.1, 0.1, 0.0), (0.7, 1.1, 1.0), (False, True, False)),
+    frames.RigidParams((0, 0, 90), (0.0, 0.0, 0.0), (0.8, 1.0, 0.9)),  # a quarter turn
 ]
 BOXES = [None, ((3, 25), (5, 33), (2, 40))]
 
@@ -73,7 +74,7 @@ def test_identity_keeps_integer_values_where_sitk_truncates_some():
     # through world millimetres is exact only to an ulp, so ITK loses 1 in many voxels
     data = np.random.default_rng(0).integers(1, 1000, (20, 24, 28)).astype(np.uint16)
     v = Volume.from_array(data, 0.025, "RAS", origin_mm=(-5.3, 2.1, 0.7))
-    params = space.RigidParams(centre_mm=(1.1, 0.7, 2.3))
+    params = frames.RigidParams(centre_mm=(1.1, 0.7, 2.3))
     ours = sampling.linear(data, sampling.index_map(v.affine, v.affine, params.matrix()), v.shape)
     np.testing.assert_array_equal(ours, data)
     itk = sitk.GetArrayFromImage(
@@ -92,7 +93,7 @@ def test_region_and_threads_do_not_change_values(monkeypatch):
     outside = np.ones(GRID.shape, bool)
     outside[sl] = False
     assert not part[outside].any() and whole[outside].any()
-    monkeypatch.setattr(sampling, "_threads", lambda: 1)
+    monkeypatch.setattr(trilinear, "_threads", lambda: 1)
     np.testing.assert_array_equal(_ours(moving, PARAMS[1]), whole)
 
 
@@ -124,7 +125,7 @@ def test_spans_mask_paints_each_row_interval_minus_its_hole():
     first = rng.integers(-1, 12, (5, 6))
     last = first + rng.integers(-2, 9, (5, 6))
     hole_first, hole_last = first + 2, last - 2
-    got = rows.spans_mask((5, 6, 14), first, last, (hole_first, hole_last))
+    got = sampling.spans_mask((5, 6, 14), first, last, (hole_first, hole_last))
     k = np.arange(14)
     inside = (k >= first[..., None]) & (k <= last[..., None])
     hole = (k >= hole_first[..., None]) & (k <= hole_last[..., None])
@@ -133,5 +134,5 @@ def test_spans_mask_paints_each_row_interval_minus_its_hole():
 
 def test_warm_up_leaves_the_kernel_compiled_for_the_common_types():
     sampling.warm_up((np.uint16, np.float32))
-    loaded = {str(sig[0].dtype) for sig in sampling._linear_planes.signatures}
+    loaded = {str(sig[0].dtype) for sig in trilinear._linear_planes.signatures}
     assert {"uint16", "float32"} <= loaded

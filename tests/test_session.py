@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from napari_ccf_align.core import io, rigid, runs, session, space, syn, transform_files
+from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.io import transforms
+from napari_ccf_align.core.register import rigid, syn
+from napari_ccf_align.core.runs import headless, session
 from napari_ccf_align.core.volume import Volume
 
 from .conftest import lightsheet_like
@@ -47,15 +50,15 @@ def saved(template_100, tmp_path_factory):
     sample, _ = lightsheet_like(template_100)
     sample_file = io.write_volume(sample, root / "sample.nii.gz")
     annotation = fake_annotation(template_100)
-    fixed = runs.Fixed(template_100, annotation, "test template")
-    recipe = runs.Recipe(
+    fixed = headless.Fixed(template_100, annotation, "test template")
+    recipe = headless.Recipe(
         method="rigid+syn",
         rigid_settings=FAST_RIGID,
         syn_settings=FAST_SYN,
         atlas_resolution_um=100,
     )
     folder = root / "run1"
-    s = runs.register_file(sample_file, recipe, folder, fixed=fixed)
+    s = headless.register_file(sample_file, recipe, folder, fixed=fixed)
     moving = io.read_volume(sample_file)
     return s, folder, sample_file, moving, template_100, annotation
 
@@ -76,12 +79,12 @@ def test_session_folder_holds_every_file_and_the_json_says_how_it_ran(saved):
     data = json.loads((folder / "session.json").read_text())
     assert data["method"] == "rigid+syn"
     assert data["moving"]["path"] == str(sample_file.resolve())
-    assert data["moving"]["sha256"] == session.sha256_of(sample_file)
+    assert data["moving"]["sha256"] == io.sha256_of(sample_file)
     assert data["syn_settings"]["level_iters"] == [20, 10]
     assert data["rigid_settings"]["iterations"] == 60
     assert {"SimpleITK", "dipy", "numpy", "python"} <= set(data["versions"])
     assert len(data["result"]["linear"]["trace"]) > 10 and len(data["result"]["syn"]["trace"]) > 5
-    assert "after syn" in data["figures"] and "hand alignment" in data["figures"]
+    assert "after rigid+syn" in data["figures"] and "hand alignment" in data["figures"]
     assert data["timings"]["registration_s"] > 0 and data["timings"]["save_s"] > 0
     # the sample came from a file: it is referenced, not copied
     assert "moving.nii.gz" not in names
@@ -209,11 +212,11 @@ def test_session_load_restores_the_run(saved):
 def test_replay_on_the_same_input_gives_the_same_transform(saved, tmp_path):
     s, folder, sample_file, moving, fixed, annotation = saved
     loaded, _ = session.load(folder)
-    again = runs.register_file(
+    again = headless.register_file(
         sample_file,
-        runs.recipe_of(loaded),
+        headless.recipe_of(loaded),
         tmp_path / "replayed",
-        fixed=runs.Fixed(fixed, annotation, "test template"),
+        fixed=headless.Fixed(fixed, annotation, "test template"),
         write_report=False,
     )
     brain = fixed.index_to_world(np.argwhere(fixed.data > np.percentile(fixed.data, 60))[::50])
@@ -249,13 +252,13 @@ def test_saving_over_a_folder_of_other_files_is_refused(saved, tmp_path):
 
 def test_a_layer_made_in_memory_is_embedded_so_the_session_loads_anywhere(template_100, tmp_path):
     sample, _ = lightsheet_like(template_100)
-    fixed = runs.Fixed(template_100, None, "test")
+    fixed = headless.Fixed(template_100, None, "test")
     record = session.record_input(sample)  # no file behind it
-    s = runs.register_volume(
+    s = headless.register_volume(
         sample,
         record,
         fixed,
-        runs.Recipe(method="rigid", rigid_settings=FAST_RIGID, atlas_resolution_um=100),
+        headless.Recipe(method="rigid", rigid_settings=FAST_RIGID, atlas_resolution_um=100),
         tmp_path / "s",
         write_report=False,
     )
@@ -271,7 +274,7 @@ def test_a_layer_made_in_memory_is_embedded_so_the_session_loads_anywhere(templa
 def test_field_files_reject_what_is_not_a_field(tmp_path, template_100):
     io.write_volume(template_100, tmp_path / "t.nii.gz")
     with pytest.raises(CcfAlignError, match="is not a 3D displacement field"):
-        transform_files.read_field(tmp_path / "t.nii.gz")
+        transforms.read_field(tmp_path / "t.nii.gz")
 
 
 # --------------------------------------------------------------------------- killed saves
@@ -279,7 +282,8 @@ def test_field_files_reject_what_is_not_a_field(tmp_path, template_100):
 KILLED_SAVE = textwrap.dedent(
     """
     import sys, time
-    from napari_ccf_align.core import session, io
+    from napari_ccf_align.core import io
+    from napari_ccf_align.core.runs import session
     original = io.write_volume
     def slow(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -341,14 +345,14 @@ def test_points_near_and_beyond_the_field_edge_map_as_simpleitk_maps_them(tmp_pa
     forward = (0.05 + 0.02 * rng.random((*grid.shape, 3))).astype(np.float32)  # nonzero edges
     backward = -forward
     matrix = np.eye(4)
-    matrix[:3, :3] = space.rotation_matrix((3.0, -2.0, 4.0))
+    matrix[:3, :3] = frames.rotation_matrix((3.0, -2.0, 4.0))
     matrix[:3, 3] = (0.1, -0.2, 0.05)
     result = syn.SynResult(grid, forward, backward, matrix, (), 0.0, 0.0, "", syn.SynSettings())
-    transform_files.write_field(forward, grid, tmp_path / "w.nii.gz")
+    transforms.write_field(forward, grid, tmp_path / "w.nii.gz")
     warp = sitk.DisplacementFieldTransform(
         sitk.Cast(sitk.ReadImage(str(tmp_path / "w.nii.gz")), sitk.sitkVectorFloat64)
     )
-    to_sample = sitk.CompositeTransform([transform_files.linear_transform(matrix), warp])
+    to_sample = sitk.CompositeTransform([transforms.linear_transform(matrix), warp])
     # from a voxel outside the grid to a voxel beyond its far edge, through the shells
     points = grid.index_to_world(rng.uniform(-1.2, np.asarray(grid.shape) + 0.2, (2000, 3)))
     flip = np.diag([-1.0, -1.0, 1.0])

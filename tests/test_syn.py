@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import alignment, qc, space, syn
-from napari_ccf_align.core.errors import (
-    AffineError,
-    Cancelled,
-    RegistrationError,
-    SettingsError,
-)
-from napari_ccf_align.core.phantom import deformed, smooth_field
+from napari_ccf_align.core import align, frames
+from napari_ccf_align.core.errors import AffineError, Cancelled, RegistrationError, SettingsError
 from napari_ccf_align.core.progress import CancelToken
+from napari_ccf_align.core.register import syn
+from napari_ccf_align.core.results import qc
+from napari_ccf_align.core.testing.phantom import deformed, smooth_field
 from napari_ccf_align.core.volume import Volume
 
 EPE_TOL_VOXELS = 0.5
@@ -66,7 +60,7 @@ def test_our_fields_reproduce_dipys_own_warp(circle_to_c):
     sdr = SymmetricDiffeomorphicRegistration(SSDMetric(2), level_iters=[20, 10])
     mapping = sdr.optimize(
         fixed.data, moving.data, static_grid2world=fixed.affine, moving_grid2world=moving.affine,
-        prealign=space.dipy_prealign(start),
+        prealign=frames.dipy_prealign(start),
     )  # fmt: skip
     grid = fixed
     forward, backward = syn._fields(mapping, grid, start)
@@ -91,7 +85,7 @@ def deformed_template(template_100):
 def test_known_smooth_deformation_is_recovered_without_folding(deformed_template):
     template, sample, d = deformed_template
     result = syn.register(template, sample, np.eye(4))
-    brain = template.data > alignment.tissue_threshold(template)
+    brain = template.data > align.tissue_threshold(template)
     y = template.index_to_world(np.argwhere(brain))
     error_voxels = np.linalg.norm(result.to_atlas(y) - y - d[brain], axis=1) / 0.1
     assert np.linalg.norm(d[brain], axis=1).mean() / 0.1 > 2  # the test moves voxels...
@@ -109,15 +103,15 @@ def test_labels_go_to_the_sample_with_only_existing_values(circle_to_c):
     assert on_sample.data.dtype == np.uint32 and on_sample.shape == moving.shape
 
 
-def test_cancel_mid_level_stops_within_a_second(template_100):
+def test_cancel_mid_level_stops_at_the_next_iteration(template_100):
+    # (how long that takes is measured in benchmarks/bench_cancel.py, not asserted here)
     token = CancelToken()
-    seen = threading.Event()
-    when = {}
+    after_cancel = []
 
     def on_progress(event):
-        if event.level == 1 and not seen.is_set():
-            seen.set()
-            when["cancel"] = time.perf_counter()
+        if token.cancelled:
+            after_cancel.append(event)
+        elif event.level == 1:
             token.cancel()
 
     with pytest.raises(Cancelled, match="cancelled"):
@@ -125,7 +119,7 @@ def test_cancel_mid_level_stops_within_a_second(template_100):
             template_100, template_100, np.eye(4), syn.SynSettings(level_iters=(5, 200, 200)),
             on_progress=on_progress, cancel=token,
         )  # fmt: skip
-    assert time.perf_counter() - when["cancel"] < 1.0
+    assert token.cancelled and after_cancel == []  # DIPY's next callback raised
 
 
 def test_a_run_that_would_not_fit_in_memory_is_refused_with_a_resolution():
@@ -153,7 +147,7 @@ def test_settings_are_checked(changes, match):
 
 
 def test_syn_in_its_own_process_relays_progress_cancels_and_reraises(circle_to_c):
-    from napari_ccf_align.core import isolated, pipeline
+    from napari_ccf_align.core.register import child, pipeline
 
     fixed, moving, in_thread, _ = circle_to_c
     events = []
@@ -164,17 +158,19 @@ def test_syn_in_its_own_process_relays_progress_cancels_and_reraises(circle_to_c
     assert len(events) == len(in_thread.trace) and events[-1].stage == "syn"
 
     token = CancelToken()
-    when = {}
+    seen = []
 
     def cancel_at_level_1(event):
-        if event.level == 1 and "t" not in when:
-            when["t"] = time.perf_counter()
+        seen.append(event)
+        if event.level == 1:
             token.cancel()
 
     with pytest.raises(Cancelled):
-        isolated.call("napari_ccf_align.core.syn.register", fixed, moving, np.eye(3),
+        child.call("napari_ccf_align.core.register.syn.register", fixed, moving, np.eye(3),
                       syn.SynSettings(metric="ssd", level_iters=(5, 500, 500)),
                       on_progress=cancel_at_level_1, cancel=token)  # fmt: skip
-    assert time.perf_counter() - when["t"] < 1.0
+    # stopped inside level 1 (of 500 iterations), never reaching level 2
+    assert token.cancelled and max(e.level for e in seen) == 1
+    assert sum(e.level == 1 for e in seen) < 100
     with pytest.raises(AffineError, match="affine has shape"):  # the child's error, raised here
-        isolated.call("napari_ccf_align.core.syn.register", fixed, moving, np.eye(5))
+        child.call("napari_ccf_align.core.register.syn.register", fixed, moving, np.eye(5))

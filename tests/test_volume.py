@@ -10,11 +10,11 @@ import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_ccf_align.core import space
+from napari_ccf_align.core import frames
 from napari_ccf_align.core.errors import CropError, DimensionError, EmptyVolumeError
 from napari_ccf_align.core.volume import Volume, array_of, from_sitk, to_sitk
 
-codes = st.sampled_from(space.all_orientation_codes())
+codes = st.sampled_from(frames.all_orientation_codes())
 
 
 @settings(max_examples=100, deadline=None)

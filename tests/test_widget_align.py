@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import alignment, phantom
-from napari_ccf_align.core.alignment import AlignmentState
-from napari_ccf_align.layer_data import image_layer_data, volume_of_layer
-from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
-from napari_ccf_align.widgets._view import camera
-from napari_ccf_align.widgets.align import AlignWidget
+from napari_ccf_align.core import align
+from napari_ccf_align.core.align import AlignmentState
+from napari_ccf_align.core.testing import phantom
+from napari_ccf_align.plugin.layer_data import image_layer_data, volume_of_layer
+from napari_ccf_align.plugin.widgets._layers import PREVIEW_SUFFIX, add_layer_data
+from napari_ccf_align.plugin.widgets._view import camera
+from napari_ccf_align.plugin.widgets.align import AlignWidget
 
 pytestmark = pytest.mark.gui
 
@@ -47,7 +48,7 @@ def test_slider_moves_preview_undo_and_reset_restore_it(setup, qtbot):
     assert not np.array_equal(before, after)
     assert widget.model.state.rigid.rotation_deg == (20.0, 0.0, 0.0)
     # the preview is exactly the core preview of the model's state
-    expected = alignment.preview(fixed, sim.volume, widget.model.state)
+    expected = align.preview(fixed, sim.volume, widget.model.state)
     np.testing.assert_array_equal(after, expected.data)
 
     assert widget.model.undo()
@@ -102,8 +103,8 @@ def test_centre_on_atlas_moves_tissue_centroid_onto_atlas(setup, qtbot):
     widget.match_mode.value = "tissue"
     widget.centre_on_atlas()
     moving = volume_of_layer(widget.moving.value)
-    moved = widget.model.state.rigid.matrix() @ [*alignment.centre_of(moving, "tissue"), 1]
-    np.testing.assert_allclose(moved[:3], alignment.centre_of(fixed, "tissue"), atol=1e-6)
+    moved = widget.model.state.rigid.matrix() @ [*align.centre_of(moving, "tissue"), 1]
+    np.testing.assert_allclose(moved[:3], align.centre_of(fixed, "tissue"), atol=1e-6)
 
 
 def test_bad_input_is_one_sentence_and_layers_are_unchanged(
@@ -134,14 +135,14 @@ def test_screenshots_of_2d_and_3d_preview(setup, qtbot, screenshot_dir):
     camera(viewer).angles = (10, -30, 60)
     edges = viewer.layers[widget.moving.value.name + " (crop box edges)"]
     assert edges.visible and len(edges.data) == 12
-    expected = alignment.crop_box_edges(sim.volume, widget.model.state)  # where the box lands
+    expected = align.crop_box_edges(sim.volume, widget.model.state)  # where the box lands
     np.testing.assert_allclose(edges.data[:, 0], expected[:, 0])
     np.testing.assert_allclose(edges.data[:, 0] + edges.data[:, 1], expected[:, 1])
     assert not viewer.layers[widget.moving.value.name + " (crop box)"].visible
     viewer.screenshot(str(screenshot_dir / "align_preview_3d.png"), canvas_only=True)
     # aligned by the truth, the preview correlates with the atlas far better than unaligned
     aligned = _preview(viewer, widget).data
-    raw = alignment.preview(fixed, sim.volume, AlignmentState())
+    raw = align.preview(fixed, sim.volume, AlignmentState())
     corr = np.corrcoef(aligned.ravel(), fixed.data.ravel())[0, 1]
     corr_raw = np.corrcoef(raw.data.ravel(), fixed.data.ravel())[0, 1]
     assert corr > corr_raw + 0.2
@@ -237,7 +238,7 @@ def test_previews_update_one_layer_when_docked_from_the_plugin_menu(
     # "simulated brain", or "simulated brain (from phantom: ...)" where the atlas is not cached
     moving_name = widget.moving.value.name
     assert set(later) == {*names, f"{moving_name} (crop box)"} and len(later) == len(set(later))
-    expected = alignment.preview(
+    expected = align.preview(
         volume_of_layer(widget.fixed.value),
         volume_of_layer(widget.moving.value),
         widget.model.state,
@@ -248,13 +249,13 @@ def test_previews_update_one_layer_when_docked_from_the_plugin_menu(
 def test_a_request_for_the_preview_being_computed_is_not_computed_again(setup, qtbot, monkeypatch):
     viewer, widget, sim, fixed = setup
     calls = []
-    original = alignment.exact_previews
+    original = align.exact_previews
 
     def counted(*args, **kwargs):
         calls.append(kwargs["state"])
         yield from original(*args, **kwargs)
 
-    monkeypatch.setattr(alignment, "exact_previews", counted)
+    monkeypatch.setattr(align, "exact_previews", counted)
     widget.request_preview()
     widget.request_preview()  # e.g. a click on a slider that moves nothing
     _wait(qtbot, widget)
@@ -264,5 +265,5 @@ def test_a_request_for_the_preview_being_computed_is_not_computed_again(setup, q
     _wait(qtbot, widget)
     assert len(calls) == 3 and calls[-1] == widget.model.state
     np.testing.assert_array_equal(
-        _preview(viewer, widget).data, alignment.preview(fixed, sim.volume, calls[-1]).data
+        _preview(viewer, widget).data, align.preview(fixed, sim.volume, calls[-1]).data
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import alignment
+from napari_ccf_align.core.align import display_range
 from napari_ccf_align.core.volume import Volume
-from napari_ccf_align.layer_data import image_layer_data
-from napari_ccf_align.widgets._layers import PREVIEW_SUFFIX, add_layer_data
+from napari_ccf_align.plugin.layer_data import image_layer_data
+from napari_ccf_align.plugin.widgets._layers import PREVIEW_SUFFIX, add_layer_data
 
 from .conftest import lightsheet_like
 
@@ -56,7 +56,7 @@ def test_preview_contrast_is_the_samples_range_and_keeps_the_users_edit(
     align.request_preview()
     _wait(qtbot, align)
     preview = viewer.layers[sample.name + PREVIEW_SUFFIX]
-    expected = alignment.display_range(sample)
+    expected = display_range(sample)
     assert expected[1] > 5_000  # the sample's range, not the nearly empty first preview's
     np.testing.assert_allclose(preview.contrast_limits, expected)
     align.centre_on_atlas()

@@ -7,10 +7,11 @@ import pytest
 import tifffile
 from napari.layers import Image, Labels
 
-from napari_ccf_align.core import atlas, io
+from napari_ccf_align.core import io
+from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.volume import Volume
-from napari_ccf_align.widgets._view import camera
-from napari_ccf_align.widgets.load import LoadWidget
+from napari_ccf_align.plugin.widgets._view import camera
+from napari_ccf_align.plugin.widgets.load import LoadWidget
 
 from .http_mirror import build_mirror, serve
 
@@ -89,7 +90,7 @@ def test_cancelled_download_adds_nothing(make_napari_viewer, qtbot, mirror, tmp_
     assert len(viewer.layers) == 0
     assert "cancelled" in widget.status.value
     for p in tmp_path.iterdir():  # whatever is kept is whole: no partial file anywhere
-        assert p.suffix != ".nrrd" or atlas.sha256_of(p) == atlas.KNOWN_SHA256[p.name]
+        assert p.suffix != ".nrrd" or io.sha256_of(p) == atlas.KNOWN_SHA256[p.name]
         assert not p.name.startswith("tmp")
 
 

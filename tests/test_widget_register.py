@@ -7,11 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import alignment, phantom
-from napari_ccf_align.layer_data import image_layer_data
-from napari_ccf_align.model import model_for
-from napari_ccf_align.widgets._layers import add_layer_data
-from napari_ccf_align.widgets.register import RESULT_KEY, RegisterWidget
+from napari_ccf_align.core import align
+from napari_ccf_align.core.testing import phantom
+from napari_ccf_align.plugin.layer_data import image_layer_data
+from napari_ccf_align.plugin.model import model_for
+from napari_ccf_align.plugin.widgets._layers import add_layer_data
+from napari_ccf_align.plugin.widgets.register import RESULT_KEY, RegisterWidget
 
 pytestmark = pytest.mark.gui
 
@@ -24,7 +25,7 @@ def setup(make_napari_viewer, template_100):
     moving = add_layer_data(viewer, image_layer_data(sim.volume))
     model = model_for(viewer)
     model.moving_layer = moving.name
-    model.set(alignment.centre_on_atlas(alignment.AlignmentState(), sim.volume, template_100))
+    model.set(align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100))
     widget = RegisterWidget(viewer)
     widget.fixed.value, widget.moving.value = fixed, moving
     widget.iterations.value = 30
@@ -103,7 +104,7 @@ def test_cancel_leaves_viewer_unchanged_then_runs_again(setup, qtbot, notificati
 def widget_screens():
     from .conftest import SCREENSHOTS
 
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
 
 
@@ -169,7 +170,7 @@ def test_failed_run_is_a_notification_and_adds_no_layer(
 
 def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
     from napari_ccf_align.core.progress import ProgressEvent
-    from napari_ccf_align.widgets.metric_plot import MetricPlot
+    from napari_ccf_align.plugin.widgets.metric_plot import MetricPlot
 
     plot = MetricPlot("dark")
     qtbot.addWidget(plot)
@@ -198,7 +199,7 @@ def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
 
 
 def test_stop_reason_is_cut_at_its_first_sentence():
-    from napari_ccf_align.widgets.register import _first_sentence
+    from napari_ccf_align.plugin.widgets.register import _first_sentence
 
     reason = " Step too small after 21 iterations. Current step (6.1e-05) is less than minimum."
     assert _first_sentence(reason) == "Step too small after 21 iterations."
@@ -208,7 +209,7 @@ def test_stop_reason_is_cut_at_its_first_sentence():
 
 
 def test_register_widget_sets_the_anatomical_view_when_it_opens(make_napari_viewer, template_100):
-    from napari_ccf_align.layer_data import AXIS_LABELS
+    from napari_ccf_align.plugin.layer_data import AXIS_LABELS
 
     viewer = make_napari_viewer()
     add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
@@ -253,7 +254,7 @@ def test_rigid_then_syn_end_to_end_and_syn_after_the_last_result(setup, qtbot):
     name = f"{sim.volume.name} (rigid+syn)"
     assert viewer.layers[name].visible
     result = viewer.layers[name].metadata[RESULT_KEY]
-    assert result.method == "syn" and result.forward.shape[-1] == 3
+    assert result.method == "rigid+syn" and result.deformable and result.forward.shape[-1] == 3
     stages = [p.stage for p in widget.plot.points]
     assert stages[0] == "register" and stages[-1] == "syn"  # one plot across both stages
     assert "SyN energy" in widget.plot.header.text()

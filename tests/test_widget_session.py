@@ -13,12 +13,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from napari_ccf_align.core import alignment, atlas, io
+from napari_ccf_align.core import align, io
+from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.volume import Volume
-from napari_ccf_align.layer_data import atlas_layer_data, image_layer_data, labels_layer_data
-from napari_ccf_align.model import model_for
-from napari_ccf_align.widgets._layers import add_layer_data
-from napari_ccf_align.widgets.register import MOVING_KEY, RESULT_KEY
+from napari_ccf_align.plugin.layer_data import atlas_layer_data, image_layer_data, labels_layer_data
+from napari_ccf_align.plugin.model import model_for
+from napari_ccf_align.plugin.widgets._layers import add_layer_data
+from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY
 
 from .conftest import SHARED_DATA, lightsheet_like
 from .http_mirror import build_mirror, serve
@@ -76,7 +77,7 @@ def registered(make_napari_viewer, qtbot, template_100, atlas_source, tmp_path):
     model = model_for(viewer)
     model.moving_layer = "sample"
     moving = io.read_volume(path)
-    centred = alignment.centre_on_atlas(alignment.AlignmentState(), moving, fixed)
+    centred = align.centre_on_atlas(align.AlignmentState(), moving, fixed)
     shown = viewer.layers["sample"].metadata["ccf_align_volume"]  # axes R, A, S
     crop = tuple((1, n - 2) for n in shown.shape[:2]) + ((3, shown.shape[2]),)
     model.set(replace(centred, crop=crop))
@@ -114,7 +115,7 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
     shown = viewer.layers["sample"].metadata["ccf_align_volume"]
     crop_shown = model_for(viewer).state.crop
     assert data["moving"]["shape"] == list(in_file.shape) != list(shown.shape)
-    file_crop = alignment.crop_between(crop_shown, shown, in_file)
+    file_crop = align.crop_between(crop_shown, shown, in_file)
     assert [tuple(r) for r in data["alignment"]["crop"]] == list(file_crop)
     np.testing.assert_array_equal(
         np.sort(in_file.cropped(file_crop).data.ravel()),
@@ -123,7 +124,9 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
 
     fresh = make_napari_viewer(show=True)
     fresh.window.resize(1400, 900)
-    align, register2, sessions2 = _dock(fresh, "Initial alignment and crop", "Register", "Session")
+    align_dock, register2, sessions2 = _dock(
+        fresh, "Initial alignment and crop", "Register", "Session"
+    )
     sessions2.load_session(folder)
     _idle(qtbot, sessions2)
     assert "Session loaded" in sessions2.status.value, sessions2.status.value

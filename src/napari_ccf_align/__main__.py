@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from napari_ccf_align.cli import main
 
 sys.exit(main())

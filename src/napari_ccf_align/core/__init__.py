@@ -1,5 +1,7 @@
-"""Qt-free core of napari-ccf-align: geometry, volumes, files, atlas and engines.
+"""Qt-free core of napari-ccf-align: every number the plugin and the CLI compute.
 
-Nothing in this package imports Qt or napari, so the command line and the
-widgets call exactly the same functions.
+``errors``, ``progress`` and ``checks`` are the shared protocol; ``frames`` the one
+coordinate contract; ``volume`` the array-plus-affine; ``sampling`` the one sampler;
+then the rooms of the workflow: ``io``, ``align``, ``register``, ``results``, ``runs``
+and ``testing``. Nothing here imports Qt or napari.
 """

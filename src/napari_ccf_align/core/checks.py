@@ -6,8 +6,7 @@ import math
 from collections.abc import Sequence
 from numbers import Real
 
-from .boundary import guard_public_functions
-from .errors import SettingsError
+from napari_ccf_align.core.errors import SettingsError
 
 
 def number(
@@ -80,6 +79,3 @@ def choice(value: object, name: str, options: Sequence[str]) -> str:
             f"Unknown {name} {value!r}: choose {', '.join(options[:-1])} or {options[-1]}."
         )
     return value
-
-
-guard_public_functions(globals())

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import Cancelled
+from napari_ccf_align.core.errors import Cancelled
 
 
 @dataclass(frozen=True)

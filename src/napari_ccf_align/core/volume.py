@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import SimpleITK as sitk
 
-from . import space
-from .boundary import guard_public_functions
-from .errors import CropError, DimensionError, EmptyVolumeError
+from napari_ccf_align.core import frames
+from napari_ccf_align.core.errors import CropError, DimensionError, EmptyVolumeError, SettingsError
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +44,7 @@ class Volume:
     data: np.ndarray
     affine: np.ndarray
     name: str = "volume"
-    world_axes: str = space.WORLD_AXES
+    world_axes: str = frames.WORLD_AXES
     metadata: Mapping = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -76,8 +75,8 @@ class Volume:
                 "processing that produced it."
             )
         object.__setattr__(self, "data", data)
-        affine = space.check_affine(self.affine, data.ndim)
-        space.check_voxel_size(space.spacing_of(affine), data.ndim, "mm")  # 1 nm to 1 m
+        affine = frames.check_affine(self.affine, data.ndim)
+        frames.check_voxel_size(frames.spacing_of(affine), data.ndim, "mm")  # 1 nm to 1 m
         object.__setattr__(self, "affine", affine)
 
     # -- construction -----------------------------------------------------------------
@@ -88,7 +87,7 @@ class Volume:
         data: np.ndarray,
         voxel_size_mm: float | Sequence[float],
         orientation: str,
-        style: space.OrientationStyle = "nibabel",
+        style: frames.OrientationStyle = "nibabel",
         origin_mm: Sequence[float] | None = None,
         name: str = "volume",
         metadata: Mapping | None = None,
@@ -104,7 +103,7 @@ class Volume:
         orientation : str
             Orientation code, one letter per array axis.
         style : {"nibabel", "brainglobe"}
-            How ``orientation`` is written (see :func:`space.parse_orientation`).
+            How ``orientation`` is written (see :func:`frames.parse_orientation`).
         origin_mm : sequence of float, optional
             World position (RAS mm) of index 0; default the world origin.
         """
@@ -114,10 +113,10 @@ class Volume:
                 f"{name!r} has {data.ndim} dimensions (shape {data.shape}) but a 2D or 3D image "
                 "is needed: pick one channel or time point first."
             )
-        code = space.parse_orientation(orientation, style, data.ndim)
-        affine = space.orientation_affine(code, voxel_size_mm, origin_mm)
+        code = frames.parse_orientation(orientation, style, data.ndim)
+        affine = frames.orientation_affine(code, voxel_size_mm, origin_mm)
         meta = {"orientation": code, **(metadata or {})}
-        return cls(data, affine, name, space.world_axes_of(code), meta)
+        return cls(data, affine, name, frames.world_axes_of(code), meta)
 
     # -- geometry ---------------------------------------------------------------------
 
@@ -142,20 +141,20 @@ class Volume:
     @property
     def spacing(self) -> np.ndarray:
         """Voxel size along each array axis, mm."""
-        return space.spacing_of(self.affine)
+        return frames.spacing_of(self.affine)
 
     @property
     def orientation(self) -> str:
         """Nibabel-style code of the world directions closest to the array axes."""
-        return space.affine_orientation(self.affine, self.world_axes)
+        return frames.affine_orientation(self.affine, self.world_axes)
 
     def index_to_world(self, index: np.ndarray) -> np.ndarray:
         """World (RAS mm) position of array indices (``(..., ndim)``)."""
-        return space.apply_affine(self.affine, index)
+        return frames.apply_affine(self.affine, index)
 
     def world_to_index(self, points: np.ndarray) -> np.ndarray:
         """Fractional array indices of world (RAS mm) points (``(..., ndim)``)."""
-        return space.apply_affine(np.linalg.inv(self.affine), points)
+        return frames.apply_affine(np.linalg.inv(self.affine), points)
 
     @property
     def centre_mm(self) -> np.ndarray:
@@ -182,7 +181,7 @@ class Volume:
 
         Only the array layout changes; every voxel keeps its world position.
         """
-        order, flip = space.reorientation(self.affine, target, self.world_axes)
+        order, flip = frames.reorientation(self.affine, target, self.world_axes)
         data = np.transpose(self.data, order)
         n = self.ndim
         perm = np.zeros((n + 1, n + 1))
@@ -264,7 +263,7 @@ def to_sitk(volume: Volume, dtype: type | None = None) -> sitk.Image:
     elif not data.dtype.isnative:  # nor big-endian arrays on a little-endian machine
         data = data.astype(data.dtype.newbyteorder("="))
     image = sitk.GetImageFromArray(np.ascontiguousarray(data))
-    origin, spacing, direction = space.itk_geometry(volume.affine, volume.world_axes)
+    origin, spacing, direction = frames.itk_geometry(volume.affine, volume.world_axes)
     image.SetOrigin(origin)
     image.SetSpacing(spacing)
     image.SetDirection(direction)
@@ -319,11 +318,71 @@ def from_sitk(
             f"{name!r} has {ndim} dimensions but a 2D or 3D image is needed: pick one channel or "
             "time point first."
         )
-    world_axes = space.WORLD_AXES if ndim == 3 else (world_axes or "RA")
-    affine = space.affine_from_itk(
+    world_axes = frames.WORLD_AXES if ndim == 3 else (world_axes or "RA")
+    affine = frames.affine_from_itk(
         image.GetOrigin(), image.GetSpacing(), image.GetDirection(), world_axes
     )
     return Volume(array_of(image, copy), affine, name, world_axes, dict(metadata or {}))
 
 
-guard_public_functions(globals())
+# --------------------------------------------------------------------------- block means
+
+
+def block_factors(volume: Volume, spacing_mm: Sequence[float]) -> tuple[int, ...]:
+    """Whole-voxel block sizes, per array axis, that come closest to ``spacing_mm`` from below.
+
+    ``spacing_mm`` is the spacing the result should have at most (e.g. a coarse grid's,
+    in mm); the factors are at least 1 and never make an axis shorter than 2 voxels.
+    """
+    target = float(np.min(spacing_mm))
+    factors = np.maximum(np.floor(target / volume.spacing + 1e-9), 1).astype(int)
+    factors = np.minimum(factors, np.maximum(np.asarray(volume.shape) // 2, 1))
+    return tuple(int(f) for f in factors)
+
+
+def block_mean(volume: Volume, factors: Sequence[int], chunk_voxels: int = 16_000_000) -> Volume:
+    """The mean of every ``factors`` block of voxels, placed at the block's centre.
+
+    Voxels left over at the far end of an axis (fewer than a block) are dropped. The
+    result keeps the volume's dtype (integer means are rounded to the nearest integer).
+    Memory: one float32 chunk of at most ``chunk_voxels`` source voxels at a time.
+
+    Parameters
+    ----------
+    volume : Volume
+        The source.
+    factors : sequence of int
+        Block size per array axis (voxels), each at least 1.
+
+    Examples
+    --------
+    >>> v = Volume(np.arange(16.0).reshape(4, 4, 1), np.eye(4))
+    >>> small = block_mean(v, (2, 2, 1))
+    >>> small.data[..., 0].tolist(), small.index_to_world([0, 0, 0]).tolist()
+    ([[2.5, 4.5], [10.5, 12.5]], [0.5, 0.5, 0.0])
+    """
+    f = np.asarray([int(x) for x in factors])
+    if f.shape != (volume.ndim,) or np.any(f < 1):
+        raise SettingsError(
+            f"Block factors {tuple(factors)!r} are not {volume.ndim} whole numbers >= 1: give "
+            f"one factor per axis, e.g. {(2,) * volume.ndim}."
+        )
+    if np.all(f == 1):
+        return volume
+    shape = np.asarray(volume.shape) // f
+    data = np.asarray(volume.data)
+    out = np.empty(tuple(shape), data.dtype)
+    per_plane = int(np.prod(f[1:] * shape[1:])) * int(f[0])
+    step = max(1, chunk_voxels // max(per_plane, 1))
+    trimmed = tuple(slice(0, int(n * k)) for n, k in zip(shape[1:], f[1:], strict=True))
+    for a in range(0, int(shape[0]), step):
+        b = min(int(shape[0]), a + step)
+        block = data[(slice(a * f[0], b * f[0]), *trimmed)].astype(np.float32)
+        split = [b - a, f[0]] + [x for n, k in zip(shape[1:], f[1:], strict=True) for x in (n, k)]
+        mean = block.reshape(split).mean(axis=tuple(range(1, 2 * volume.ndim, 2)))
+        if np.issubdtype(data.dtype, np.integer):
+            mean = np.rint(mean)
+        out[a:b] = mean
+    affine = volume.affine @ np.diag([*f.astype(float), 1.0])
+    affine[: volume.ndim, volume.ndim] = volume.index_to_world((f - 1) / 2)
+    return Volume(out, affine, volume.name, volume.world_axes, dict(volume.metadata))

@@ -1,0 +1,49 @@
+"""The command line: ``napari-ccf-align demo | register | apply | replay | batch | fetch-atlas``.
+
+``parser`` holds the flags, ``commands`` turns them into the same core calls the widgets
+make, ``terminal`` the progress bars, Ctrl-C and internal-error reports, ``demo`` the demo.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from napari_ccf_align.core.errors import Cancelled, CcfAlignError
+
+#: Exit statuses: bad input (one sentence), an internal error (a bug: log written), Ctrl-C.
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point.
+
+    Bad input ends with one sentence on stderr and exit status 2; a bug of ours with
+    ``internal error: ...``, the traceback in a log file whose path it names, and
+    status 1; Ctrl-C with status 130, nothing half-written kept.
+    """
+    try:
+        from napari_ccf_align.cli.parser import build_parser
+
+        args = build_parser().parse_args(argv)
+        from napari_ccf_align.core.runs.headless import quiet_dipy_log
+
+        quiet_dipy_log()
+        return args.func(args)
+    except (Cancelled, KeyboardInterrupt):
+        print("napari-ccf-align: interrupted; nothing half-written was kept.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CcfAlignError as exc:
+        print(f"napari-ccf-align: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug: one line for the user, the traceback in a log
+        from napari_ccf_align.cli.terminal import internal_error_sentence, write_crash_log
+
+        log = write_crash_log(exc, argv)
+        print(f"napari-ccf-align: {internal_error_sentence(exc, log)}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The command line's commands: each turns parsed flags into the same core calls the widgets make."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from napari_ccf_align.cli.terminal import TerminalProgress, ctrl_c_cancels
+from napari_ccf_align.core.errors import CcfAlignError
+
+
+def fetch_atlas(args: argparse.Namespace) -> int:
+    """Download the atlas into the cache (or check that it is there)."""
+    from napari_ccf_align.core.io import atlas
+
+    progress = TerminalProgress()
+    try:
+        a = atlas.load_atlas(
+            args.resolution,
+            annotation=not args.no_annotation,
+            cache=args.cache,
+            base_url=args.base_url,
+            on_progress=progress,
+        )
+    finally:
+        progress.close()
+    print(
+        f"Allen CCF v3 at {a.resolution_um} µm ready in {atlas.cache_dir(args.cache)}: "
+        f"template {a.template.shape} (R, A, S)"
+        + (", annotation and region names" if a.annotation is not None else "")
+    )
+    return 0
+
+
+def _recipe(args: argparse.Namespace, base=None):
+    """A run recipe from the command line's flags (over ``base``, a saved session's recipe)."""
+    from dataclasses import replace
+
+    from napari_ccf_align.core import frames
+    from napari_ccf_align.core.align import AlignmentState
+    from napari_ccf_align.core.register import rigid, syn
+    from napari_ccf_align.core.runs import headless
+
+    recipe = base or headless.Recipe()
+    changes = {}
+    if getattr(args, "method", None):
+        changes["method"] = args.method
+    if getattr(args, "atlas_resolution", None):
+        changes["atlas_resolution_um"] = args.atlas_resolution
+    if args.voxel_size is not None:
+        if not all(math.isfinite(v) and v > 0 for v in args.voxel_size):
+            given = " ".join(f"{v:g}" for v in args.voxel_size)
+            raise CcfAlignError(
+                f"--voxel-size {given}: every voxel size must be a positive number of µm "
+                "(file array axis order, e.g. --voxel-size 50 16 16)."
+            )
+        frames.check_voxel_size([v / 1000.0 for v in args.voxel_size], 3)
+        changes["voxel_size_um"] = tuple(args.voxel_size)
+    if args.orientation is not None:
+        changes["orientation"] = args.orientation
+    if args.style is not None:
+        changes["style"] = args.style
+    if base is None:
+        state = AlignmentState(
+            frames.RigidParams(rotation_deg=tuple(args.rotate), flip=_flips(args.flip)),
+            _crop(args.crop),
+            args.crop_as_mask,
+        )
+        linear = changes.get("method", recipe.method).partition("+")[0]
+        settings = rigid.RigidSettings(
+            transform=linear if linear in rigid.TRANSFORMS else "rigid",
+            **({"iterations": args.iterations} if args.iterations else {}),
+        )
+        syn_settings = syn.SynSettings(
+            working_resolution_um=args.syn_resolution,
+            **(
+                {"level_iters": syn.parse_level_iters(args.syn_iterations, "--syn-iterations")}
+                if args.syn_iterations
+                else {}
+            ),
+        )
+        changes.update(
+            state=state,
+            centre=not args.no_centre,
+            rigid_settings=settings,
+            syn_settings=syn_settings,
+        )
+    return replace(recipe, **changes)
+
+
+def _flips(text: str) -> tuple[bool, bool, bool]:
+    text = (text or "").upper()
+    if set(text) - set("RAS"):
+        raise CcfAlignError(f"--flip {text!r} names no axis: give any of R, A and S (e.g. 'R').")
+    return tuple(a in text for a in "RAS")
+
+
+def _crop(ranges):
+    if not ranges:
+        return None
+    out = []
+    for text in ranges:
+        start, _, stop = text.partition(":")
+        try:
+            out.append((int(start), int(stop)))
+        except ValueError:
+            raise CcfAlignError(
+                f"--crop range {text!r} is not START:STOP: give three voxel ranges in file axis "
+                "order, e.g. --crop 0:120 10:90 0:160."
+            ) from None
+    return tuple(out)
+
+
+def register(args: argparse.Namespace) -> int:
+    """Register one sample file and save its session."""
+    from napari_ccf_align.core.runs import session
+
+    out = session.check_session_target(args.out)
+    return _register_and_save(args, _recipe(args), out)
+
+
+def replay(args: argparse.Namespace) -> int:
+    """A saved session's settings on another brain."""
+    from napari_ccf_align.core.runs import headless, session
+
+    out = session.check_session_target(args.out)
+    saved, _ = session.load(args.session)
+    return _register_and_save(args, _recipe(args, headless.recipe_of(saved)), out)
+
+
+def _register_and_save(args: argparse.Namespace, recipe, out: Path) -> int:
+    """One run with progress bars and Ctrl-C as cancel; its summary line on stdout."""
+    from napari_ccf_align.core.runs import headless
+
+    progress = TerminalProgress(args.quiet)
+    with ctrl_c_cancels() as token:
+        try:
+            s = headless.register_file(
+                args.moving,
+                recipe,
+                out,
+                cache=args.cache,
+                base_url=args.base_url,
+                on_progress=progress,
+                cancel=token,
+                write_report=not args.no_report,
+            )
+        finally:
+            progress.close()
+    print(headless.summary(s, out))
+    return 0
+
+
+def apply(args: argparse.Namespace) -> int:
+    """A session's transforms applied to an image, a label image or a CSV of points."""
+    from napari_ccf_align.core import io
+    from napari_ccf_align.core.results import apply as applying
+    from napari_ccf_align.core.runs import applying as routing
+    from napari_ccf_align.core.runs import session
+
+    target = Path(args.out)
+    if target.is_dir():
+        raise CcfAlignError(f"--out {target} is a folder: give a file name to write.")
+    io.check_output_folder(target.parent if str(target.parent) else Path("."))
+    saved, folder = session.load(args.session)
+    if routing.is_points_file(args.image):
+        mapped = routing.apply_to_points(
+            saved, args.image, args.to, args.points_frame, args.cache, args.base_url
+        )
+        if mapped.note:
+            print(mapped.note)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        applying.write_points_csv(target, mapped.table, mapped.columns)
+        print(f"{len(mapped.table.rows)} points -> {args.to} space: wrote {target}")
+        return 0
+    geometry = routing.Geometry(
+        tuple(args.voxel_size) if args.voxel_size else None, args.orientation, args.style
+    )
+    out = routing.apply_to_image(
+        saved, folder, args.image, args.to, args.labels, geometry, args.cache, args.base_url
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    io.write_volume(out, target, nibabel_order=args.to == "atlas")
+    kind = "labels (nearest neighbour)" if out.metadata.get("labels") else "image (linear)"
+    print(f"{Path(args.image).name} -> {args.to} space, {kind}, grid {out.shape}: wrote {target}")
+    return 0
+
+
+def batch(args: argparse.Namespace) -> int:
+    """A session's settings over many brains on dask.distributed, with a table at the end."""
+    from napari_ccf_align.core import io
+    from napari_ccf_align.core.runs import batch as batches
+    from napari_ccf_align.core.runs import headless, session
+
+    out = io.check_output_folder(args.out)
+    missing = [p for p in args.moving if not Path(p).is_file()]
+    if missing:
+        raise CcfAlignError(
+            f"No file at {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}: check the "
+            "paths (nothing was started)."
+        )
+    saved, folder = session.load(args.session)
+    recipe = _recipe(args, headless.recipe_of(saved))
+    if saved.atlas.kind == "allen":
+        fixed = headless.load_fixed(recipe.atlas_resolution_um, args.cache, args.base_url)
+    else:
+        template, annotation, _ = session.read_fixed(saved, folder)
+        fixed = headless.Fixed(template, annotation, saved.atlas.source)
+    where = args.scheduler or f"a local cluster of {args.workers} workers"
+    print(f"Registering {len(args.moving)} brains ({recipe.method}) on {where}.")
+
+    def said(row) -> None:
+        print(f"  {row.name}: {row.status} in {row.seconds:.1f} s", flush=True)
+
+    rows = batches.run_batch(
+        recipe,
+        args.moving,
+        out,
+        fixed,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        write_report=not args.no_report,
+        on_row=said,
+    )
+    print(batches.table(rows))
+    return 0 if all(r.status == "ok" for r in rows) else 3

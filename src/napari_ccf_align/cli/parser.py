@@ -1,0 +1,133 @@
+"""The command line's flags: one parser, its sub-commands and their help."""
+
+from __future__ import annotations
+
+import argparse
+
+from napari_ccf_align.cli import commands, demo
+
+
+def _geometry_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size in µm per file array axis (default: the file header's)",
+    )
+    p.add_argument("--orientation", help="orientation code of the file's axes, e.g. PIR")
+    p.add_argument(
+        "--style",
+        choices=["nibabel", "brainglobe"],
+        help="how the code is written: letters name the direction each axis increases towards "
+        "(nibabel, default) or the origin's corner (brainglobe)",
+    )
+
+
+def _atlas_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", help="atlas cache folder (default: the user cache, $CCF_ALIGN_CACHE)")
+    p.add_argument("--base-url", help="mirror of the Allen download server")
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-report", action="store_true", help="skip the QC report (faster)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``napari-ccf-align``."""
+    from napari_ccf_align.core.register.pipeline import METHODS
+    from napari_ccf_align.core.register.syn import DEFAULT_WORKING_RESOLUTION_UM
+
+    parser = argparse.ArgumentParser(
+        prog="napari-ccf-align",
+        description="Register a mouse-brain volume to the Allen CCF v3 (napari plugin + CLI).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="napari with the demo loaded (headless without a screen)")
+    d.add_argument(
+        "--headless", action="store_true", help="run the headless demo even with a screen"
+    )
+    d.add_argument("--screenshot", help="with a screen: save a screenshot of the demo and exit")
+    d.add_argument("--output", default="ccf-align-demo", help="session folder of the headless demo")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=demo.demo)
+
+    methods = [name for name, _ in METHODS if name != "syn"]
+    r = sub.add_parser("register", help="register a sample file and save the session")
+    r.add_argument("moving", help="the sample: NIfTI, NRRD, MHA/MHD or TIFF")
+    _geometry_flags(r)
+    r.add_argument("--atlas-resolution", type=int, default=25, help="10, 25, 50 or 100 (µm)")
+    r.add_argument(
+        "--rotate",
+        nargs=3,
+        type=float,
+        default=(0.0, 0.0, 0.0),
+        metavar=("RX", "RY", "RZ"),
+        help="initial rotation, degrees about the R, A and S axes",
+    )
+    r.add_argument("--flip", default="", help="mirror across the named axes first, e.g. R")
+    r.add_argument("--crop", nargs=3, metavar="START:STOP", help="voxel range per file array axis")
+    r.add_argument("--crop-as-mask", action="store_true", help="mask with the crop, keep the grid")
+    r.add_argument("--no-centre", action="store_true", help="do not centre the sample on the atlas")
+    r.add_argument("--method", choices=methods, default="rigid")
+    r.add_argument("--iterations", type=int, help="SimpleITK iterations per level")
+    r.add_argument(
+        "--syn-resolution",
+        type=float,
+        default=DEFAULT_WORKING_RESOLUTION_UM,
+        help="SyN working resolution (µm)",
+    )
+    r.add_argument("--syn-iterations", help="SyN iterations per level, coarse first: 40,20,10")
+    r.add_argument("--out", required=True, help="session folder to write")
+    _atlas_flags(r)
+    _run_flags(r)
+    r.set_defaults(func=commands.register)
+
+    a = sub.add_parser("apply", help="apply a session's transforms to an image or points")
+    a.add_argument("session", help="session folder")
+    a.add_argument(
+        "image",
+        help="an image on the sample's grid (--to atlas), an atlas-space image or the word "
+        "'annotation' (--to sample), or a CSV of points",
+    )
+    a.add_argument("--to", choices=["atlas", "sample"], default="atlas")
+    a.add_argument("--labels", action="store_true", help="nearest neighbour: keep label values")
+    a.add_argument(
+        "--points-frame",
+        choices=["index", "world"],
+        default="index",
+        help="CSV coordinates are voxel indices (default) or world RAS mm",
+    )
+    _geometry_flags(a)
+    _atlas_flags(a)
+    a.add_argument("--out", required=True, help="file to write (.nii.gz, .nrrd, .tif or .csv)")
+    a.set_defaults(func=commands.apply)
+
+    p = sub.add_parser("replay", help="a session's settings on another brain")
+    p.add_argument("session", help="session folder whose settings to use")
+    p.add_argument("moving", help="the new sample file")
+    _geometry_flags(p)
+    p.add_argument("--out", required=True, help="new session folder")
+    _atlas_flags(p)
+    _run_flags(p)
+    p.set_defaults(func=commands.replay)
+
+    b = sub.add_parser("batch", help="a session's settings over many brains (dask.distributed)")
+    b.add_argument("session", help="session folder whose settings to use")
+    b.add_argument("moving", nargs="+", help="sample files")
+    _geometry_flags(b)
+    b.add_argument("--out", required=True, help="folder for one session per brain")
+    b.add_argument("--scheduler", help="address of a running dask scheduler (default: local)")
+    b.add_argument("--workers", type=int, default=2, help="local cluster worker processes")
+    _atlas_flags(b)
+    _run_flags(b)
+    b.set_defaults(func=commands.batch)
+
+    f = sub.add_parser("fetch-atlas", help="download the Allen CCF into the cache")
+    f.add_argument("--resolution", type=int, default=25, help="10, 25, 50 or 100 (µm)")
+    f.add_argument("--cache", help="cache folder (default: the user cache, or $CCF_ALIGN_CACHE)")
+    f.add_argument("--base-url", help="mirror of the Allen download server")
+    f.add_argument("--no-annotation", action="store_true", help="template only")
+    f.set_defaults(func=commands.fetch_atlas)
+    return parser

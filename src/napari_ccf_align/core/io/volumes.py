@@ -1,0 +1,678 @@
+"""Reading and writing volumes: NRRD, NIfTI, MHA/MHD (SimpleITK) and TIFF (tifffile).
+
+Every reader returns a :class:`~napari_ccf_align.core.volume.Volume` in the RAS
+world; every writer writes under a temporary name in the target folder and
+renames, so a failed write never leaves a half-written file under the final name.
+
+A generic read keeps the header's meaning (an NRRD that says LPS is read as
+LPS). Files whose headers are known to be wrong, such as the raw Allen NRRDs,
+are read through :mod:`napari_ccf_align.core.io.atlas`, which states the truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import tifffile
+
+from napari_ccf_align.core import frames
+from napari_ccf_align.core.errors import (
+    CcfAlignError,
+    DimensionError,
+    InputError,
+    MissingFileError,
+    MissingVoxelSizeError,
+    OrientationError,
+    UnreadableFileError,
+    WriteError,
+)
+from napari_ccf_align.core.volume import Volume, from_sitk, to_sitk
+
+#: File endings read and written through SimpleITK.
+SITK_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+#: File endings read and written through tifffile.
+TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
+#: Every file ending :func:`read_volume` accepts.
+SUFFIXES = SITK_SUFFIXES + TIFF_SUFFIXES
+
+_TIFF_UNITS_UM = {"micron": 1.0, "um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "mm": 1000.0, "nm": 1e-3}
+
+
+def suffix_of(path: str | os.PathLike) -> str:
+    """Lower-case file ending, double endings (``.nii.gz``, ``.ome.tif``) included."""
+    name = Path(path).name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    return Path(name).suffix
+
+
+def is_supported(path: str | os.PathLike) -> bool:
+    """Whether :func:`read_volume` knows the file's ending."""
+    return suffix_of(path) in SUFFIXES
+
+
+def _stem(path: Path) -> str:
+    suffix = suffix_of(path)
+    return path.name[: -len(suffix)] if suffix else path.name
+
+
+def file_stem(path: str | os.PathLike) -> str:
+    """A file's name without its ending (``brain.nii.gz`` -> ``brain``)."""
+    return _stem(Path(path))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_volume(
+    path: str | os.PathLike,
+    *,
+    voxel_size_um: float | Sequence[float] | None = None,
+    orientation: str | None = None,
+    style: frames.OrientationStyle = "nibabel",
+    name: str | None = None,
+) -> Volume:
+    """Read a 2D or 3D image file into a Volume in the RAS world.
+
+    Parameters
+    ----------
+    path : str or path-like
+        NRRD, NIfTI (``.nii``, ``.nii.gz``), MHA/MHD or TIFF file.
+    voxel_size_um : float or sequence of float, optional
+        Voxel size in µm per array axis (numpy order). Needed for TIFF files whose
+        metadata carries none; for other formats it replaces the header's spacing
+        (and then ``orientation`` must be given too).
+    orientation : str, optional
+        Orientation code of the array axes. Required for TIFF files (they carry no
+        trustworthy orientation); for other formats it replaces the header's.
+    style : {"nibabel", "brainglobe"}
+        How ``orientation`` is written.
+    name : str, optional
+        Volume name; default the file name without its ending.
+
+    Raises
+    ------
+    MissingFileError, UnreadableFileError, MissingVoxelSizeError, OrientationError
+        Each with one sentence saying what is wrong and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
+    suffix = suffix_of(path)
+    name = name or _stem(path)
+    if suffix in TIFF_SUFFIXES:
+        volume = _read_tiff(path, voxel_size_um, orientation, style, name)
+    elif suffix in SITK_SUFFIXES:
+        volume = _read_sitk(path, name)
+        if orientation is not None or voxel_size_um is not None:
+            volume = _override_geometry(volume, voxel_size_um, orientation, style)
+    else:
+        volume = None
+    if volume is not None:
+        # how it was read, so that it can be read the same way again (sessions)
+        read_as = {
+            "voxel_size_um": None
+            if voxel_size_um is None
+            else np.broadcast_to(np.asarray(voxel_size_um, float), (volume.ndim,)).tolist(),
+            "orientation": orientation,
+            "style": style,
+        }
+        return replace(
+            volume, metadata={**volume.metadata, "source": str(path), "read_as": read_as}
+        )
+    raise UnreadableFileError(
+        f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), MHA/MHD "
+        "or TIFF."
+    )
+
+
+def _read_sitk(path: Path, name: str) -> Volume:
+    check_complete(path)
+    try:
+        if path.name.lower().endswith(".gz"):
+            _check_gzip_complete(path)
+        image = sitk.ReadImage(str(path))
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise UnreadableFileError(
+            f"{path.name} could not be read (corrupt, truncated or not really "
+            f"{suffix_of(path)}): {first_line(exc)}; check the file or export it again."
+        ) from None
+    return from_sitk(image, name, {"source": str(path)})
+
+
+_HEADER_KEYS = {
+    ".nrrd": ("encoding", "data file", "datafile"),
+    ".nhdr": ("encoding", "data file", "datafile"),
+    ".mha": ("compresseddata", "elementdatafile"),
+    ".mhd": ("compresseddata", "elementdatafile"),
+}
+
+
+def _text_header(path: Path) -> tuple[dict[str, str], int]:
+    """Lower-case ``key: value`` / ``Key = Value`` pairs of an NRRD or MetaImage header,
+    and the header's length in bytes (where attached data starts)."""
+    out: dict[str, str] = {}
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    offset = 0
+    for raw in head.split(b"\n"):
+        offset += len(raw) + 1
+        line = raw.decode("latin-1").strip()
+        if not line:
+            break  # NRRD: the blank line ends the header
+        for sep in (":=", ":", "="):
+            key, found, value = line.partition(sep)
+            if found:
+                out.setdefault(key.strip().lower(), value.strip())
+                break
+        if line.lower().startswith("elementdatafile"):
+            break  # MetaImage: the last header line
+    return out, offset
+
+
+def _data_bytes(path: Path) -> int:
+    """The number of data bytes a file's header announces."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents()
+    pixel = sitk.GetArrayFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()))
+    return size * pixel.dtype.itemsize
+
+
+def check_complete(path: str | os.PathLike) -> None:
+    """Raise :class:`UnreadableFileError` if a file holds less data than its header says.
+
+    ITK reads a truncated uncompressed NIfTI, NRRD or MetaImage file with the
+    missing part as zeros, and an ``.mhd`` without its ``.raw`` fails with a
+    message that does not say so. Compressed files are checked by their reader.
+    """
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix not in SITK_SUFFIXES or suffix == ".nii.gz":
+        return
+    try:
+        need = _data_bytes(path)
+    except RuntimeError:
+        if suffix == ".mhd":  # ITK does not say why; a missing .raw is the common cause
+            header, _ = _text_header(path)
+            data = header.get("elementdatafile", "")
+            if data and not (path.parent / data).is_file():
+                raise UnreadableFileError(
+                    f"{path.name} names its data file {data}, which is missing: keep {data} in "
+                    f"the same folder as {path.name}."
+                ) from None
+        return  # an unreadable header is reported by the reader itself
+    header, header_bytes = _text_header(path) if suffix in _HEADER_KEYS else ({}, 352)
+    if header.get("compresseddata", "false").lower() == "true":
+        return
+    if header.get("encoding", "raw").lower() not in ("raw", ""):
+        return
+    data = header.get("data file") or header.get("datafile") or header.get("elementdatafile")
+    if data and data.upper() != "LOCAL":
+        target = path.parent / data
+        if not target.is_file():
+            raise UnreadableFileError(
+                f"{path.name} names its data file {data}, which is missing: keep {data} in the "
+                f"same folder as {path.name}."
+            )
+        have = target.stat().st_size
+    else:
+        have = path.stat().st_size - header_bytes
+    if have < need:
+        raise UnreadableFileError(
+            f"{path.name} is truncated: it holds {max(have, 0):,} of the {need:,} data bytes its "
+            "header announces; copy or export it again."
+        )
+
+
+def _check_gzip_complete(path: Path) -> None:
+    """Raise EOFError if a gzip file is truncated (ITK's NIfTI reader pads it with zeros)."""
+    with gzip.open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:
+    if orientation is None:
+        raise OrientationError(
+            "A voxel size was given without an orientation code: give both, or neither to keep "
+            "the file's header."
+        )
+    size = volume.spacing * 1000.0 if voxel_size_um is None else voxel_size_um
+    size_mm = frames.check_voxel_size(size, volume.ndim, "µm") / 1000.0
+    meta = {**volume.metadata, "header_overridden": True}
+    return Volume.from_array(
+        volume.data, size_mm, orientation, style, name=volume.name, metadata=meta
+    )
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 (hex) of a file's bytes, read in ``chunk``-byte blocks."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    detail = next(
+        (ln for ln in lines if "Description" in ln or "ERROR" in ln), lines[-1] if lines else ""
+    )
+    return detail.split("Description:")[-1].strip()[:200]
+
+
+def tiff_voxel_size_um(path: str | os.PathLike) -> np.ndarray | None:
+    """Voxel size (µm, numpy axis order) that a TIFF's metadata gives, or None.
+
+    Looks at this plugin's own JSON metadata, then ImageJ's ``spacing`` and the
+    X/Y resolution tags.
+    """
+    if not Path(path).is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
+    with tifffile.TiffFile(path) as tif:
+        own = plugin_tiff_metadata(tif)
+        if own and "voxel_size_um" in own:
+            return np.asarray(own["voxel_size_um"], dtype=float)
+        page = tif.pages.first
+        ndim = len(tif.series[0].shape)
+        ij = tif.imagej_metadata or {}
+        unit = str(ij.get("unit", "")).strip()
+        scale = _TIFF_UNITS_UM.get(unit)
+        xr, yr = page.tags.get("XResolution"), page.tags.get("YResolution")
+        if scale is None or xr is None or yr is None:
+            return None
+        x = scale * xr.value[1] / xr.value[0]
+        y = scale * yr.value[1] / yr.value[0]
+        if ndim == 2:
+            return np.array([y, x])
+        if "spacing" not in ij:
+            return None
+        return np.array([scale * float(ij["spacing"]), y, x])
+
+
+def plugin_tiff_metadata(tif: tifffile.TiffFile) -> dict | None:
+    meta = tif.shaped_metadata
+    if meta and isinstance(meta[0], dict) and "ccf_align" in meta[0]:
+        return json.loads(meta[0]["ccf_align"])
+    return None
+
+
+def _read_tiff(path: Path, voxel_size_um, orientation, style, name) -> Volume:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            data = tif.asarray()
+            axes = tif.series[0].axes
+            own = plugin_tiff_metadata(tif) or {}
+    except Exception as exc:  # tifffile raises many kinds on corrupt files
+        raise UnreadableFileError(
+            f"{path.name} could not be read as TIFF ({type(exc).__name__}: {exc}); check the file "
+            "or export it again."
+        ) from None
+    extra = [f"{a}={n}" for a, n in zip(axes, data.shape, strict=False) if a in "SCTE" and n > 1]
+    if extra:
+        raise DimensionError(
+            f"{path.name} has colour, channel or time axes ({', '.join(extra)}): save one grey "
+            "channel at one time point as its own TIFF, then load that."
+        )
+    data = np.squeeze(data)
+    if orientation is None:
+        orientation = own.get("orientation")
+        style = "nibabel"
+    if orientation is None:
+        raise OrientationError(
+            f"{path.name} is a TIFF, which carries no trustworthy orientation: give its "
+            "orientation code (e.g. 'PIR' or BrainGlobe 'asl')."
+        )
+    if voxel_size_um is None:
+        voxel_size_um = tiff_voxel_size_um(path)
+    if voxel_size_um is None:
+        raise MissingVoxelSizeError(
+            f"{path.name} has no voxel size in its metadata: give the voxel size in µm."
+        )
+    size_mm = frames.check_voxel_size(voxel_size_um, data.ndim, "µm") / 1000.0
+    return Volume.from_array(
+        data,
+        size_mm,
+        orientation,
+        style,
+        origin_mm=own.get("origin_mm"),
+        name=name,
+        metadata={"source": str(path)},
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The user's umask: files we write get the permissions any file they make would get.
+_UMASK = _current_umask()
+_PARTIAL = ".partial"
+
+
+def current_umask() -> int:
+    """The user's umask (read once, at import)."""
+    return _UMASK
+
+
+def _partial_owner(path: Path) -> int | None:
+    """The process id a temporary file's name carries (``.<stem>.<pid>.<random>.partial``)."""
+    found = re.search(r"\.(\d+)\.[^.]+\.partial", path.name)
+    return int(found.group(1)) if found else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete temporary files left in ``folder`` by writes whose process was killed.
+
+    Only files named by :func:`atomic_path` whose writing process no longer runs are
+    removed, so another process writing into the same folder is left alone.
+    """
+    removed = []
+    for tmp in folder.glob(f".*{_PARTIAL}*"):
+        pid = _partial_owner(tmp)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike, verify: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    The temporary name keeps the file ending (writers choose the format by it) and
+    carries this process's id, so that temporary files of killed writes are found
+    and removed on the next write to the folder. ``verify(tmp)``, if given, checks
+    the written file before the rename (some writers report a full disk only on
+    stderr); the file gets the permissions the user's umask gives new files.
+    On failure the temporary file is removed, the previous file at ``path`` is kept,
+    and a :class:`WriteError` says why.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise InputError(f"{path!r} is not a file path: give a str or pathlib.Path to write to.")
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
+    if path.is_dir():
+        raise WriteError(f"{path} is a folder: give a file name to write to.")
+    remove_stale_partials(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{_stem(path)}.{os.getpid()}.",
+            suffix=f"{_PARTIAL}{suffix_of(path)}",
+            dir=folder,
+        )
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if verify is not None:
+            verify(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
+        os.replace(tmp_path, path)
+    except BaseException as exc:
+        tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError | RuntimeError) and not isinstance(exc, WriteError):
+            raise write_error(folder, exc) from None
+        raise
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Check, before any work, that results can be written into the folder ``path``.
+
+    The folder need not exist yet (it is made when the results are written), but
+    it must not be a file, and it (or the nearest existing folder above it) must
+    be writable.
+
+    Raises
+    ------
+    WriteError
+        Naming the path and what to do.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{path} is a file, not a folder: give a folder name for the results.")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(
+            f"{existing} is a file, so the folder {path} cannot be made: choose another place."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WriteError(
+            f"The folder {existing} is not writable: choose a folder you can write to."
+        )
+    return path
+
+
+def write_error(folder: Path, exc: BaseException) -> WriteError:
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
+        return WriteError(
+            f"The disk holding {folder} is full: free some space or choose another folder."
+        )
+    if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WriteError(f"The folder {folder} is not writable: choose a folder you can write to.")
+    return WriteError(
+        f"Could not write into {folder} ({first_line(exc)}): check the folder and disk."
+    )
+
+
+def write_volume(
+    volume: Volume, path: str | os.PathLike, compress: bool = True, nibabel_order: bool = False
+) -> Path:
+    """Write a Volume so that other tools place its voxels where we do.
+
+    NIfTI, NRRD and MHA go through SimpleITK (LPS headers, which nibabel,
+    ITK-SNAP and 3D Slicer convert as we do). TIFF stores the array with the
+    orientation code, voxel size and origin in this plugin's JSON metadata; only
+    axis-aligned volumes can be written to TIFF.
+
+    SimpleITK files list the axes in reverse numpy order, so a file read here and
+    written again keeps its layout. With ``nibabel_order`` the file's axes
+    (nibabel's array, ITK's x, y, z) are the volume's numpy axes instead: an
+    atlas-space volume (axes R, A, S) then reads in nibabel as a plain RAS array
+    with the atlas's affine. Either way every voxel stays at its world place.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    suffix = suffix_of(path)
+    if nibabel_order and suffix in SITK_SUFFIXES:
+        n = volume.ndim
+        order = [*range(n - 1, -1, -1), n]
+        volume = replace(
+            volume, data=np.transpose(volume.data), affine=np.asarray(volume.affine)[:, order]
+        )
+    if suffix not in SITK_SUFFIXES + TIFF_SUFFIXES:
+        raise WriteError(
+            f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha or .tif."
+        )
+
+    def verify(tmp: Path) -> None:
+        check_written(tmp, volume.shape, path.parent)
+
+    if suffix in (".mhd", ".nhdr"):
+        return _write_detached(volume, path, compress)
+    with atomic_path(path, verify) as tmp:
+        if suffix in SITK_SUFFIXES:
+            sitk.WriteImage(to_sitk(volume), str(tmp), compress)
+        else:
+            _write_tiff(volume, tmp)
+    return path
+
+
+def _write_detached(volume: Volume, path: Path, compress: bool) -> Path:
+    """A header and its separate data file (``.mhd`` + ``.raw``, ``.nhdr`` + ``.raw``).
+
+    The header names its data file, so both are written under their final names in
+    a temporary folder beside ``path``, checked, then moved: the data file first,
+    the header last (a reader never finds a header without its data).
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
+    remove_stale_partials(folder)
+    try:
+        tmp_dir = Path(
+            tempfile.mkdtemp(prefix=f".{_stem(path)}.{os.getpid()}.", suffix=_PARTIAL, dir=folder)
+        )
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    try:
+        header = tmp_dir / path.name
+        sitk.WriteImage(to_sitk(volume), str(header), compress)
+        check_written(header, volume.shape, folder)
+        for part in sorted(tmp_dir.iterdir(), key=lambda p: p == header):
+            os.chmod(part, 0o666 & ~_UMASK)
+            os.replace(part, folder / part.name)
+    except (OSError, RuntimeError) as exc:
+        raise write_error(folder, exc) from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+def check_written(tmp: Path, shape: tuple[int, ...], folder: Path) -> None:
+    """Raise :class:`WriteError` unless ``tmp`` reads back whole with ``shape``.
+
+    ITK's writers report some failures (a full disk among them) only on stderr and
+    return normally, leaving a truncated file; renaming it would replace the user's
+    previous good file. The header is read back and, like every read, the data's
+    size is checked against it (:func:`check_complete`).
+    """
+    try:
+        found = peek(tmp)[2]
+        check_complete(tmp)
+    except CcfAlignError:
+        found = None
+    if found is None or tuple(found) != tuple(shape):
+        free = shutil.disk_usage(folder).free if folder.is_dir() else 0
+        raise WriteError(
+            f"The file written into {folder} is incomplete (the disk holding it has "
+            f"{free / 1e6:.0f} MB free; it may be full): free some space or choose another "
+            "folder; the previous file, if any, was kept."
+        )
+
+
+def _write_tiff(volume: Volume, path: Path) -> None:
+    code = volume.orientation
+    expected = frames.orientation_affine(code, volume.spacing, volume.affine[:-1, -1])
+    if volume.world_axes != frames.world_axes_of(code) or not np.allclose(
+        expected, volume.affine, atol=1e-9
+    ):
+        raise WriteError(
+            f"{volume.name!r} is oblique, which TIFF cannot describe: write NIfTI or NRRD instead."
+        )
+    own = {
+        "orientation": code,
+        "voxel_size_um": (volume.spacing * 1000.0).tolist(),
+        "origin_mm": volume.affine[:-1, -1].tolist(),
+    }
+    tifffile.imwrite(
+        path, volume.data, photometric="minisblack", metadata={"ccf_align": json.dumps(own)}
+    )
+
+
+def peek(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None, tuple[int, ...] | None]:
+    """What a file says about itself without reading its voxels.
+
+    Returns
+    -------
+    voxel_size_um : numpy.ndarray or None
+        Per array axis (numpy order), µm, when the file carries it.
+    orientation : str or None
+        Nibabel-style code of the header's axes (None for TIFF: never guessed).
+    shape : tuple of int or None
+        Array shape in numpy order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
+    suffix = suffix_of(path)
+    if suffix in TIFF_SUFFIXES:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tuple(int(s) for s in np.squeeze(np.empty(tif.series[0].shape, bool)).shape)
+                own = plugin_tiff_metadata(tif) or {}
+        except Exception as exc:
+            raise UnreadableFileError(
+                f"{path.name} could not be read as TIFF ({type(exc).__name__}); check the file."
+            ) from None
+        return tiff_voxel_size_um(path), own.get("orientation"), shape
+    if suffix not in SITK_SUFFIXES:
+        raise UnreadableFileError(
+            f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), "
+            "MHA/MHD or TIFF."
+        )
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise UnreadableFileError(
+            f"{path.name} could not be read ({first_line(exc)}); check the file or export it again."
+        ) from None
+    n = reader.GetDimension()
+    world = frames.WORLD_AXES if n == 3 else "RA"
+    affine = frames.affine_from_itk(
+        reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection(), world
+    )
+    size_um = frames.spacing_of(affine) * 1000.0
+    return size_um, frames.affine_orientation(affine, world), tuple(reader.GetSize()[::-1])
+
+
+def write_trace_csv(points, path: str | os.PathLike) -> Path:
+    """Write metric trace points (objects with level, iteration, metric, elapsed_s) as CSV."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        lines = ["level,iteration,metric,elapsed_s"]
+        lines += [f"{p.level},{p.iteration},{p.metric:.10g},{p.elapsed_s:.4f}" for p in points]
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

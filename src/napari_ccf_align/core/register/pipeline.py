@@ -1,0 +1,87 @@
+"""One registration as the user asks for it: a SimpleITK stage, a DIPY SyN stage, or both.
+
+The Register widget and the command line both call :func:`run`, so a method means
+the same thing in either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from napari_ccf_align.core import checks
+from napari_ccf_align.core.align import AlignmentState
+from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
+from napari_ccf_align.core.register import child, rigid, syn
+from napari_ccf_align.core.volume import Volume
+
+#: The methods, as (name, label) pairs: a linear stage, a linear stage then SyN, or SyN alone
+#: (from a given start, e.g. the last result).
+METHODS: tuple[tuple[str, str], ...] = (
+    ("rigid", "rigid"),
+    ("similarity", "similarity"),
+    ("affine", "affine"),
+    ("rigid+syn", "rigid → SyN"),
+    ("affine+syn", "affine → SyN"),
+    ("syn", "SyN (from the start given)"),
+)
+
+
+def run(
+    fixed: Volume,
+    moving: Volume,
+    method: str,
+    state: AlignmentState | None = None,
+    rigid_settings: rigid.RigidSettings | None = None,
+    syn_settings: syn.SynSettings | None = None,
+    start: np.ndarray | None = None,
+    on_progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    isolate_syn: bool = False,
+) -> rigid.RigidResult | syn.SynResult:
+    """Run ``method`` and return its result (the SyN result when SyN runs, holding the
+    linear stage's result as ``linear``).
+
+    Parameters
+    ----------
+    method : str
+        One of the names in :data:`METHODS`. ``"rigid+syn"`` and ``"affine+syn"``
+        run SimpleITK first and start SyN from its ``matrix`` alone (the hand
+        alignment is inside it); ``"syn"`` starts SyN from ``start``, or from the
+        state's hand alignment when ``start`` is None.
+    start : numpy.ndarray, optional
+        A moving -> atlas map (RAS mm) to start from, e.g. the last result's ``matrix``.
+    isolate_syn : bool
+        Run the SyN stage in a child process (:mod:`.isolated`), so that its Python
+        loop never holds the calling process's GIL (a GUI stays responsive).
+    """
+    checks.choice(method, "method", [name for name, _ in METHODS])
+    state = state or AlignmentState()
+    cancel = cancel or CancelToken()
+    linear, _, deformable = method.partition("+")
+
+    def deform(first: np.ndarray) -> syn.SynResult:
+        if not isolate_syn:
+            return syn.register(fixed, moving, first, syn_settings, state, on_progress, cancel)
+        return child.call(
+            "napari_ccf_align.core.register.syn.register",
+            fixed,
+            moving,
+            first,
+            syn_settings,
+            state,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+
+    if method == "syn":
+        return deform(state.rigid.matrix() if start is None else start)
+    settings = rigid_settings or rigid.RigidSettings()
+    if settings.transform != linear:
+        settings = rigid.RigidSettings.from_dict({**settings.to_dict(), "transform": linear})
+    result = rigid.register(fixed, moving, state, settings, None, on_progress, cancel, start)
+    if not deformable:
+        return result
+    cancel.raise_if_cancelled("The registration")
+    return dataclasses.replace(deform(result.matrix), linear=result)

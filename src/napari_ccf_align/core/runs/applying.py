@@ -1,0 +1,139 @@
+"""A saved session applied to a file: which image it is, which way it goes, what is written.
+
+The command line's ``apply`` and the Session dock share :func:`.apply.map_volume`;
+this module adds what only a file path says: the word ``annotation`` (the session's
+own atlas labels), an Allen CCF file (read in its true orientation), a channel of
+the sample (read with the session's geometry unless told otherwise), or a CSV of
+points with their regions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_ccf_align.core import io
+from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.io import atlas
+from napari_ccf_align.core.results import apply
+from napari_ccf_align.core.runs import session
+from napari_ccf_align.core.volume import Volume
+
+#: File names of the Allen CCF's own volumes, whose NRRD headers misstate the orientation.
+_ALLEN_FILE = re.compile(r"(annotation|average_template)_\d+\.nrrd")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How to read a sample-side image: voxel size (µm per file axis), code and style.
+
+    None in a field means "as the session's sample was read".
+    """
+
+    voxel_size_um: tuple[float, float, float] | None = None
+    orientation: str | None = None
+    style: str | None = None
+
+
+def is_points_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a CSV of points (else an image or the word ``annotation``)."""
+    return str(path).lower().endswith(".csv")
+
+
+def read_for_atlas(saved: session.Session, path: str | os.PathLike, geometry: Geometry) -> Volume:
+    """An image on the sample's grid (another channel), read with the session's geometry
+    unless ``geometry`` says otherwise."""
+    rec = saved.moving
+    return session.read_input(
+        path,
+        geometry.voxel_size_um or rec.voxel_size_um,
+        geometry.orientation or rec.orientation,
+        geometry.style or rec.style,
+    )
+
+
+def read_for_sample(
+    saved: session.Session,
+    folder: Path,
+    path: str | os.PathLike,
+    labels: bool,
+    cache: str | os.PathLike | None = None,
+    base_url: str | None = None,
+) -> tuple[Volume, bool]:
+    """``(atlas-space image, labels?)`` to put on the sample's grid.
+
+    ``"annotation"`` is the session's own atlas annotation (labels); an Allen CCF file
+    is read in its true orientation (labels when it is an annotation); any other file
+    is read as its header says.
+    """
+    if str(path).lower() == "annotation":
+        _, annotation, _ = session.read_fixed(saved, folder, cache, base_url)
+        if annotation is None:
+            raise CcfAlignError(
+                "This session's atlas has no annotation: give an atlas-space label image file."
+            )
+        return annotation, True
+    name = Path(path).name
+    if _ALLEN_FILE.fullmatch(name):
+        return atlas.read_allen_nrrd(path), name.startswith("annotation") or labels
+    return io.read_volume(path), labels
+
+
+def apply_to_image(
+    saved: session.Session,
+    folder: Path,
+    path: str | os.PathLike,
+    to: str,
+    labels: bool,
+    geometry: Geometry = Geometry(),
+    cache: str | os.PathLike | None = None,
+    base_url: str | None = None,
+) -> Volume:
+    """The image at ``path`` mapped through the session's result into ``to``'s space."""
+    if to == "atlas":
+        image = read_for_atlas(saved, path, geometry)
+    else:
+        image, labels = read_for_sample(saved, folder, path, labels, cache, base_url)
+    return apply.map_volume(
+        saved.result, image, to, saved.atlas.grid(), saved.moving.grid(), labels
+    )
+
+
+@dataclass(frozen=True)
+class MappedPoints:
+    """Points mapped through a session: the table to write and a note on what was left out."""
+
+    table: apply.PointsTable
+    columns: dict[str, list[str]]
+    note: str = ""
+
+
+def apply_to_points(
+    saved: session.Session,
+    path: str | os.PathLike,
+    to: str,
+    frame: str,
+    cache: str | os.PathLike | None = None,
+    base_url: str | None = None,
+) -> MappedPoints:
+    """A CSV of points mapped into ``to``'s space, with the region under each atlas point."""
+    result = saved.result
+    if to == "sample":
+        table = apply.read_points_csv(path, saved.atlas.grid(), frame)
+        points = apply.points_to_sample(result, table.world_ras)
+        return MappedPoints(table, apply.sample_columns(points, saved.moving.grid()))
+    table = apply.read_points_csv(path, saved.moving.grid(), frame)
+    points = apply.points_to_atlas(result, table.world_ras)
+    annotation = structures = resolution = None
+    note = ""
+    if saved.atlas.kind == "allen":
+        resolution = saved.atlas.resolution_um
+        try:
+            a = atlas.load_atlas(int(resolution), annotation=True, cache=cache, base_url=base_url)
+            annotation, structures = a.annotation, a.structures
+        except CcfAlignError as exc:
+            note = f"Region names left out: the annotation could not be loaded ({exc})"
+    columns = apply.atlas_columns(points, resolution, annotation, structures)
+    return MappedPoints(table, columns, note)

@@ -1,0 +1,208 @@
+"""A whole run without a GUI: read the sample, load the atlas, register, save the session.
+
+The command line (``register``, ``replay``, ``demo``) and the batch runner call
+:func:`register_volume` / :func:`register_file`; the Register widget calls the same
+:func:`.pipeline.run` and :func:`.session.save`. A :class:`Recipe` is what a run
+does independently of the brain, so it can be replayed on another one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from napari_ccf_align.core import align
+from napari_ccf_align.core.align import AlignmentState
+from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
+from napari_ccf_align.core.register import pipeline, rigid, syn
+from napari_ccf_align.core.results import report
+from napari_ccf_align.core.runs import session
+from napari_ccf_align.core.volume import Volume
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a run does, apart from which brain it runs on.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`.pipeline.METHODS`.
+    state : AlignmentState
+        Hand alignment (rotation in degrees about R, A, S; flips; crop in file
+        voxel indices). Its shift is replaced when ``centre`` is set.
+    centre : bool
+        Shift the sample so its tissue centre lands on the atlas's (keeping the
+        rotation): what "centre on atlas" does in the Align widget.
+    rigid_settings, syn_settings : RigidSettings, SynSettings
+        Engine settings.
+    atlas_resolution_um : int
+        Allen CCF resolution (10, 25, 50 or 100 µm).
+    voxel_size_um : tuple of float or None
+        Sample voxel size (µm, file array axis order); None: the file header's.
+    orientation : str or None
+        Sample orientation code; None: the file header's.
+    style : {"nibabel", "brainglobe"}
+        How ``orientation`` is written.
+    """
+
+    method: str = "rigid"
+    state: AlignmentState = field(default_factory=AlignmentState)
+    centre: bool = True
+    rigid_settings: rigid.RigidSettings = field(default_factory=rigid.RigidSettings)
+    syn_settings: syn.SynSettings = field(
+        default_factory=lambda: syn.SynSettings(
+            working_resolution_um=syn.DEFAULT_WORKING_RESOLUTION_UM
+        )
+    )
+    atlas_resolution_um: int = 25
+    voxel_size_um: tuple[float, ...] | None = None
+    orientation: str | None = None
+    style: str = "nibabel"
+
+
+def recipe_of(s: session.Session) -> Recipe:
+    """The recipe a saved session ran with (to replay it on another brain)."""
+    return Recipe(
+        s.method,
+        s.state,
+        s.centred,
+        s.rigid_settings or rigid.RigidSettings(),
+        s.syn_settings or Recipe().syn_settings,
+        round(s.atlas.resolution_um),
+        s.moving.voxel_size_um,
+        s.moving.orientation,
+        s.moving.style,
+    )
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """The fixed side of a run: template, optional annotation and where they came from."""
+
+    template: Volume
+    annotation: Volume | None = None
+    source: str = ""
+
+
+def load_fixed(resolution_um: int, cache=None, base_url=None, on_progress=ignore_progress):
+    """The Allen CCF at ``resolution_um`` with its annotation, from the cache (or downloaded)."""
+    from napari_ccf_align.core.io import atlas
+
+    a = atlas.load_atlas(
+        int(resolution_um), annotation=True, cache=cache, base_url=base_url, on_progress=on_progress
+    )
+    source = f"Allen CCF v3 ({base_url or os.environ.get(atlas.ENV_BASE_URL) or atlas.DEFAULT_BASE_URL}), cached in {atlas.cache_dir(cache)}"
+    return Fixed(a.template, a.annotation, source)
+
+
+def register_volume(
+    moving: Volume,
+    record: session.InputRecord,
+    fixed: Fixed,
+    recipe: Recipe,
+    out: str | os.PathLike,
+    on_progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    write_report: bool = True,
+) -> session.Session:
+    """Register ``moving`` to ``fixed`` as ``recipe`` says and save the session to ``out``.
+
+    Returns the session as saved. Nothing is written when the run fails or is
+    cancelled (an earlier session at ``out`` is kept).
+    """
+    session.check_session_target(out)
+    t0 = time.perf_counter()
+    state = recipe.state
+    if recipe.centre:
+        state = align.centre_on_atlas(state, moving, fixed.template)
+    align.check_crop(moving, state.crop)
+    result = pipeline.run(
+        fixed.template,
+        moving,
+        recipe.method,
+        state,
+        recipe.rigid_settings,
+        recipe.syn_settings,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    t_run = time.perf_counter() - t0
+    warped = result.warp(fixed.template, moving)  # once, for the figures and the session
+    figures = report.stage_figures(result, fixed.template, moving, state, warped)
+    s = session.Session(
+        method=recipe.method,
+        atlas=session.record_atlas(fixed.template, fixed.source),
+        moving=record,
+        state=state,
+        rigid_settings=recipe.rigid_settings if recipe.method != "syn" else None,
+        syn_settings=recipe.syn_settings if "syn" in recipe.method else None,
+        result=result,
+        centred=recipe.centre,
+        figures=figures,
+        timings={"registration_s": round(t_run, 3)},
+        created=session.now(),
+        versions=session.versions(),
+    )
+    if cancel is not None:
+        cancel.raise_if_cancelled("The run")
+    session.save(out, s, fixed.template, moving, fixed.annotation, write_report, warped)
+    return replace(s, timings={**s.timings, "total_s": round(time.perf_counter() - t0, 3)})
+
+
+def register_file(
+    path: str | os.PathLike,
+    recipe: Recipe,
+    out: str | os.PathLike,
+    fixed: Fixed | None = None,
+    cache=None,
+    base_url=None,
+    on_progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    write_report: bool = True,
+) -> session.Session:
+    """Read the sample at ``path`` with the recipe's geometry and run :func:`register_volume`."""
+    session.check_session_target(out)
+    moving = session.read_input(path, recipe.voxel_size_um, recipe.orientation, recipe.style)
+    record = session.record_input(
+        moving, path, recipe.voxel_size_um, recipe.orientation, recipe.style
+    )
+    if fixed is None:
+        fixed = load_fixed(recipe.atlas_resolution_um, cache, base_url, on_progress)
+    return register_volume(moving, record, fixed, recipe, out, on_progress, cancel, write_report)
+
+
+def quiet_dipy_log() -> None:
+    """Silence DIPY's per-level INFO lines (it prints them to stdout); progress says it."""
+    import logging
+
+    import dipy.utils.logging  # noqa: F401  (configures DIPY's logger, at level INFO)
+
+    logging.getLogger("dipy").setLevel(logging.WARNING)
+
+
+def summary(s: session.Session, out: str | os.PathLike) -> str:
+    """One line: method, seconds, final metric, similarity before and after, where it went."""
+    r = s.result
+    figures = list(s.figures.values())
+    ncc = ""
+    if figures and "NCC (brain)" in figures[0]:
+        ncc = f"; NCC {figures[0]['NCC (brain)']:.3f} -> {figures[-1]['NCC (brain)']:.3f}"
+    seconds = s.timings.get("registration_s", r.seconds)
+    return (
+        f"{s.method}: {seconds:.1f} s, final metric {r.final_metric:.5g}{ncc}; "
+        f"session in {Path(out)}"
+    )
+
+
+def matrix_error_mm(result, truth: np.ndarray, fixed: Volume) -> float:
+    """Mean distance (mm) over the atlas's brain between the result's and a true linear map."""
+    brain = fixed.data > align.tissue_threshold(fixed)
+    pts = fixed.index_to_world(np.argwhere(brain)[::7])
+    found = result.to_moving(pts)
+    expected = np.asarray(pts) @ np.linalg.inv(truth)[:3, :3].T + np.linalg.inv(truth)[:3, 3]
+    return float(np.linalg.norm(found - expected, axis=1).mean())

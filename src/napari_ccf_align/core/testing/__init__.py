@@ -1,0 +1,1 @@
+"""Volumes with known ground truth: a procedural brain and a simulated brain."""

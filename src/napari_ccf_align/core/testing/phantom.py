@@ -1,0 +1,196 @@
+"""Test subjects with ground truth: a procedural brain phantom and a simulated brain.
+
+The simulated brain is a template seen through a known rigid transform, a
+smooth deformation, an intensity change, noise and a missing piece, so every
+later step (alignment, registration, QC) has a truth to be checked against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from napari_ccf_align.core import frames
+from napari_ccf_align.core.volume import Volume
+
+#: The rigid part of the simulated brain's truth: about 20 degrees in all and a shift.
+SIMULATED_ROTATION_DEG = (10.0, -12.0, 12.0)
+SIMULATED_TRANSLATION_MM = (0.4, -0.6, 0.3)
+
+
+def brain_phantom(resolution_um: int = 100, shape: tuple[int, int, int] | None = None) -> Volume:
+    """A procedural mouse-brain-like volume on the Allen RAS grid.
+
+    Two hemispheres with a midline groove, olfactory bulbs in front, a cerebellum
+    behind and below, dark ventricles: asymmetric front to back and top to bottom,
+    so an orientation mistake shows. Values are uint16 like the Allen template.
+
+    Parameters
+    ----------
+    resolution_um : int
+        Voxel size in µm (the 100 µm grid is 114 x 132 x 80 voxels, R x A x S).
+    shape : tuple of int, optional
+        Grid shape (R, A, S); default the Allen grid at ``resolution_um``.
+    """
+    from napari_ccf_align.core.io.atlas import RAW_SHAPES
+
+    if shape is None:
+        ap, dv, ml = RAW_SHAPES[resolution_um]
+        shape = (ml, ap, dv)
+    h = resolution_um / 1000.0
+    r, a, s = (np.arange(n) * h for n in shape)
+    extent = np.asarray(shape) * h
+    cr, ca, cs = extent[0] / 2, extent[1] * 0.48, extent[2] * 0.55
+    R, A, S = np.meshgrid(r - cr, a - ca, s - cs, indexing="ij")
+
+    def ellipsoid(c, radii):
+        return (
+            ((R - c[0]) / radii[0]) ** 2
+            + ((A - c[1]) / radii[1]) ** 2
+            + ((S - c[2]) / radii[2]) ** 2
+        )
+
+    cerebrum = ellipsoid((0, 0.6, 0.2), (4.6, 4.6, 2.9)) < 1
+    groove = (np.abs(R) < 0.15) & (S > 1.5)
+    bulbs = (ellipsoid((0.7, 5.4, 0.0), (0.7, 1.1, 0.8)) < 1) | (
+        ellipsoid((-0.7, 5.4, 0.0), (0.7, 1.1, 0.8)) < 1
+    )
+    cerebellum = ellipsoid((0, -4.2, -0.6), (3.0, 1.6, 2.0)) < 1
+    brainstem = ellipsoid((0, -2.5, -2.0), (1.3, 3.0, 1.0)) < 1
+    tissue = (cerebrum & ~groove) | bulbs | cerebellum | brainstem
+    cortex = tissue & (ellipsoid((0, 0.6, 0.2), (4.0, 4.0, 2.3)) >= 1) & cerebrum
+    ventricles = (ellipsoid((1.0, 0.8, 0.6), (0.3, 1.4, 0.7)) < 1) | (
+        ellipsoid((-1.0, 0.8, 0.6), (0.3, 1.4, 0.7)) < 1
+    )
+    img = np.zeros(shape, np.float32)
+    img[tissue] = 160
+    img[cortex] = 260
+    img[cerebellum] = 320
+    img[bulbs] = 220
+    img[ventricles] = 40
+    # a fixed smooth texture gives the metric features to hold on to, as real tissue does
+    texture = ndimage.gaussian_filter(np.random.default_rng(7).normal(size=shape), 0.3 / h)
+    img *= 1.0 + 0.25 * texture / (texture.std() or 1.0)
+    img = ndimage.gaussian_filter(np.clip(img, 0, None), 0.08 / h)
+    return Volume.from_array(
+        img.astype(np.uint16),
+        h,
+        "RAS",
+        name="brain phantom",
+        # "atlas": the widgets take it as the fixed side (offline, the demo registers to it);
+        # sessions embed it, as it is not the Allen CCF
+        metadata={"phantom": True, "atlas": "brain phantom", "resolution_um": resolution_um},
+    )
+
+
+@dataclass(frozen=True)
+class SimulatedBrain:
+    """A simulated subject and the truth it was made with."""
+
+    volume: Volume
+    truth: frames.RigidParams
+    displacement_mm: float
+    from_phantom: bool
+
+
+def simulate_brain(
+    template: Volume,
+    rotation_deg=SIMULATED_ROTATION_DEG,
+    translation_mm=SIMULATED_TRANSLATION_MM,
+    deformation_mm: float = 0.15,
+    noise: float = 0.03,
+    missing_anterior_mm: float | None = 10.8,
+    seed: int = 0,
+) -> SimulatedBrain:
+    """The template seen through a known rigid transform and a smooth deformation.
+
+    The moving voxel at world point ``p`` shows the template at ``q + d(q)``, with
+    ``q = truth.matrix() @ p`` and ``d`` a smooth field of at most about
+    ``deformation_mm``. So ``truth`` maps the subject onto the atlas (the
+    transform registration must recover). Intensities are changed by a gamma,
+    a gain and a smooth bias field, Gaussian noise of ``noise`` times the
+    maximum is added, and tissue with an atlas A coordinate above
+    ``missing_anterior_mm`` (the olfactory bulb) is missing.
+
+    Parameters
+    ----------
+    template : Volume
+        RAS atlas template (or phantom).
+    rotation_deg, translation_mm : tuple of float
+        Rigid truth (degrees about R, A, S; mm), centred on the template's centre.
+    deformation_mm : float
+        Peak smooth displacement, mm.
+    noise : float
+        Noise standard deviation as a fraction of the intensity maximum.
+    missing_anterior_mm : float or None
+        Remove tissue anterior of this atlas A coordinate (mm); None keeps it all.
+    seed : int
+        Random seed.
+    """
+    rng = np.random.default_rng(seed)
+    truth = frames.RigidParams(rotation_deg, translation_mm, tuple(template.centre_mm))
+    shape = template.shape
+    idx = np.indices(shape, dtype=np.float32).reshape(3, -1).T
+    q = frames.apply_affine(truth.matrix() @ template.affine, idx)
+    # smooth displacement: a few low-frequency sine modes
+    extent = np.asarray(shape) * template.spacing
+    d = np.zeros_like(q)
+    for k in range(3):
+        phase = rng.uniform(0, 2 * np.pi, 3)
+        d[:, k] = deformation_mm * np.prod(
+            [np.sin(np.pi * q[:, j] / extent[j] * 2 + phase[j]) for j in range(3)], axis=0
+        )
+    src = frames.apply_affine(np.linalg.inv(template.affine), q + d)
+    values = ndimage.map_coordinates(
+        template.data.astype(np.float32), src.T, order=1, mode="constant", cval=0.0
+    ).reshape(shape)
+    if missing_anterior_mm is not None:
+        values[(q[:, 1] > missing_anterior_mm).reshape(shape)] = 0.0
+    peak = float(values.max()) or 1.0
+    norm = values / peak
+    bias = 1.0 + 0.15 * np.sin(np.pi * q[:, 2] / extent[2]).reshape(shape)
+    out = 0.8 * peak * norm**0.8 * bias
+    out += rng.normal(0, noise * peak, shape)
+    out = np.clip(out, 0, None).astype(np.float32)
+    volume = Volume(
+        out,
+        template.affine.copy(),
+        "simulated brain",
+        "RAS",
+        {"truth": truth.to_dict(), "source": template.name},
+    )
+    return SimulatedBrain(volume, truth, deformation_mm, bool(template.metadata.get("phantom")))
+
+
+def smooth_field(
+    shape: tuple[int, ...], spacing_mm, peak_voxels: float, seed: int = 0
+) -> np.ndarray:
+    """A smooth displacement field (mm, world components along the array axes) of
+    about ``peak_voxels`` voxels at most: a few low-frequency sine modes."""
+    rng = np.random.default_rng(seed)
+    n = len(shape)
+    grids = np.meshgrid(*[np.linspace(0, 1, s) for s in shape], indexing="ij")
+    out = np.zeros((*shape, n), np.float64)
+    for k in range(n):
+        phase = rng.uniform(0, 2 * np.pi, n)
+        freq = rng.uniform(0.6, 1.2, n)
+        out[..., k] = np.prod(
+            [np.sin(2 * np.pi * freq[j] * grids[j] + phase[j]) for j in range(n)], axis=0
+        )
+    out *= peak_voxels * float(np.min(spacing_mm)) / np.abs(out).max()
+    return out
+
+
+def deformed(template: Volume, disp_mm: np.ndarray) -> Volume:
+    """The sample ``M(y) = T(y + d(y))``: its point ``y`` lies at the atlas point ``y + d(y)``.
+
+    ``template`` must be axis-aligned with positive spacing (the RAS atlas).
+    """
+    idx = np.indices(template.shape, dtype=np.float64)
+    shift = np.moveaxis(disp_mm / np.asarray(template.spacing), -1, 0)
+    data = ndimage.map_coordinates(
+        np.asarray(template.data, np.float32), idx + shift, order=1, mode="nearest"
+    )
+    return template.with_data(data.astype(np.float32), name=f"{template.name} (deformed)")

@@ -1,0 +1,147 @@
+"""Finding and adding layers; the user's layers are never modified in place."""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from napari.layers import Image, Labels, Layer, Shapes
+
+from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.plugin.layer_data import VOLUME_KEY
+
+_KINDS = {"image": Image, "labels": Labels, "shapes": Shapes}
+
+
+def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
+    """Add a ``(data, kwargs, type)`` tuple; a layer of ours with that name is updated instead.
+
+    Updating in place keeps what the user set on the layer (colormap, opacity, ...)
+    and is far cheaper for napari than removing and adding a layer. Layers this
+    plugin did not make are never touched: a new layer is added beside them.
+    """
+    data, kwargs, kind = layer_data
+    name = kwargs.get("name")
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        # isinstance, not type(): a plugin's viewer hands out proxies of its layers
+        if VOLUME_KEY in layer.metadata and isinstance(layer, _KINDS.get(kind, ())):
+            # each assignment makes napari re-slice and re-upload: skip the ones that change nothing
+            if not np.allclose(layer.affine.affine_matrix, kwargs["affine"]):
+                layer.affine = kwargs["affine"]
+            layer.metadata.update(kwargs.get("metadata", {}))
+            limits = kwargs.get("contrast_limits")
+            if limits is not None and not np.allclose(layer.contrast_limits, limits):
+                layer.contrast_limits = limits
+            layer.data = data
+            return layer
+    return viewer.add_layer(Layer.create(data, kwargs, kind))
+
+
+def atlas_layer(viewer: napari.viewer.Viewer, kind: type = Image) -> Layer | None:
+    """The atlas template (Image) or annotation (Labels) layer, if one is loaded."""
+    for layer in viewer.layers:
+        v = layer.metadata.get(VOLUME_KEY)
+        if isinstance(layer, kind) and isinstance(v, Volume) and "atlas" in v.metadata:
+            return layer
+    return None
+
+
+def image_layers(viewer: napari.viewer.Viewer) -> list[Image]:
+    """Every Image layer, in the viewer's order."""
+    return [layer for layer in viewer.layers if isinstance(layer, Image)]
+
+
+#: Name endings of the layers the Align widget draws (never inputs to align or register).
+PREVIEW_SUFFIX = " (aligned preview)"
+BOX_SUFFIX = " (crop box)"
+EDGES_SUFFIX = " (crop box edges)"
+
+
+def input_choices(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:
+    """(name, layer) of the Image layers a user may align or register (not our previews)."""
+    return [
+        (layer.name, layer)
+        for layer in image_layers(viewer)
+        if not layer.name.endswith((PREVIEW_SUFFIX, BOX_SUFFIX, EDGES_SUFFIX))
+    ]
+
+
+def choose_inputs(viewer: napari.viewer.Viewer, fixed, moving, preferred: str | None = None):
+    """Refresh two layer combo boxes: the atlas as fixed, another layer (``preferred``) as moving."""
+    fixed.reset_choices()
+    moving.reset_choices()
+    template = atlas_layer(viewer)
+    # by name throughout: a plugin's viewer hands out a new proxy of a layer on every lookup
+    if template is not None and getattr(fixed.value, "name", None) != template.name:
+        fixed.value = template
+    fixed_name = getattr(fixed.value, "name", None)
+    if preferred in viewer.layers and preferred != fixed_name:
+        moving.value = viewer.layers[preferred]
+    elif getattr(moving.value, "name", None) == fixed_name:
+        others = [lyr for name, lyr in input_choices(viewer) if name != fixed_name]
+        if others:
+            moving.value = others[-1]
+
+
+def keep_inputs_fresh(viewer: napari.viewer.Viewer, fixed, moving, preferred=lambda: None):
+    """Re-pick the input layers of two combo boxes whenever layers come or go.
+
+    The boxes take their choices from :func:`input_choices`; ``preferred()`` names
+    the layer to select as moving, if any. Returns the refresh function.
+    """
+
+    def refresh(_event=None) -> None:
+        choose_inputs(viewer, fixed, moving, preferred())
+
+    for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+        event.connect(refresh)
+    refresh()
+    return refresh
+
+
+def result_choices(viewer: napari.viewer.Viewer, key: str) -> list[tuple[str, str]]:
+    """(name, name) of every image layer holding a registration result under ``key``."""
+    return [
+        (layer.name, layer.name)
+        for layer in viewer.layers
+        if isinstance(layer, Image) and key in layer.metadata
+    ]
+
+
+def offer_results(combo, viewer: napari.viewer.Viewer, key: str) -> None:
+    """Refresh a result picker; a result that just arrived becomes the one picked."""
+    before = set(combo.choices)
+    combo.reset_choices()
+    new = [name for name, _ in result_choices(viewer, key) if name not in before]
+    if new:
+        combo.value = new[-1]
+
+
+def result_inputs(
+    viewer: napari.viewer.Viewer,
+    name: str | None,
+    moving_key: str,
+    no_result: str,
+    then: str,
+) -> tuple[Layer, Volume, Volume]:
+    """(result layer, atlas Volume, sample Volume) of the result layer ``name``.
+
+    ``moving_key`` is the metadata key naming the result's sample layer;
+    ``no_result`` is the sentence when there is no such layer, ``then`` what to do
+    when its sample is no longer open. Raises :class:`CcfAlignError` with one sentence.
+    """
+    from napari_ccf_align.core.errors import CcfAlignError
+    from napari_ccf_align.plugin.layer_data import placed_volume
+
+    if name is None or name not in viewer.layers:
+        raise CcfAlignError(no_result)
+    layer = viewer.layers[name]
+    template = atlas_layer(viewer)
+    if template is None:
+        raise CcfAlignError("No atlas is loaded: load it with the Load widget.")
+    moving_name = layer.metadata.get(moving_key)
+    if moving_name not in viewer.layers:
+        raise CcfAlignError(
+            f"The volume {moving_name!r} this result registered is no longer open: {then}"
+        )
+    return layer, placed_volume(template), placed_volume(viewer.layers[moving_name])

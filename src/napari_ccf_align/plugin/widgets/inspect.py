@@ -1,0 +1,361 @@
+"""The Inspect dock widget: pictures and figures that let a person judge a registration.
+
+Each toggle adds (or removes) one layer computed by :mod:`~napari_ccf_align.core.results.qc` on a worker:
+the warped sample over the atlas, a checkerboard, the difference, atlas region
+boundaries in atlas space and on the sample (hovering names the region), the
+deformation grid, the Jacobian determinant (log2, diverging colours centred at 1,
+fixed limits, colour bar), folding voxels and the displacement size. A table gives
+similarity figures before and after the run; a histogram shows log2 Jacobian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    Table,
+)
+from napari.layers import Labels
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from napari_ccf_align.core import align
+from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.results import qc, report
+from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.plugin.layer_data import image_layer_data, labels_layer_data, volume_of_layer
+from napari_ccf_align.plugin.model import model_for
+from napari_ccf_align.plugin.widgets import _worker
+from napari_ccf_align.plugin.widgets._layers import (
+    add_layer_data,
+    atlas_layer,
+    offer_results,
+    result_choices,
+    result_inputs,
+)
+from napari_ccf_align.plugin.widgets._mpl import ThemedCanvas
+from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
+from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY
+
+#: log2 Jacobian shown from -1 to 1: the volume halved to doubled, 1 (no change) in the middle.
+LOG2_JACOBIAN_LIMITS = (-1.0, 1.0)
+
+_VIEWS = (
+    ("overlay", "warped sample over the atlas"),
+    ("checkerboard", "checkerboard"),
+    ("difference", "difference (atlas − sample)"),
+    ("boundaries", "region boundaries on the atlas"),
+    ("sample_boundaries", "region boundaries on the sample"),
+    ("grid", "deformation grid"),
+    ("jacobian", "Jacobian determinant (log2)"),
+    ("folding", "folding voxels"),
+    ("magnitude", "displacement size (mm)"),
+)
+
+
+class InspectWidget(StepWidget):
+    """Toggles for QC layers of one result, a figures table and a log2 Jacobian histogram."""
+
+    step_title = "Inspect"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model = model_for(napari_viewer)
+        self.workers: dict[str, object] = {}
+        self.result = ComboBox(label="result", choices=self._results)
+        self.toggles = {key: CheckBox(text=text, value=False) for key, text in _VIEWS}
+        self.colour = ComboBox(label="overlay colour", choices=["magenta", "green", "cyan"])
+        self.blend = ComboBox(
+            label="overlay blending",
+            choices=["additive", "translucent", "opaque"],
+            value="additive",
+        )
+        self.tiles = SpinBox(label="checkerboard tiles per axis", min=2, max=64, value=8)
+        self.grid_mm = FloatSpinBox(label="grid every (mm)", min=0.1, max=5.0, step=0.1, value=0.5)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.table = Table(value={"data": [], "index": [], "columns": []})
+        self.table.native.setMinimumHeight(110)
+        self.export = PushButton(text="Export QC report (PNG + HTML)")
+        self.histogram = ThemedCanvas(self.viewer.theme, width=3.6, height=1.6)
+        self.histogram.setFixedHeight(150)
+        form = Container(
+            widgets=[
+                self.result,
+                *self.toggles.values(),
+                self.colour,
+                self.blend,
+                self.tiles,
+                self.grid_mm,
+            ]
+        )
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(form.native)
+        layout.addWidget(row(Label(value="Similarity to the atlas")).native)
+        layout.addWidget(self.table.native)
+        layout.addWidget(self.histogram)
+        layout.addWidget(self.export.native)
+        layout.addWidget(self.status.native)
+        layout.addStretch(1)
+        scrollable(self, body)
+        for key, box in self.toggles.items():
+            box.changed.connect(lambda on, key=key: self.toggle(key, on))
+        self.result.changed.connect(self._on_result)
+        self.export.changed.connect(self._ask_export)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_results)
+        self._refresh_results()
+        follow_anatomy(self.viewer)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _results(self, _widget=None) -> list[tuple[str, str]]:
+        return result_choices(self.viewer, RESULT_KEY)
+
+    def _refresh_results(self, _event=None) -> None:
+        """Offer every result layer; a new result becomes the one inspected."""
+        offer_results(self.result, self.viewer, RESULT_KEY)
+
+    def inputs(self) -> tuple[object, Volume, Volume, str]:
+        """(result, atlas Volume, sample Volume, result layer name), or a CcfAlignError."""
+        layer, fixed, moving = result_inputs(
+            self.viewer,
+            self.result.value,
+            MOVING_KEY,
+            "There is no result to inspect yet: run a registration first.",
+            "open it again or run the registration again.",
+        )
+        return layer.metadata[RESULT_KEY], fixed, moving, layer.name
+
+    def _hand_alignment(self, moving: Volume):
+        """The Align state when it aligns this volume (the "before" of the figures), else None."""
+        return self.model.state if self.model.moving_layer == moving.name else None
+
+    def _atlas_labels(self) -> Volume | None:
+        """The atlas annotation as shown (renumbered labels), if it is loaded."""
+        annotation = atlas_layer(self.viewer, Labels)
+        return volume_of_layer(annotation) if annotation is not None else None
+
+    def _on_result(self, _value=None) -> None:
+        for key, box in self.toggles.items():
+            if box.value:
+                self.toggle(key, True)
+        self.update_figures()
+
+    # ------------------------------------------------------------------ layers
+
+    def layer_name(self, key: str) -> str:
+        """The name of a QC layer of the current result."""
+        return f"{self.result.value} · {dict(_VIEWS)[key]}"
+
+    def toggle(self, key: str, on: bool) -> None:
+        """Add (computed on a worker) or remove one QC layer."""
+        try:
+            result, fixed, moving, _ = self.inputs()
+        except CcfAlignError as exc:
+            self.status.value = str(exc)
+            show_error(str(exc))
+            self.toggles[key].value = False
+            return
+        name = self.layer_name(key)
+        if not on:
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            return
+        annotation = atlas_layer(self.viewer, Labels)
+        if key in ("boundaries", "sample_boundaries") and annotation is None:
+            self.status.value = "Load the atlas with its annotation to see region boundaries."
+            show_error(self.status.value)
+            self.toggles[key].value = False
+            return
+        self.status.value = f"Computing the {dict(_VIEWS)[key]}..."
+        labels = self._atlas_labels()
+        self.workers[key] = _worker.start(
+            _compute,
+            key=key,
+            result=result,
+            fixed=fixed,
+            moving=moving,
+            labels=labels,
+            tiles=int(self.tiles.value),
+            every_mm=float(self.grid_mm.value),
+            on_done=lambda out, key=key: self._show(key, out),
+            on_error=self._on_error,
+        )
+
+    def _show(self, key: str, out: tuple) -> None:
+        volume, kind, note = out
+        if not self.toggles[key].value:
+            return  # switched off while it was computed
+        name = self.layer_name(key)
+        volume = replace(volume, name=name)
+        annotation = atlas_layer(self.viewer, Labels)
+        if kind == "labels" and key in ("boundaries", "sample_boundaries"):
+            data = labels_layer_data(
+                volume, colormap=annotation.colormap, features=annotation.features, opacity=0.9
+            )
+        elif kind == "labels":
+            data = labels_layer_data(volume, opacity=0.8)
+        else:
+            blending = {"overlay": self.blend.value, "grid": "additive"}.get(key, "translucent")
+            data = image_layer_data(volume, blending=blending, **_IMAGE_STYLE[key](self))
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        layer = add_layer_data(self.viewer, data)
+        if key in ("jacobian", "magnitude"):
+            layer.colorbar.visible = True
+        if key in ("boundaries", "sample_boundaries") and annotation is not None:
+            annotation.visible = False  # the filled regions would hide their own outlines
+        if key == "jacobian":
+            self._draw_histogram(volume.data)
+        self.status.value = note
+
+    def _on_error(self, exc: BaseException) -> None:
+        message = _worker.error_sentence(exc)
+        self.status.value = message
+        show_error(message)
+
+    # ------------------------------------------------------------------ figures
+
+    def update_figures(self) -> None:
+        """Fill the table: similarity to the atlas before (hand alignment) and after the run."""
+        try:
+            result, fixed, moving, _ = self.inputs()
+        except CcfAlignError:
+            return
+        self.workers["figures"] = _worker.start(
+            report.stage_figures,
+            result=result,
+            fixed=fixed,
+            moving=moving,
+            state=self._hand_alignment(moving),
+            on_done=self._show_figures,
+            on_error=self._on_error,
+        )
+
+    def _show_figures(self, rows: dict) -> None:
+        columns = list(rows)
+        names = list(next(iter(rows.values())))
+        self.table.value = {
+            "data": [[f"{rows[c][n]:.4f}" for c in columns] for n in names],
+            "index": names,
+            "columns": columns,
+        }
+        self.table.native.resizeColumnsToContents()
+
+    def _ask_export(self, _value=None) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the QC report")
+        if folder:
+            self.export_report(folder)
+
+    def export_report(self, folder: str):
+        """Write ``qc_report.png`` and ``qc_report.html`` into ``folder`` on a worker."""
+        try:
+            result, fixed, moving, _ = self.inputs()
+        except CcfAlignError as exc:
+            self._on_error(exc)
+            return None
+        labels = self._atlas_labels()
+        self.status.value = "Writing the QC report..."
+        self.workers["report"] = _worker.start(
+            _write_report,
+            folder=folder,
+            result=result,
+            fixed=fixed,
+            moving=moving,
+            labels=labels,
+            state=self._hand_alignment(moving),
+            on_done=lambda paths: setattr(
+                self.status, "value", f"QC report written: {paths[0]} and {paths[1]}."
+            ),
+            on_error=self._on_error,
+        )
+        return self.workers["report"]
+
+    def _draw_histogram(self, log2_jac: np.ndarray) -> None:
+        fig = self.histogram.figure
+        fig.clear()
+        ax = fig.add_subplot(111)
+        self.histogram.style_axes(ax)
+        values = log2_jac[np.isfinite(log2_jac)]
+        ax.hist(values, bins=60, range=LOG2_JACOBIAN_LIMITS, color=self.histogram.colors["accent"])
+        ax.set_xlabel("log2 Jacobian (0 = no change, +1 = doubled)", fontsize=7)
+        ax.set_yticks([])
+        self.histogram.draw_idle()
+
+
+_IMAGE_STYLE = {
+    "overlay": lambda w: {"colormap": w.colour.value},
+    "checkerboard": lambda w: {"colormap": "gray", "contrast_limits": (0, 1)},
+    "difference": lambda w: {"colormap": "PiYG", "contrast_limits": (-1, 1)},
+    "grid": lambda w: {"colormap": "yellow", "contrast_limits": (0, 1)},
+    # opaque over the brain (NaN outside it): a colour under them would change their meaning
+    "jacobian": lambda w: {"colormap": "PiYG", "contrast_limits": LOG2_JACOBIAN_LIMITS},
+    "magnitude": lambda w: {"colormap": "viridis"},
+}
+
+
+def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volume, str, str]:
+    """One QC view as (Volume, "image" or "labels", a sentence for the status line)."""
+
+    on_grid = lambda data: Volume(data, fixed.affine, key, fixed.world_axes)  # noqa: E731
+    linear = not result.deformable
+    if key in ("overlay", "checkerboard", "difference"):
+        warped = result.warp(fixed, moving)
+        if key == "overlay":
+            return warped, "image", "The warped sample over the atlas."
+        if key == "checkerboard":
+            board = qc.checkerboard(fixed.data, warped.data, tiles)
+            return on_grid(board), "image", f"Atlas and sample in {tiles} tiles per axis."
+        diff = qc.normalised_difference(fixed.data, warped.data)
+        return on_grid(diff), "image", "Atlas minus sample, each scaled to [0, 1]."
+    if key == "boundaries":
+        edges = qc.region_boundaries(labels.data) * labels.data
+        return labels.with_data(edges), "labels", "Atlas regions; hover to name one."
+    if key == "sample_boundaries":
+        on_sample = result.warp_to_sample(labels, moving, labels=True)
+        edges = qc.region_boundaries(on_sample.data) * on_sample.data
+        return on_sample.with_data(edges), "labels", "Atlas regions on your volume; hover to name."
+    if key == "grid":
+        grid = qc.deformation_grid(qc.deformation_of(result, fixed), fixed.spacing, every_mm)
+        note = (
+            "A linear result bends nothing: the grid is straight (the linear map itself is in "
+            "the overlay)."
+            if linear
+            else f"Grid planes every {every_mm:g} mm pushed through the SyN deformation."
+        )
+        return on_grid(grid), "image", note
+    jac, uniform = qc.jacobian_of(result, fixed)
+    outside = fixed.data <= align.tissue_threshold(fixed)  # shown only over the brain
+    if key == "jacobian":
+        note = (
+            f"A linear result has one Jacobian everywhere: {float(jac.flat[0]):.3f}."
+            if uniform
+            else f"Jacobian from {np.nanmin(jac):.2f} to {np.nanmax(jac):.2f}; green > 1 > pink."
+        )
+        log2 = qc.log2_jacobian(jac)
+        log2[outside] = np.nan
+        return on_grid(log2), "image", note
+    if key == "folding":
+        folds = qc.folding_mask(jac)
+        return on_grid(folds), "labels", f"{int(folds.sum())} folding voxels."
+    magnitude = qc.displacement_magnitude(qc.deformation_of(result, fixed)).astype(np.float32)
+    magnitude[outside] = np.nan
+    return on_grid(magnitude), "image", f"Largest SyN displacement {magnitude.max():.2f} mm."
+
+
+def _write_report(folder, result, fixed, moving, labels, state):
+    return report.write(
+        folder, result, fixed, moving, labels, report.stage_figures(result, fixed, moving, state)
+    )

@@ -1,0 +1,412 @@
+"""The Load dock widget: the user's volume and the Allen CCF atlas as layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
+
+from napari_ccf_align.core import frames, io
+from napari_ccf_align.core.align.projections import mean_projections
+from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.io import atlas
+from napari_ccf_align.core.progress import CancelToken, ProgressEvent
+from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.plugin.layer_data import (
+    VOLUME_KEY,
+    atlas_layer_data,
+    image_layer_data,
+    is_placed,
+    restated,
+    volume_of_layer,
+)
+from napari_ccf_align.plugin.widgets import _worker
+from napari_ccf_align.plugin.widgets._geometry import GeometryForm
+from napari_ccf_align.plugin.widgets._layers import add_layer_data, atlas_layer, image_layers
+from napari_ccf_align.plugin.widgets._view import (
+    StepWidget,
+    anatomical_view,
+    follow_anatomy,
+    row,
+    scrollable,
+)
+from napari_ccf_align.plugin.widgets.orientation_view import OrientationView
+
+_FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
+
+
+def _group(title: str, container: Container) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(container.native)
+    return box
+
+
+class LoadWidget(StepWidget):
+    """Load the user's volume (file or layer) and the Allen CCF atlas into the RAS world."""
+
+    step_title = "Load"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self._token: CancelToken | None = None
+        self._progress: napari.utils.progress | None = None
+        self._header: tuple | None = None  # (voxel size µm, orientation) the file states
+        self.worker = None
+        self._size_request = 0
+
+        # -- your volume
+        self.source = ComboBox(label="source", choices=["file", "layer"], value="file")
+        self.path = FileEdit(label="file", mode="r", filter=_FILE_FILTER)
+        self.layer = ComboBox(label="layer", choices=self._layer_choices)
+        self.geometry = GeometryForm()
+        self.voxel, self.orientation, self.style = (
+            self.geometry.voxel,
+            self.geometry.code_edit,
+            self.geometry.style_box,
+        )
+        self.check = PushButton(text="Check orientation")
+        self.load_volume = PushButton(text="Load volume")
+        self.volume_box = Container(
+            widgets=[
+                self.source,
+                self.path,
+                self.layer,
+                self.geometry,
+                row(self.check, self.load_volume),
+            ]
+        )
+        self.view = OrientationView(self.viewer.theme)
+
+        # -- atlas
+        self.resolution = ComboBox(
+            label="resolution (µm)", choices=list(atlas.RESOLUTIONS_UM), value=25
+        )
+        self.with_annotation = CheckBox(text="annotation and region names", value=True)
+        self.cache = FileEdit(label="cache folder", mode="d", value=str(atlas.cache_dir()))
+        self.size = Label(value="")
+        self.load_atlas = PushButton(text="Load atlas")
+        self.cancel = PushButton(text="Cancel", enabled=False)
+        self.bar = ProgressBar(value=0, max=100, visible=False)
+        self.local_template = FileEdit(label="template file", mode="r", filter="NRRD (*.nrrd)")
+        self.local_annotation = FileEdit(label="annotation file", mode="r", filter="NRRD (*.nrrd)")
+        self.local_structures = FileEdit(label="structures file", mode="r", filter="JSON (*.json)")
+        self.load_local = PushButton(text="Load atlas from these files")
+        self.atlas_box = Container(
+            widgets=[
+                self.resolution,
+                self.with_annotation,
+                self.cache,
+                self.size,
+                row(self.load_atlas, self.cancel),
+                self.bar,
+                Label(value="Offline? Pick the Allen files you have:"),
+                self.local_template,
+                self.local_annotation,
+                self.local_structures,
+                self.load_local,
+            ]
+        )
+        self.status = Label(value="")
+        for label in (self.size, self.status):
+            label.native.setWordWrap(True)
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(_group("Your volume", self.volume_box))
+        layout.addWidget(self.view)
+        layout.addWidget(_group("Allen CCF v3 atlas", self.atlas_box))
+        layout.addWidget(self.status.native)
+        layout.addStretch(1)
+        scrollable(self, body)
+
+        self.source.changed.connect(self._on_source)
+        self.path.changed.connect(self._on_path)
+        self.layer.changed.connect(self._on_layer)
+        self.check.changed.connect(self.check_orientation)
+        self._checked_file: tuple[Path, Volume] | None = None  # the array the last check read
+        self._recheck = QTimer(self)
+        self._recheck.setSingleShot(True)
+        self._recheck.setInterval(250)  # after typing pauses, not on every key
+        self._recheck.timeout.connect(lambda: self.check_orientation(live=True))
+        self.geometry.changed.connect(self._geometry_changed)
+        self.load_volume.changed.connect(self.load_user_volume)
+        self.resolution.changed.connect(self.refresh_size)
+        self.cache.changed.connect(self.refresh_size)
+        self.with_annotation.changed.connect(self.refresh_size)
+        self.load_atlas.changed.connect(self.start_atlas_load)
+        self.cancel.changed.connect(self.cancel_load)
+        self.load_local.changed.connect(self.load_atlas_from_files)
+        self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
+        self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        follow_anatomy(self.viewer)
+        self._on_source()
+        self.refresh_size()
+
+    # ------------------------------------------------------------------ your volume
+
+    def _layer_choices(self, _widget=None) -> list[tuple[str, object]]:
+        return [(layer.name, layer) for layer in image_layers(self.viewer)]
+
+    def _on_source(self, _value=None) -> None:
+        from_file = self.source.value == "file"
+        self.path.visible = from_file
+        self.layer.visible = not from_file
+        if from_file:
+            self._on_path()
+        else:
+            self._on_layer(self.layer.value)
+
+    def _on_path(self, _value=None) -> None:
+        path = Path(self.path.value)
+        if not path.is_file():
+            return
+        try:
+            size_um, code, _shape = io.peek(path)
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return
+        self._header = (None if size_um is None else tuple(float(x) for x in size_um), code)
+        self.geometry.set(size_um, code)
+        missing = [w for w, v in (("voxel size", size_um), ("orientation code", code)) if v is None]
+        self._say(
+            f"{path.name}: give its {' and '.join(missing)}."
+            if missing
+            else f"{path.name}: voxel size and orientation from the file's header."
+        )
+
+    def _on_layer(self, layer=None) -> None:
+        if layer is None or self.source.value != "layer":
+            return
+        try:
+            v = volume_of_layer(layer)
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return
+        if is_placed(layer):
+            self.geometry.set(v.spacing * 1000.0, v.orientation)
+            self._say(f"{layer.name}: placed by this plugin; voxel size and code as it is shown.")
+        else:  # opened by another reader: nothing about its geometry is known
+            self.geometry.set([0.0] * v.ndim, None)
+            self._say(
+                f"{layer.name} was opened by another reader, which states no orientation: give "
+                "its voxel size and orientation code (never guessed), then Load volume."
+            )
+
+    def read_volume(self) -> Volume:
+        """The user's volume as the fields describe it (raises CcfAlignError on bad input)."""
+        if self.source.value == "layer":
+            layer = self.layer.value
+            if layer is None:
+                raise CcfAlignError("No image layer is open: open one or load a file.")
+            v = volume_of_layer(layer)
+            size, code = self.geometry.checked(v.ndim)
+            if is_placed(layer) and code == v.orientation:
+                if np.allclose(size, v.spacing * 1000.0, atol=0.01):
+                    return v
+            return restated(layer, size, code, "nibabel", f"{layer.name} (RAS)")
+        return self._read_file()
+
+    def _read_file(self) -> Volume:
+        if not str(self.path.value).strip() or Path(self.path.value) == Path("."):
+            raise CcfAlignError("No file was picked: pick your volume's file, or choose a layer.")
+        path = Path(self.path.value)
+        header_size, header_code = self._header or (None, None)
+        ndim = len(header_size) if header_size is not None else 3
+        code, style = self.geometry.code(), self.geometry.style_box.value
+        size = self.geometry.size_um(ndim)
+        if header_size is not None and (code, style) == (header_code, "nibabel"):
+            if np.allclose(size, header_size, atol=0.01):
+                return io.read_volume(path)  # the header as it is: an oblique affine stays oblique
+        if code is not None:
+            frames.check_style(code, style)
+        given = size if any(size) else None
+        return io.read_volume(path, voxel_size_um=given, orientation=code, style=style)
+
+    def check_orientation(self, _value=None, live: bool = False) -> None:
+        """Show the volume's mean projections next to the atlas's.
+
+        Once shown, the view follows every change of the code, style or voxel size
+        (``live``): the array read first is placed anew, the file is not read again,
+        and a code still being typed is said in the status line, not as a notification.
+        """
+        try:
+            volume = self._volume_to_check() if live else self.read_volume()
+        except CcfAlignError as exc:
+            self._say(str(exc), error=not live)
+            return
+        if self.source.value == "file":
+            self._checked_file = (Path(self.path.value), volume)
+        template = atlas_layer(self.viewer)
+        atlas_projs = mean_projections(volume_of_layer(template)) if template else []
+        self.view.show_projections(mean_projections(volume), atlas_projs, volume.name)
+        self._say(
+            f"{volume.name} as {volume.orientation}: compare it with the atlas below; if it is "
+            "upside down or back to front, fix the code."
+        )
+
+    def _volume_to_check(self) -> Volume:
+        """The volume as the fields now describe it, from the array read at the last check."""
+        kept = self._checked_file
+        if self.source.value != "file" or kept is None or kept[0] != Path(self.path.value):
+            return self.read_volume()
+        size, code = self.geometry.checked(kept[1].ndim)
+        return Volume.from_array(
+            kept[1].data, np.asarray(size) / 1000.0, code, "nibabel", name=kept[1].name
+        )
+
+    def _geometry_changed(self, _value=None) -> None:
+        if self.view.shown:
+            self._recheck.start()
+
+    def load_user_volume(self, _value=None) -> napari.layers.Image | None:
+        """Add the user's volume as an Image layer in the RAS world (a new layer)."""
+        try:
+            volume = self.read_volume()
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return None
+        if self.source.value == "layer" and volume is self.layer.value.metadata.get(VOLUME_KEY):
+            show_info(f"{self.layer.value.name} is already placed in the RAS world.")
+            return self.layer.value
+        layer = add_layer_data(
+            self.viewer, image_layer_data(volume, colormap="magenta", blending="additive")
+        )
+        anatomical_view(self.viewer)
+        self.viewer.reset_view()
+        self._say(
+            f"Loaded {volume.name}: {volume.shape} voxels, {volume.orientation}. Next: in "
+            "'Initial alignment and crop', press 'Centre on atlas'."
+        )
+        return layer
+
+    # ------------------------------------------------------------------ atlas
+
+    def _files(self) -> list[atlas.RemoteFile]:
+        return atlas.remote_files(int(self.resolution.value), self.with_annotation.value)
+
+    def refresh_size(self, _value=None) -> None:
+        """Show how much the atlas load will download (0 when cached)."""
+        files, cache = self._files(), Path(self.cache.value)
+        self.size.value = "Download size: checking..."
+        self._size_request += 1
+        request = self._size_request
+
+        def shown(size: tuple[int, int]) -> None:
+            if request != self._size_request:
+                return  # an answer to an older question (resolution changed since)
+            known, unknown = size
+            if known == 0 and unknown == 0:
+                self.size.value = "All files are in the cache: no download."
+            elif unknown:
+                self.size.value = (
+                    f"Download size: {known / 1e6:.1f} MB plus {unknown} file(s) of unknown "
+                    "size (server not reachable?)."
+                )
+            else:
+                self.size.value = f"Download size: {known / 1e6:.1f} MB."
+
+        _worker.start(
+            atlas.download_size,
+            files=files,
+            cache=cache,
+            on_done=shown,
+            on_error=lambda exc: shown((0, len(files))),
+        )
+
+    def start_atlas_load(self, _value=None):
+        """Download (if needed) and load the atlas on a worker thread."""
+        self._token = CancelToken()
+        relay = _worker.ProgressRelay(parent=self)
+        relay.event.connect(self._on_progress)
+        self._set_busy(True)
+        res = int(self.resolution.value)
+        self.worker = _worker.start(
+            atlas.load_atlas,
+            resolution_um=res,
+            annotation=self.with_annotation.value,
+            cache=Path(self.cache.value),
+            on_progress=relay.emit_event,
+            cancel=self._token,
+            on_done=self._on_atlas,
+            on_error=self._on_error,
+            on_finished=lambda: self._set_busy(False),
+        )
+        return self.worker
+
+    def cancel_load(self, _value=None) -> None:
+        """Ask the running download to stop; nothing partial is kept."""
+        if self._token is not None:
+            self._token.cancel()
+            self.status.value = "Cancelling..."
+
+    def load_atlas_from_files(self, _value=None) -> None:
+        """Load the atlas from local Allen files (no network needed)."""
+        template = Path(self.local_template.value)
+        if not template.is_file():
+            self._say("No template file was picked: pick average_template_<res>.nrrd.", error=True)
+            return
+        ann = Path(self.local_annotation.value)
+        graph = Path(self.local_structures.value)
+        try:
+            a = atlas.load_atlas_files(
+                template, ann if ann.is_file() else None, graph if graph.is_file() else None
+            )
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return
+        self._on_atlas(a)
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if event.total:
+            self.bar.max = int(event.total)
+            self.bar.value = int(event.done)
+            if self._progress is None:
+                self._progress = napari.utils.progress(
+                    total=int(event.total), desc="Allen CCF download"
+                )
+            self._progress.n = int(event.done)
+            self._progress.refresh()
+        self.status.value = f"{event.message}: {event.done / 1e6:.1f} of {event.total / 1e6:.1f} MB"
+
+    def _on_atlas(self, loaded: atlas.Atlas) -> None:
+        for data in atlas_layer_data(loaded):
+            add_layer_data(self.viewer, data)
+        anatomical_view(self.viewer)
+        self.viewer.reset_view()
+        self._say(f"Allen CCF v3 at {loaded.resolution_um} µm loaded.")
+        self.refresh_size()
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._say(_worker.error_sentence(exc), error=True)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """One status line (replacing any older one); errors are also a notification."""
+
+        self.status.value = text
+        if error:
+            show_error(text)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.load_atlas.enabled = not busy
+        self.load_local.enabled = not busy
+        self.cancel.enabled = busy
+        self.bar.visible = busy
+        if not busy and self._progress is not None:
+            self._progress.close()
+            self._progress = None

@@ -1,0 +1,290 @@
+"""Session dock: save a result as a session folder, load one back, apply it to other layers.
+
+Only wiring: :mod:`~napari_ccf_align.core.runs.session` writes and reads, :mod:`~napari_ccf_align.core.results.apply` maps
+images, labels and points; the work runs on worker threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from napari.layers import Image, Labels, Points
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from napari_ccf_align.core import align
+from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.io import atlas
+from napari_ccf_align.core.results import apply, report
+from napari_ccf_align.core.runs import session
+from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.plugin.layer_data import (
+    VOLUME_KEY,
+    annotation_layer_data,
+    displayable,
+    image_layer_data,
+    labels_layer_data,
+    placed_volume,
+    template_layer_data,
+    volume_of_layer,
+)
+from napari_ccf_align.plugin.model import model_for
+from napari_ccf_align.plugin.widgets import _worker
+from napari_ccf_align.plugin.widgets._layers import (
+    add_layer_data,
+    atlas_layer,
+    offer_results,
+    result_choices,
+    result_inputs,
+)
+from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
+from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY, RUN_KEY
+
+_DIRECTIONS = [
+    ("sample → atlas", "atlas"),
+    ("atlas → sample", "sample"),
+]
+
+
+class SessionWidget(StepWidget):
+    """Save and load sessions; apply a result to another image, label image or points layer."""
+
+    step_title = "Session"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model = model_for(napari_viewer)
+        self.worker = None
+        self.result = ComboBox(label="result", choices=self._results)
+        self.folder = FileEdit(label="session folder", mode="d")
+        self.save_button = PushButton(text="Save session")
+        self.load_button = PushButton(text="Load session")
+        self.layer = ComboBox(label="layer to apply to", choices=self._appliable)
+        self.direction = ComboBox(label="direction", choices=_DIRECTIONS, value="atlas")
+        self.apply_button = PushButton(text="Apply")
+        self.status = Label(value="Save a result, or load a saved session.")
+        self.status.native.setWordWrap(True)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(
+            Container(
+                widgets=[self.result, self.folder, row(self.save_button, self.load_button)]
+            ).native
+        )
+        layout.addWidget(row(Label(value="Apply the result to other data")).native)
+        layout.addWidget(Container(widgets=[self.layer, self.direction, self.apply_button]).native)
+        layout.addWidget(self.status.native)
+        layout.addStretch(1)
+        scrollable(self, body)
+        self.save_button.changed.connect(lambda _=None: self.save_session(self.folder.value))
+        self.load_button.changed.connect(lambda _=None: self.load_session(self.folder.value))
+        self.apply_button.changed.connect(lambda _=None: self.apply_to(self.layer.value))
+        self.layer.changed.connect(self._guess_direction)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh)
+        follow_anatomy(self.viewer)
+
+    # ------------------------------------------------------------------ choices
+
+    def _results(self, _widget=None) -> list[tuple[str, str]]:
+        return result_choices(self.viewer, RESULT_KEY)
+
+    def _appliable(self, _widget=None) -> list[tuple[str, str]]:
+        return [
+            (layer.name, layer.name)
+            for layer in self.viewer.layers
+            if isinstance(layer, Image | Labels | Points) and RESULT_KEY not in layer.metadata
+        ]
+
+    def _refresh(self, _event=None) -> None:
+        offer_results(self.result, self.viewer, RESULT_KEY)
+        self.layer.reset_choices()
+
+    def _guess_direction(self, name: str | None = None) -> None:
+        """Atlas-space layers go to the sample, everything else to the atlas."""
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            v = layer.metadata.get(VOLUME_KEY)
+            on_atlas = isinstance(v, Volume) and (
+                "atlas" in v.metadata or "registered_to" in v.metadata
+            )
+            self.direction.value = "sample" if on_atlas else "atlas"
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.value = text
+        (show_error if error else show_info)(text)
+
+    def _chosen(self):
+        """(result layer, result, atlas Volume, sample Volume), or a CcfAlignError."""
+        layer, fixed, moving = result_inputs(
+            self.viewer,
+            self.result.value,
+            MOVING_KEY,
+            "There is no result yet: run a registration or load a session.",
+            "open it again, or load the session.",
+        )
+        return layer, layer.metadata[RESULT_KEY], fixed, moving
+
+    # ------------------------------------------------------------------ save
+
+    def save_session(self, folder) -> object:
+        """Write the chosen result as a session folder (on a worker)."""
+        try:
+            if not str(folder).strip() or Path(folder) == Path("."):
+                raise CcfAlignError("Give a session folder to save into (a new or empty one).")
+            session.check_session_target(folder)
+            layer, result, fixed, moving = self._chosen()
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return None
+        asked = layer.metadata.get(RUN_KEY) or {}
+        state = asked.get("state") or self.model.state
+        labels = atlas_layer(self.viewer, Labels)
+        annotation = (
+            atlas.structure_id_volume(volume_of_layer(labels)) if labels is not None else None
+        )
+        method = asked.get("method") or result.method
+
+        def job():
+            in_file = session.as_in_file(moving)  # the grid of the user's file
+            on_file = replace(state, crop=align.crop_between(state.crop, moving, in_file))
+            warped = result.warp(fixed, in_file)  # once, for the figures and the session
+            figures = report.stage_figures(result, fixed, in_file, on_file, warped)
+            s = session.of_run(result, method, on_file, fixed, in_file, asked.get("start"), figures)
+            return session.save(folder, s, fixed, in_file, annotation, warped=warped)
+
+        self.status.value = "Saving the session (transforms, warped image, QC report)..."
+        self._busy(True)
+        self.worker = _worker.start(job, on_done=self._saved, on_error=self._on_error)
+        return self.worker
+
+    def _saved(self, folder: Path) -> None:
+        self._busy(False)
+        self._say(f"Session saved in {folder}.")
+
+    # ------------------------------------------------------------------ load
+
+    def load_session(self, folder) -> object:
+        """Read a session folder and restore its layers and the widgets' state (on a worker)."""
+        if not str(folder).strip() or Path(folder) == Path("."):
+            self._say("Choose the session folder to load.", error=True)
+            return None
+
+        def job():
+            s, read_from = session.load(folder)
+            moving = session.read_moving(s, read_from)
+            template, annotation, structures = session.read_fixed(s, read_from)
+            warped = s.result.warp(template, moving)
+            return s, read_from, moving, template, annotation, structures, warped
+
+        self.status.value = "Loading the session..."
+        self._busy(True)
+        self.worker = _worker.start(job, on_done=self._restore, on_error=self._on_error)
+        return self.worker
+
+    def _restore(self, loaded) -> None:
+        s, read_from, moving, template, annotation, structures, warped = loaded
+        self._busy(False)
+        res = round(s.atlas.resolution_um)
+        if s.atlas.kind == "allen":
+            add_layer_data(self.viewer, template_layer_data(template, res))
+            if annotation is not None:
+                add_layer_data(self.viewer, annotation_layer_data(annotation, structures, res))
+        else:
+            add_layer_data(
+                self.viewer, image_layer_data(template, colormap="gray", blending="additive")
+            )
+        add_layer_data(
+            self.viewer,
+            image_layer_data(moving, colormap="magenta", blending="additive", visible=False),
+        )
+        asked = {"method": s.method, "state": s.state, "start": s.start}
+        meta = {RESULT_KEY: s.result, MOVING_KEY: moving.name, RUN_KEY: asked}
+        name = f"{moving.name} ({s.method})"
+        layer = add_layer_data(
+            self.viewer,
+            image_layer_data(
+                warped, name=name, colormap="magenta", blending="additive", metadata=meta
+            ),
+        )
+        layer.metadata.update(meta)
+        shown = displayable(moving)  # the layer's layout (the session's is the file's)
+        state = replace(s.state, crop=align.crop_between(s.state.crop, moving, shown))
+        self.model.moving_layer = moving.name
+        self.model.set(state)
+        self.model.session_loaded.emit((s, moving.name))
+        self.result.value = name
+        self._say(f"Session loaded from {read_from}: {s.method} of {moving.name!r}.")
+
+    # ------------------------------------------------------------------ apply
+
+    def apply_to(self, name: str | None) -> object:
+        """Map the layer ``name`` through the chosen result into the other space (on a worker)."""
+
+        try:
+            if name is None or name not in self.viewer.layers:
+                raise CcfAlignError("Choose a layer to apply the result to.")
+            _, result, fixed, moving = self._chosen()
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return None
+        layer = self.viewer.layers[name]
+        to = self.direction.value
+        if isinstance(layer, Points):
+            return self._apply_points(layer, result, to)
+        source = placed_volume(layer) if isinstance(layer, Image) else volume_of_layer(layer)
+        labels = isinstance(layer, Labels)
+        if labels:
+            source = atlas.structure_id_volume(source)
+
+        def job():
+            return apply.map_volume(result, source, to, fixed, moving, labels)
+
+        def done(out: Volume) -> None:
+            self._busy(False)
+            out_name = f"{layer.name} (in {to})"
+            data = (labels_layer_data if labels else image_layer_data)(out, name=out_name)
+            add_layer_data(self.viewer, data)
+            kind = "nearest neighbour, label values kept" if labels else "linear"
+            self._say(f"Added {out_name!r} ({kind}).")
+
+        self.status.value = f"Applying the result to {layer.name!r}..."
+        self._busy(True)
+        self.worker = _worker.start(job, on_done=done, on_error=self._on_error)
+        return self.worker
+
+    def _apply_points(self, layer: Points, result, to: str) -> None:
+        world = np.asarray([layer.data_to_world(p) for p in layer.data], float)
+        # napari's world is (axis 0, 1, 2) of the layers = our RAS mm, as every layer's affine maps
+        mapped = (apply.points_to_atlas if to == "atlas" else apply.points_to_sample)(result, world)
+        features = {}
+        labels = atlas_layer(self.viewer, Labels)
+        if to == "atlas" and labels is not None:
+            compact = volume_of_layer(labels)
+            ids = apply.regions_at(atlas.structure_id_volume(compact), mapped)
+            features["region_id"] = ids
+            table = labels.features
+            if "id" in table and "name" in table:
+                names = dict(zip(table["id"], table["name"], strict=False))
+                features["region"] = np.asarray([names.get(int(i), "") for i in ids], dtype=object)
+        out_name = f"{layer.name} (in {to})"
+        self.viewer.add_points(
+            mapped, name=out_name, size=layer.size.mean() if len(layer.size) else 0.2,
+            face_color="yellow", features=features or None,
+        )  # fmt: skip
+        self._say(f"Added {out_name!r}: {len(mapped)} points.")
+
+    # ------------------------------------------------------------------ state
+
+    def _busy(self, busy: bool) -> None:
+        for button in (self.save_button, self.load_button, self.apply_button):
+            button.enabled = not busy
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._busy(False)
+        self._say(_worker.error_sentence(exc), error=True)
