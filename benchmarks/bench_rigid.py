@@ -55,8 +55,8 @@ def run_set(fixed, brain, n: int, hard: bool) -> list[dict]:
             "shift_mm": [round(s, 2) for s in shift],
             "baseline_s": round(t_base, 3),
             "ours_s": round(t_ours, 3),
-            "baseline_error_mm": round(rigid.displacement_error_mm(base, truth, fixed, brain), 4),
-            "ours_error_mm": round(rigid.displacement_error_mm(ours, truth, fixed, brain), 4),
+            "baseline_error_mm": round(phantom.error_mm(base, truth, fixed, brain), 4),
+            "ours_error_mm": round(phantom.error_mm(ours, truth, fixed, brain), 4),
         }
         rows.append(row)
         print(row, flush=True)

@@ -217,13 +217,13 @@ def test_box_row_spans_and_faces_match_every_voxel_mapped_one_by_one():
     # oracle: every grid voxel through world and the inverse alignment into moving indices
     idx = np.indices(fixed.shape).reshape(3, -1).T.astype(float)
     src = moving.world_to_index(
-        frames.apply_affine(state.rigid.inverse_matrix(), fixed.index_to_world(idx))
+        frames.apply_affine(np.linalg.inv(state.rigid.matrix()), fixed.index_to_world(idx))
     )
     lo = np.array([a for a, _ in crop]) - 0.5
     hi = np.array([b for _, b in crop]) - 0.5
     expect = np.all((src >= lo) & (src <= hi), axis=1).reshape(fixed.shape)
     np.testing.assert_array_equal(inside, expect)
-    m = np.linalg.inv(moving.affine) @ state.rigid.inverse_matrix() @ fixed.affine
+    m = np.linalg.inv(moving.affine) @ np.linalg.inv(state.rigid.matrix()) @ fixed.affine
     thick = np.abs(m[:3, :3]).sum(axis=1)
     core = np.all((src >= lo + thick) & (src <= hi - thick), axis=1).reshape(fixed.shape)
     np.testing.assert_array_equal(faces, (expect & ~core).astype(np.uint8))

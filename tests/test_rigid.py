@@ -41,7 +41,7 @@ def test_rigid_recovers_known_transform(template_100, brain, rotation, shift):
     start = align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100)
     events = []
     result = rigid.register(template_100, sim.volume, start, on_progress=events.append)
-    err = rigid.displacement_error_mm(result.matrix, sim.truth.matrix(), template_100, brain)
+    err = phantom.error_mm(result, sim.truth.matrix(), template_100, brain)
     assert err < ERROR_TOL_MM
     np.testing.assert_allclose(result.params.matrix(), result.matrix, atol=1e-9)
     assert {e.level for e in events} == {0, 1, 2}
@@ -64,7 +64,7 @@ def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, 
     moving, truth = _scaled(template_100, 1.1)
     start = align.centre_on_atlas(align.AlignmentState(), moving, template_100)
     result = rigid.register(template_100, moving, start, rigid.RigidSettings(transform=kind))
-    err = rigid.displacement_error_mm(result.matrix, truth, template_100, brain)
+    err = phantom.error_mm(result, truth, template_100, brain)
     assert err < ERROR_TOL_MM
     scale = np.cbrt(abs(np.linalg.det(result.matrix[:3, :3])))
     assert scale == pytest.approx(1 / 1.1, abs=0.01)
@@ -84,7 +84,7 @@ def test_rigid_cannot_fit_scaling_but_similarity_can(template_100, brain):
     moving, truth = _scaled(template_100, 1.1)
     start = align.centre_on_atlas(align.AlignmentState(), moving, template_100)
     result = rigid.register(template_100, moving, start)
-    assert rigid.displacement_error_mm(result.matrix, truth, template_100, brain) > 0.1
+    assert phantom.error_mm(result, truth, template_100, brain) > 0.1
 
 
 def test_cancel_during_level_two_stops_every_level(template_100):
@@ -118,7 +118,7 @@ def test_flipped_start_is_honoured(template_100, brain):
     )
     start = align.AlignmentState(frames.RigidParams(centre_mm=tuple(c), flip=(True, False, False)))
     result = rigid.register(template_100, moving, start)
-    assert rigid.displacement_error_mm(result.matrix, mirror, template_100, brain) < ERROR_TOL_MM
+    assert phantom.error_mm(result, mirror, template_100, brain) < ERROR_TOL_MM
 
 
 def test_no_overlap_says_centre_on_atlas(template_100):
@@ -215,8 +215,8 @@ def test_affine_starts_from_a_rigid_result_and_rigid_refuses_a_scaled_start(temp
     second = rigid.register(
         template_100, sim.volume, start, rigid.RigidSettings(transform="affine"), start=first.matrix
     )
-    err1 = rigid.displacement_error_mm(first.matrix, sim.truth.matrix(), template_100, brain)
-    err2 = rigid.displacement_error_mm(second.matrix, sim.truth.matrix(), template_100, brain)
+    err1 = phantom.error_mm(first, sim.truth.matrix(), template_100, brain)
+    err2 = phantom.error_mm(second, sim.truth.matrix(), template_100, brain)
     assert err2 < max(err1, ERROR_TOL_MM)
     scaled = first.matrix.copy()
     scaled[:3, :3] *= 1.1

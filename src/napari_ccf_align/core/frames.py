@@ -691,18 +691,10 @@ class RigidParams:
         m[:3, 3] = c + np.asarray(self.translation_mm) - lin @ c
         return m
 
-    def inverse_matrix(self) -> np.ndarray:
-        """4 x 4 world transform from the aligned (atlas) frame back to the moving frame."""
-        return np.linalg.inv(self.matrix())
-
     @property
     def has_flip(self) -> bool:
         """Whether any axis is mirrored (then the map is not a proper rotation)."""
         return any(self.flip)
-
-    def napari_affine(self, volume_affine: np.ndarray) -> np.ndarray:
-        """Layer affine (napari world = RAS, same axis order) that shows the volume aligned."""
-        return self.matrix() @ np.asarray(volume_affine, dtype=float)
 
     def dipy_prealign(self) -> np.ndarray:
         """DIPY's ``prealign`` for this hand alignment alone (see :func:`dipy_prealign`)."""

@@ -54,7 +54,7 @@ def with_centre(state: AlignmentState, moving: Volume, mode: CentreMode) -> Alig
     """
     c = centre_of(moving, mode)
     t = frames.apply_affine(state.rigid.matrix(), c) - c
-    return replace(state, rigid=replace(state.rigid, centre_mm=tuple(c), translation_mm=tuple(t)))
+    return state.with_rigid(centre_mm=tuple(c), translation_mm=tuple(t))
 
 
 def centre_on_atlas(

@@ -193,8 +193,3 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     affine = affine[:, [2, 1, 0, 3]]
     grid = Volume.grid(lps.shape[:-1], affine, path.name.split(".")[0])
     return lps @ frames.lps_flip().astype(np.float32), grid
-
-
-def displacement_transform(displacement_ras: np.ndarray, grid: Volume) -> sitk.Transform:
-    """A SimpleITK ``DisplacementFieldTransform`` of a field in RAS mm on ``grid``."""
-    return sitk.DisplacementFieldTransform(field_image(displacement_ras, grid))

@@ -463,20 +463,6 @@ def _explain(exc: RuntimeError) -> RegistrationError:
     return RegistrationError(f"SimpleITK stopped with an error ({detail[:200]}): check the inputs.")
 
 
-def displacement_error_mm(
-    result_matrix: np.ndarray, truth_matrix: np.ndarray, fixed: Volume, mask: np.ndarray
-) -> float:
-    """Mean distance (mm) between where two moving->atlas maps send the atlas's masked voxels.
-
-    Both maps are RAS world (moving -> atlas); the error is measured in the moving
-    frame at the atlas voxels, i.e. ``|inv(A) p - inv(B) p|`` averaged over ``mask``.
-    """
-    pts = fixed.index_to_world(np.argwhere(mask))
-    a = frames.apply_affine(np.linalg.inv(result_matrix), pts)
-    b = frames.apply_affine(np.linalg.inv(truth_matrix), pts)
-    return float(np.linalg.norm(a - b, axis=1).mean())
-
-
 def parse_levels(text: str) -> tuple[Level, ...]:
     """Levels from text such as ``"4:0.4, 2:0.2, 1:0"`` (shrink:smoothing mm, coarse first)."""
     levels = []

@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from napari_ccf_align.core import align
 from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
@@ -197,12 +195,3 @@ def summary(s: session.Session, out: str | os.PathLike) -> str:
         f"{s.method}: {seconds:.1f} s, final metric {r.final_metric:.5g}{ncc}; "
         f"session in {Path(out)}"
     )
-
-
-def matrix_error_mm(result, truth: np.ndarray, fixed: Volume) -> float:
-    """Mean distance (mm) over the atlas's brain between the result's and a true linear map."""
-    brain = fixed.data > align.tissue_threshold(fixed)
-    pts = fixed.index_to_world(np.argwhere(brain)[::7])
-    found = result.to_moving(pts)
-    expected = np.asarray(pts) @ np.linalg.inv(truth)[:3, :3].T + np.linalg.inv(truth)[:3, 3]
-    return float(np.linalg.norm(found - expected, axis=1).mean())

@@ -194,3 +194,26 @@ def deformed(template: Volume, disp_mm: np.ndarray) -> Volume:
         np.asarray(template.data, np.float32), idx + shift, order=1, mode="nearest"
     )
     return template.with_data(data.astype(np.float32), name=f"{template.name} (deformed)")
+
+
+def error_mm(
+    result, truth: np.ndarray, fixed: Volume, mask: np.ndarray | None = None, step: int = 1
+) -> float:
+    """Mean distance (mm) between where a result and the true map show the atlas's voxels.
+
+    ``result`` is any registration result (or a moving -> atlas matrix, RAS mm), ``truth``
+    the true moving -> atlas matrix; the distance is measured in the sample's frame at the
+    atlas voxels in ``mask`` (default: the atlas's tissue), every ``step``-th of them:
+    ``|result.to_moving(p) - inv(truth) p|``.
+    """
+    from napari_ccf_align.core.align import tissue_threshold
+
+    if mask is None:
+        mask = fixed.data > tissue_threshold(fixed)
+    pts = fixed.index_to_world(np.argwhere(mask)[::step])
+    if isinstance(result, np.ndarray):
+        found = frames.apply_affine(np.linalg.inv(result), pts)
+    else:
+        found = result.to_moving(pts)
+    expected = frames.apply_affine(np.linalg.inv(np.asarray(truth, float)), pts)
+    return float(np.linalg.norm(found - expected, axis=1).mean())
