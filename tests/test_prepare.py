@@ -87,3 +87,21 @@ def test_a_start_matrix_replaces_the_hand_alignment_and_mirrors_are_split_off():
     two_flips = frames.RigidParams(flip=(True, True, False))
     q = prepare.prepare(fixed, moving, AlignmentState(two_flips))
     np.testing.assert_array_equal(q.flip, np.eye(4))  # two mirrors are a rotation
+
+
+def test_a_fine_sample_is_averaged_to_the_atlas_spacing_in_place_with_its_mask():
+    atlas = _volume((12, 12, 12), (0.1, 0.1, 0.1), name="atlas")
+    fine = _volume((60, 48, 40), (0.02, 0.025, 0.03))  # 20-30 µm against a 100 µm atlas
+    crop = ((0, 60), (4, 44), (0, 40))
+    p = prepare.prepare(atlas, fine, AlignmentState(crop=crop, crop_as_mask=True))
+    np.testing.assert_allclose(p.moving.spacing, (0.1, 0.1, 0.09))  # blocks of 5, 4, 3
+    assert p.moving.shape == (12, 12, 13)
+    # the blocks keep their world place: the first block's centre is the mean of its voxels'
+    first = fine.index_to_world(np.argwhere(np.ones((5, 4, 3))).mean(axis=0))
+    np.testing.assert_allclose(p.moving.index_to_world(np.zeros(3)), first, atol=1e-12)
+    # the mask follows the same blocks: rows 4-43 of axis 1 are blocks 1-10 of 4 voxels
+    assert p.moving_mask.shape == p.moving.shape
+    inside = np.asarray(p.moving_mask.data).any(axis=(0, 2))
+    assert inside.tolist() == [False] + [True] * 10 + [False]
+    coarse = _volume((12, 12, 12), (0.1, 0.1, 0.1))
+    assert prepare.prepare(atlas, coarse).moving.shape == coarse.shape  # nothing to average

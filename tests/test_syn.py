@@ -174,3 +174,33 @@ def test_syn_in_its_own_process_relays_progress_cancels_and_reraises(circle_to_c
     assert sum(e.level == 1 for e in seen) < 100
     with pytest.raises(AffineError, match="affine has shape"):  # the child's error, raised here
         child.call("napari_ccf_align.core.register.syn.register", fixed, moving, np.eye(5))
+
+
+def test_a_working_resolution_finer_than_the_atlas_is_refused_in_one_sentence(template_100):
+    with pytest.raises(SettingsError) as info:
+        syn.working_grid(template_100, 50.0)
+    assert str(info.value) == (
+        "The SyN working resolution 50 µm is finer than the atlas (100 µm): choose 100 µm or "
+        "coarser, or load the atlas at 50 µm or finer."
+    )
+    assert syn.working_grid(template_100, 100.0) is template_100
+    assert np.allclose(syn.working_grid(template_100, 200.0).spacing, 0.2)
+
+
+def test_the_syn_child_runs_nothing_from_the_working_folder(circle_to_c, tmp_path, monkeypatch):
+    from napari_ccf_align.core.register import child
+
+    fixed, moving, _, _ = circle_to_c
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    marker = tmp_path / "hijacked"
+    for name in ("queue", "pickle", "numpy"):  # modules the child imports by name
+        (planted / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('{name}')\n")
+    monkeypatch.chdir(planted)
+    monkeypatch.syspath_prepend("")  # as `python -m` or an interactive session would
+    result = child.call(
+        "napari_ccf_align.core.register.syn.register", fixed, moving, np.eye(3),
+        syn.SynSettings(metric="ssd", level_iters=(2,)),
+    )  # fmt: skip
+    assert result.deformable and not marker.exists()
+    assert "-I" in child.child_command()

@@ -3,8 +3,9 @@
 DIPY's SyN loop is Python and holds the GIL between its kernels, so on a worker
 thread it takes turns with the GUI thread. In a child process it holds its own
 interpreter's lock: the GUI thread never waits for it. :func:`call` runs an engine
-function there (``python -m napari_ccf_align.core.register.child``: nothing of the calling
-program is imported again, unlike ``multiprocessing``'s spawn), relays its
+function there (Python in isolated mode running this module, :func:`child_command`:
+nothing of the calling program is imported again, unlike ``multiprocessing``'s spawn,
+and nothing from the working folder), relays its
 :class:`ProgressEvent` objects to ``on_progress`` in the calling process, and
 passes a Cancel on within ``_POLL_S`` seconds.
 
@@ -16,6 +17,7 @@ to cancel; the child writes length-prefixed pickled ``(kind, payload)`` frames
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import queue
 import subprocess
@@ -70,7 +72,7 @@ def call(
     the child process died without a result (e.g. killed for lack of memory).
     """
     child = subprocess.Popen(
-        [sys.executable, "-m", __name__],
+        child_command(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -119,6 +121,23 @@ def call(
             child.wait()
 
 
+def child_command() -> list[str]:
+    """The child's command line: Python in isolated mode, with this process's import path.
+
+    ``python -m`` would put the working folder first on ``sys.path``, so a ``queue.py``
+    (or any module name we import) in the folder napari was started from would run in
+    the child. ``-I`` adds no folder, reads no ``PYTHON*`` variable and no user site; the
+    path this process imports from is handed over explicitly, less the working folder.
+    """
+    here = os.path.abspath(os.getcwd())
+    path = [p for p in sys.path if p and os.path.abspath(p) != here]
+    code = (
+        f"import sys; sys.path[:] = {path!r}; import runpy; "
+        f"runpy.run_module({__name__!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-I", "-c", code]
+
+
 def _main() -> None:
     """The child: read the call, run it, write progress and the outcome as frames."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -132,6 +151,9 @@ def _main() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     module, _, name = target.rpartition(".")
+    if not module.startswith("napari_ccf_align."):  # only this package's engines run here
+        _write_frame(stdout, "error", RegistrationError(f"{target} is not an engine of ours."))
+        return
     func = getattr(importlib.import_module(module), name)
     try:
         result = func(

@@ -60,6 +60,10 @@ def run(
     state = state or AlignmentState()
     cancel = cancel or CancelToken()
     linear, _, deformable = method.partition("+")
+    if deformable or method == "syn":  # before any work, not after the linear stage
+        syn.check_working_resolution(
+            fixed, (syn_settings or syn.SynSettings()).working_resolution_um
+        )
 
     def deform(first: np.ndarray) -> syn.SynResult:
         if not isolate_syn:

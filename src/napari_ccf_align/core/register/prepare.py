@@ -16,7 +16,7 @@ import numpy as np
 from napari_ccf_align.core import frames
 from napari_ccf_align.core.align import AlignmentState, crop_mask, cropped_moving
 from napari_ccf_align.core.errors import EmptyVolumeError, RegistrationError
-from napari_ccf_align.core.volume import Volume, robust_range
+from napari_ccf_align.core.volume import Volume, block_factors, block_mean, robust_range
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,11 @@ def prepare(
     fixed_mask: Volume | None = None,
     start: np.ndarray | None = None,
 ) -> Prepared:
-    """Flip split, crop, masks and intensity normalisation: the inputs of every engine.
+    """Flip split, crop, block means, masks and intensity normalisation: the engines' inputs.
+
+    The moving volume is averaged in whole-voxel blocks to about the atlas grid's spacing
+    (:func:`.volume.block_mean`; the atlas is the working grid, so SyN's at its working
+    resolution), so no engine holds the sample at its native resolution.
 
     Parameters
     ----------
@@ -155,6 +159,14 @@ def prepare(
     flip, rest = split_mirror(matrix, state.rigid.centre_mm)
     work = cropped_moving(moving, state)
     mask = crop_mask(moving, state.crop) if state.crop and state.crop_as_mask else None
+    # the engines never see more of the sample than the atlas grid can: block means to
+    # about its spacing (a 10 µm sample against a 100 µm grid holds 1000 times less)
+    factors = block_factors(work, fixed.spacing)
+    if any(f > 1 for f in factors):
+        work = block_mean(work, factors)
+        if mask is not None:
+            blocks = block_mean(mask, factors)  # rounded means: 1 where half a block is inside
+            mask = blocks.with_data((np.asarray(blocks.data) >= 1).astype(np.uint8))
     if not np.array_equal(flip, np.eye(4)):
         work = work.transformed(flip)
         mask = mask.transformed(flip) if mask is not None else None

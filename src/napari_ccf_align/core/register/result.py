@@ -12,8 +12,9 @@ its type:
 - the deformation beyond the linear stage on a grid (``deformation``), and ``matrix``,
   the linear stage's whole moving -> atlas map, whose determinant the Jacobian starts from.
 
-The helpers below are the two ways a result samples: through its matrix alone (the
-compiled kernel, SimpleITK's linear rules) or through its point map.
+The helpers below are how a result samples: :func:`warp_through` (the fused kernel: a
+linear map, the displacement field on its coarse grid, the image, in one pass) and
+:func:`warp_through_matrix` (the previews' kernel, for a linear warp of an image).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from napari_ccf_align.core import frames, sampling
+from napari_ccf_align.core import sampling
 from napari_ccf_align.core.progress import TracePoint
 from napari_ccf_align.core.volume import Volume
 
@@ -64,21 +65,70 @@ def warped_name(image: Volume, space: str) -> str:
     return f"{image.name} (in {space})"
 
 
+def warp_through(
+    image: Volume,
+    grid: Volume,
+    space: str,
+    before: np.ndarray,
+    after: np.ndarray,
+    field: np.ndarray | None = None,
+    field_grid: Volume | None = None,
+    labels: bool = False,
+) -> Volume:
+    """``image`` on ``grid`` through ``after ∘ (identity + field) ∘ before`` (world maps).
+
+    Every voxel centre ``x`` of ``grid`` (world, RAS mm) goes to ``y = before @ x``, is
+    displaced by ``field`` (RAS mm on ``field_grid``, ITK's edge rule; none when None) and
+    lands at ``after @ (y + field(y))`` in ``image``'s world, where ``image`` is sampled:
+    trilinear, or nearest neighbour for ``labels``. One pass of the fused kernel
+    (:func:`.sampling.fused.warp`), in the image's dtype, over threads.
+    ``space`` names where the output lives (``"atlas"`` or ``"sample"``) for its name.
+    """
+    pre = np.asarray(before, float) @ grid.affine
+    post = np.linalg.inv(image.affine) @ np.asarray(after, float)
+    field_index = None if field is None else np.linalg.inv(field_grid.affine)
+    source = np.asarray(image.data)
+    if grid.ndim == 2:  # a section: the kernel's first axis is a single plane
+        pre, post = _planar(pre), _planar(post)
+        field_index = None if field is None else _planar(field_index)
+        if field is not None:
+            field = np.concatenate([np.zeros((*field.shape[:-1], 1), field.dtype), field], -1)
+            field = field[None]
+        source = source[None]
+    data = sampling.fused.warp(
+        source, (1, *grid.shape) if grid.ndim == 2 else grid.shape, pre, post, field,
+        field_index, labels,
+    )  # fmt: skip
+    if grid.ndim == 2:
+        data = data[0]
+    return Volume(
+        data,
+        grid.affine,
+        warped_name(image, space),
+        grid.world_axes,
+        {"registered_to": grid.name, "labels": bool(labels)},
+    )
+
+
+def _planar(matrix: np.ndarray) -> np.ndarray:
+    """A 2D homogeneous map ``(3, 3)`` as the 3D map that leaves a new first axis alone."""
+    out = np.eye(4)
+    out[1:, 1:] = matrix
+    return out
+
+
 def warp_through_matrix(
     fixed: Volume, moving: Volume, matrix: np.ndarray, labels: bool = False
 ) -> Volume:
     """``moving`` on the atlas grid ``fixed`` through a moving -> atlas matrix (RAS mm).
 
-    Linear sampling goes through the compiled kernel (:func:`.sampling.linear`,
+    Linear sampling goes through the previews' kernel (:func:`.sampling.linear`,
     SimpleITK's rules, integers rounded to nearest), so a preview and a result of the
     same map agree voxel for voxel; ``labels`` are sampled by nearest neighbour.
     """
     m = np.asarray(matrix, dtype=float)
     if labels:
-        inverse = np.linalg.inv(m)
-        return warp_through_map(
-            moving, fixed, lambda p: frames.apply_affine(inverse, p), True, "atlas"
-        )
+        return warp_through(moving, fixed, "atlas", np.eye(4), np.linalg.inv(m), labels=True)
     grid_to_moving = sampling.index_map(moving.affine, fixed.affine, m)
     data = sampling.linear(np.asarray(moving.data), grid_to_moving, fixed.shape)
     return Volume(
@@ -88,11 +138,3 @@ def warp_through_matrix(
         fixed.world_axes,
         {"registered_to": fixed.name, "labels": False},
     )
-
-
-def warp_through_map(image: Volume, grid: Volume, to_image, labels: bool, space: str) -> Volume:
-    """``image`` sampled on ``grid`` at ``to_image(p)`` for every voxel centre ``p`` of ``grid``.
-
-    ``space`` names where the output lives (``"atlas"`` or ``"sample"``) for its name.
-    """
-    return sampling.sample_on_grid(image, grid, to_image, labels, warped_name(image, space))

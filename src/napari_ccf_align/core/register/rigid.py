@@ -33,7 +33,7 @@ from napari_ccf_align.core.progress import (
     ignore_progress,
 )
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
-from napari_ccf_align.core.register.result import warp_through_map, warp_through_matrix
+from napari_ccf_align.core.register.result import warp_through, warp_through_matrix
 from napari_ccf_align.core.volume import Volume, to_sitk
 
 TransformKind = frames.TransformKind
@@ -241,7 +241,7 @@ class RigidResult:
 
     def warp_to_sample(self, atlas_image: Volume, moving: Volume, labels: bool = True) -> Volume:
         """An atlas-space image (e.g. the annotation) on the sample's grid ``moving``."""
-        return warp_through_map(atlas_image, moving, self.to_atlas, labels, "sample")
+        return warp_through(atlas_image, moving, "sample", self.matrix, np.eye(4), labels=labels)
 
     def deformation(self, grid: Volume) -> None:
         """None: there is no deformation beyond ``matrix``."""

@@ -37,7 +37,7 @@ from napari_ccf_align.core.progress import (
     ignore_progress,
 )
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
-from napari_ccf_align.core.register.result import warp_through_map
+from napari_ccf_align.core.register.result import warp_through
 from napari_ccf_align.core.sampling import field_at, over_grid
 from napari_ccf_align.core.volume import Volume, block_factors, block_mean
 
@@ -239,14 +239,26 @@ class SynResult:
 
     def warp(self, fixed: Volume, moving: Volume, labels: bool = False) -> Volume:
         """The sample on the atlas grid ``fixed`` (linear, or nearest for ``labels``)."""
-        return warp_through_map(moving, fixed, self.to_moving, labels, "atlas")
+        after = np.linalg.inv(self.matrix)
+        return warp_through(
+            moving, fixed, "atlas", np.eye(fixed.ndim + 1), after, self.forward, self.grid, labels
+        )
 
     def warp_to_sample(self, atlas_image: Volume, moving: Volume, labels: bool = True) -> Volume:
         """An atlas-space image (e.g. the annotation) on the sample's grid ``moving``.
 
         Nearest neighbour for ``labels`` (only existing label values), else linear.
         """
-        return warp_through_map(atlas_image, moving, self.to_atlas, labels, "sample")
+        return warp_through(
+            atlas_image,
+            moving,
+            "sample",
+            self.matrix,
+            np.eye(moving.ndim + 1),
+            self.backward,
+            self.grid,
+            labels,
+        )
 
     def deformation(self, grid: Volume) -> np.ndarray:
         """The forward field beyond ``matrix`` on ``grid`` (RAS mm, ``(*grid.shape, ndim)``).
@@ -307,10 +319,31 @@ def check_memory(
 # --------------------------------------------------------------------------- the engine
 
 
+def check_working_resolution(fixed: Volume, resolution_um: float | None) -> None:
+    """Refuse a working resolution finer than the atlas ``fixed`` (see :func:`working_grid`)."""
+    if resolution_um is None:
+        return
+    atlas_um = float(np.min(fixed.spacing)) * 1000.0
+    if resolution_um < atlas_um * (1 - 1e-6):
+        raise SettingsError(
+            f"The SyN working resolution {resolution_um:g} µm is finer than the atlas "
+            f"({atlas_um:g} µm): choose {atlas_um:g} µm or coarser, or load the atlas at "
+            f"{resolution_um:g} µm or finer."
+        )
+
+
 def working_grid(fixed: Volume, resolution_um: float | None) -> Volume:
-    """The atlas averaged in blocks to about ``resolution_um`` (the atlas itself if None or finer)."""
+    """The atlas averaged in whole-voxel blocks to about ``resolution_um`` (None: the atlas).
+
+    Raises
+    ------
+    SettingsError
+        If ``resolution_um`` is finer than the atlas: SyN cannot work on a grid finer than
+        the atlas it was given (it would silently run, and be recorded, at the wrong one).
+    """
     if resolution_um is None:
         return fixed
+    check_working_resolution(fixed, resolution_um)
     factors = block_factors(fixed, [resolution_um / 1000.0] * fixed.ndim)
     if all(f == 1 for f in factors):
         return fixed

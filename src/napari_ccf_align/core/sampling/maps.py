@@ -1,9 +1,9 @@
-"""Sampling an image through a point map: a registration result's map, not an affine.
+"""Displacement fields read at world points, and values computed over a grid in slabs.
 
-A result's map (``to_moving`` or ``to_atlas``: world points in, world points out, RAS
-mm) is evaluated at every voxel centre of the output grid, in slabs, and the image is
-read there. Linear sampling follows ITK's edge rule (:func:`itk_edge`), so files
-re-applied by SimpleITK give the same image, edges included.
+:func:`field_at` reads a field (RAS mm on its grid) at any points, by DIPY's edge rule
+(blend to zero) or ITK's (:func:`itk_edge`: the edge value for half a voxel, zero
+beyond), so a result's point maps agree with its saved files; :func:`over_grid` fills
+a whole-grid array slab by slab without whole-grid temporaries.
 """
 
 from __future__ import annotations
@@ -45,28 +45,6 @@ def field_at(
     return out.reshape(pts.shape)
 
 
-def sample_on_grid(
-    image: Volume,
-    grid: Volume,
-    to_image: Callable[[np.ndarray], np.ndarray],
-    labels: bool,
-    name: str,
-    slab_voxels: int = 2_000_000,
-) -> Volume:
-    """``image`` sampled at ``to_image(p)`` for every voxel centre ``p`` of ``grid`` (world mm).
-
-    Nearest neighbour for ``labels`` (only existing values), else linear; 0 outside.
-    Works through slabs of about ``slab_voxels`` voxels along the grid's first axis,
-    so memory stays bounded on large grids.
-    """
-    data = np.asarray(image.data)
-    out = np.zeros(grid.shape, data.dtype)
-    over_grid(grid, lambda world: _sample(image, to_image(world), labels), out, slab_voxels)
-    return Volume(
-        out, grid.affine, name, grid.world_axes, {"registered_to": grid.name, "labels": labels}
-    )
-
-
 def over_grid(
     grid: Volume,
     values_at: Callable[[np.ndarray], np.ndarray],
@@ -100,25 +78,3 @@ def itk_edge(idx: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.nd
     top = np.asarray(shape, float)[:, None] - 1.0
     outside = ~np.all((idx >= -0.5) & (idx < top + 0.5), axis=0)
     return np.clip(idx, 0.0, top), outside
-
-
-def _sample(volume: Volume, world: np.ndarray, labels: bool) -> np.ndarray:
-    """``volume`` at world points: nearest neighbour (labels keep their values) or linear."""
-    idx = volume.world_to_index(world.reshape(-1, volume.ndim)).T
-    data = np.asarray(volume.data)
-    if labels:
-        rounded = np.rint(idx).astype(np.int64)
-        inside = np.all((rounded >= 0) & (rounded < np.asarray(data.shape)[:, None]), axis=0)
-        out = np.zeros(rounded.shape[1], data.dtype)
-        out[inside] = data[tuple(rounded[:, inside])]
-        return out
-    # (so files re-applied by SimpleITK give the same image, edges included)
-    idx, outside = itk_edge(idx, data.shape)
-    values = ndimage.map_coordinates(
-        data.astype(np.float32, copy=False), idx, order=1, mode="nearest"
-    )
-    values[outside] = 0.0
-    if data.dtype.kind in "iu":
-        info = np.iinfo(data.dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(data.dtype)
-    return values.astype(data.dtype, copy=False)
