@@ -112,3 +112,15 @@ def test_boundaries_between_regions_are_one_voxel_thick():
     labels[0, 2:6], labels[0, 6:10] = 1, 2
     # region 1: its edge on 0 (voxel 2); between 1 and 2: one voxel (6); region 2 on 0: 9
     assert qc.region_boundaries(labels)[0].tolist() == [0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0]
+
+
+def test_the_brain_mask_fills_dark_white_matter_and_prefers_the_annotation():
+    idx = np.indices((40, 40, 40)) - 19.5
+    r = np.sqrt((idx**2).sum(0))
+    data = np.where(r < 15, 100.0, 0.0)
+    data[r < 6] = 2.0  # a dark core (ventricle, white matter) inside the brain
+    atlas = Volume.from_array(data.astype(np.float32), 0.1, "RAS", name="atlas")
+    brain = qc.brain_mask(atlas)
+    assert brain[r < 6].all() and brain[r < 14].all() and not brain[r > 17].any()
+    labels = atlas.with_data((r < 10).astype(np.uint32) * 315)
+    np.testing.assert_array_equal(qc.brain_mask(atlas, labels), r < 10)

@@ -8,6 +8,7 @@ import pytest
 from napari_ccf_align.core import align
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.register import syn
+from napari_ccf_align.core.results import qc
 from napari_ccf_align.core.testing import phantom
 from napari_ccf_align.plugin.layer_data import atlas_layer_data, image_layer_data
 from napari_ccf_align.plugin.model import model_for
@@ -70,9 +71,17 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
         assert layer.data.shape == viewer.layers[inspect.result.value].data.shape or key == (
             "sample_boundaries"
         )
+        assert "nan" not in inspect.status.value.lower(), inspect.status.value
         if key == "jacobian":
             assert tuple(layer.contrast_limits) == (-1.0, 1.0) and layer.colorbar.visible
             assert inspect.histogram.figure.axes  # the histogram was drawn
+            # over the whole brain, white matter and ventricles included: no holes
+            _, fixed, _, _ = inspect.inputs()
+            brain = qc.brain_mask(fixed, inspect._atlas_labels())
+            assert brain.mean() > 0.3 and np.isfinite(np.asarray(layer.data)[brain]).all()
+        if key == "magnitude":
+            largest = float(inspect.status.value.split("displacement ")[1].split(" mm")[0])
+            assert 0.01 < largest < 5.0  # the simulated deformation's size, not NaN
         if key in ("boundaries", "sample_boundaries"):
             assert "name" in layer.features.columns  # hover names the region
         viewer.screenshot(str(screenshot_dir / f"inspect_{key}_2d.png"), canvas_only=True)

@@ -279,6 +279,20 @@ def jacobian_of(
     return jac.astype(np.float32), False
 
 
+def brain_mask(atlas: Volume, annotation: Volume | None = None) -> np.ndarray:
+    """Where the atlas holds brain: the annotation's regions (id > 0) when it is given on the
+    atlas's grid, else the template's tissue with its holes filled (white matter and
+    ventricles are dark in the template, but brain all the same)."""
+    if annotation is not None and annotation.shape == atlas.shape:
+        return np.asarray(annotation.data) > 0
+    from scipy import ndimage
+
+    from napari_ccf_align.core.align import tissue_threshold
+
+    tissue = np.asarray(atlas.data) > tissue_threshold(atlas)
+    return ndimage.binary_fill_holes(ndimage.binary_closing(tissue, iterations=2))
+
+
 def log2_jacobian(jacobian: np.ndarray) -> np.ndarray:
     """log2 of a Jacobian map, folded voxels (<= 0) set to NaN (shown as holes)."""
     jac = np.asarray(jacobian, dtype=np.float64)

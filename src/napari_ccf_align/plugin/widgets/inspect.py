@@ -28,7 +28,6 @@ from napari.layers import Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from napari_ccf_align.core import align
 from napari_ccf_align.core.errors import CcfAlignError
 from napari_ccf_align.core.results import qc, report
 from napari_ccf_align.core.volume import Volume
@@ -337,12 +336,14 @@ def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volum
         )
         return on_grid(grid), "image", note
     jac, uniform = qc.jacobian_of(result, fixed)
-    outside = fixed.data <= align.tissue_threshold(fixed)  # shown only over the brain
+    outside = ~qc.brain_mask(fixed, labels)  # shown over the whole brain, holes included
     if key == "jacobian":
         note = (
             f"A linear result has one Jacobian everywhere: {float(jac.flat[0]):.3f}."
             if uniform
-            else f"Jacobian from {np.nanmin(jac):.2f} to {np.nanmax(jac):.2f}; green > 1 > pink."
+            else f"Jacobian determinant from {np.nanmin(jac[~outside]):.2f} to "
+            f"{np.nanmax(jac[~outside]):.2f} over the brain; shown as log2: green = stretched "
+            "(> 1), pink = squeezed (< 1)."
         )
         log2 = qc.log2_jacobian(jac)
         log2[outside] = np.nan
@@ -352,7 +353,8 @@ def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volum
         return on_grid(folds), "labels", f"{int(folds.sum())} folding voxels."
     magnitude = qc.displacement_magnitude(qc.deformation_of(result, fixed)).astype(np.float32)
     magnitude[outside] = np.nan
-    return on_grid(magnitude), "image", f"Largest SyN displacement {magnitude.max():.2f} mm."
+    largest = float(np.nanmax(magnitude)) if np.any(~outside) else 0.0
+    return on_grid(magnitude), "image", f"Largest SyN displacement {largest:.2f} mm."
 
 
 def _write_report(folder, result, fixed, moving, labels, state):
