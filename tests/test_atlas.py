@@ -39,9 +39,13 @@ def test_download_then_cache_makes_no_request(mirror, tmp_path):
         b = atlas.load_atlas(100, cache=tmp_path, base_url=url)
         assert len(requests) == 3, "the second load must come from the cache"
     np.testing.assert_array_equal(a.template.data, b.template.data)
-    assert events and events[-1].stage == "download" and events[-1].total > 0
+    downloads = [e for e in events if e.stage == "download"]
+    assert downloads and downloads[-1].total > 0
     recorded = json.loads((tmp_path / "recorded_sha256.json").read_text())
     assert "structure_graph.json" in recorded  # unpinned file: hash of the first good download
+    (notice,) = [e.message for e in events if e.stage == "notice"]  # said once, in one line
+    assert notice.startswith("structure_graph.json has no published checksum")
+    assert recorded["structure_graph.json"][:12] in notice and "delete" in notice
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "annotation_100.nrrd",
         "average_template_100.nrrd",

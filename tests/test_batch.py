@@ -43,7 +43,7 @@ def test_local_cluster_registers_every_brain_and_reports_the_broken_one(template
     assert [r.name for r in rows] == ["brain0", "broken", "brain1"]
     assert [r.status for r in rows] == ["ok", "failed", "ok"]
     assert len(seen) == 3  # reported as each finished
-    assert "broken.nii.gz could not be read" in rows[1].message
+    assert "broken.nii.gz is truncated" in rows[1].message
     for row in (rows[0], rows[2]):
         s, _ = session.load(root / "out" / row.name)
         assert row.ncc_after > row.ncc_before

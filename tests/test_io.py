@@ -132,7 +132,7 @@ def test_truncated_file_is_unreadable(tmp_path, suffix):
     whole = io.write_volume(v, tmp_path / f"whole{suffix}").read_bytes()
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(UnreadableFileError, match="could not be read"):
+    with pytest.raises(UnreadableFileError, match=r"cut\..* truncated"):  # the problem named
         io.read_volume(cut)
 
 
@@ -228,6 +228,44 @@ def test_a_write_that_silently_truncates_keeps_the_previous_file(tmp_path, monke
         io.write_volume(bigger, path, compress=False)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.nii"]  # no temporary file left
+
+
+def test_a_nii_gz_write_that_is_short_inside_its_gzip_keeps_the_previous_file(
+    tmp_path, monkeypatch
+):
+    # NIfTI's writer on a nearly full disk: "wrote only 0 of N bytes", a whole but short
+    # gzip stream, and a normal return
+    path = io.write_volume(_small(), tmp_path / "keep.nii.gz")
+    before = path.read_bytes()
+    real = sitk.WriteImage
+
+    def short(image, name, *args):
+        real(image, name, *args)
+        with gzip.open(name, "rb") as f:
+            content = f.read()
+        with gzip.open(name, "wb") as f:
+            f.write(content[: int(len(content) * 0.6)])
+
+    monkeypatch.setattr(io_volumes.sitk, "WriteImage", short)
+    bigger = Volume.from_array(np.ones((20, 20, 20), np.float32), 0.1, "RAS", name="new")
+    with pytest.raises(WriteError, match=r"incomplete .*previous file.* kept"):
+        io.write_volume(bigger, path)
+    assert path.read_bytes() == before
+
+
+def test_a_nii_gz_short_inside_its_gzip_stream_is_refused_on_read(tmp_path):
+    whole = io.write_volume(
+        Volume.from_array(np.ones((20, 20, 20), np.float32), 0.1, "RAS", name="v"),
+        tmp_path / "whole.nii.gz",
+    )
+    with gzip.open(whole, "rb") as f:
+        content = f.read()
+    cut = tmp_path / "cut.nii.gz"
+    with gzip.open(cut, "wb") as f:
+        f.write(content[: int(len(content) * 0.6)])
+    with pytest.raises(UnreadableFileError, match=r"cut.nii.gz is truncated: it holds"):
+        io.read_volume(cut)
+    assert io.read_volume(whole).shape == (20, 20, 20)
 
 
 def test_partials_of_killed_writes_are_removed_and_live_ones_kept(tmp_path):

@@ -159,9 +159,7 @@ def apply(args: argparse.Namespace) -> int:
     from napari_ccf_align.core.runs import applying as routing
     from napari_ccf_align.core.runs import session
 
-    target = Path(args.out)
-    if target.is_dir():
-        raise CcfAlignError(f"--out {target} is a folder: give a file name to write.")
+    target = routing.check_target(args.out, args.image, args.session, args.force)
     io.check_output_folder(target.parent if str(target.parent) else Path("."))
     saved, folder = session.load(args.session)
     if routing.is_points_file(args.image):

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     _geometry_flags(a)
     _atlas_flags(a)
     a.add_argument("--out", required=True, help="file to write (.nii.gz, .nrrd, .tif or .csv)")
+    a.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (never an input)"
+    )
     a.set_defaults(func=commands.apply)
 
     p = sub.add_parser("replay", help="a session's settings on another brain")

@@ -36,6 +36,9 @@ class TerminalProgress:
         self.quiet = quiet
 
     def __call__(self, event) -> None:
+        if event.stage == "notice":  # one line, even when quiet
+            print(f"napari-ccf-align: {event.message}", file=sys.stderr)
+            return
         if self.quiet:
             return
         from tqdm import tqdm

@@ -61,9 +61,9 @@ RAW_SHAPES = {
     100: (132, 80, 114),
 }
 DEFAULT_BASE_URL = (
-    "http://download.alleninstitute.org/informatics-archive/current-release/mouse_ccf/"
+    "https://download.alleninstitute.org/informatics-archive/current-release/mouse_ccf/"
 )
-DEFAULT_STRUCTURES_URL = "http://api.brain-map.org/api/v2/structure_graph_download/1.json"
+DEFAULT_STRUCTURES_URL = "https://api.brain-map.org/api/v2/structure_graph_download/1.json"
 #: Environment variables that override the cache folder and the download server.
 ENV_CACHE = "CCF_ALIGN_CACHE"
 ENV_BASE_URL = "CCF_ALIGN_BASE_URL"
@@ -226,13 +226,26 @@ def _recorded_hashes(cache: Path) -> dict[str, str]:
         return {}
 
 
-def _record_hash(cache: Path, name: str, path: Path) -> None:
+def _record_hash(
+    cache: Path, name: str, path: Path, on_progress: ProgressCallback = ignore_progress
+) -> None:
+    """Record the hash of a file that has no published one (trust on first use), and say so."""
     hashes = _recorded_hashes(cache)
     if name in hashes or name in KNOWN_SHA256:
         return
     hashes[name] = io.sha256_of(path)
     with io.atomic_path(cache / _HASHES_FILE) as tmp:
         tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True))
+    on_progress(
+        ProgressEvent(
+            "notice",
+            message=(
+                f"{name} has no published checksum: its SHA-256 {hashes[name][:12]}… is "
+                f"recorded and checked on every later use; to verify it anew, delete {path} "
+                "and load the atlas again."
+            ),
+        )
+    )
 
 
 def _ensure_writable(cache: Path) -> None:
@@ -683,7 +696,7 @@ def load_atlas(
         except (UnreadableFileError, ChecksumError) as exc:
             paths[f.name].unlink(missing_ok=True)
             raise type(exc)(f"{exc} (The cached copy at {paths[f.name]} was removed.)") from None
-        _record_hash(folder, f.name, paths[f.name])
+        _record_hash(folder, f.name, paths[f.name], on_progress)
     table = None
     if structures:
         graph = paths["structure_graph.json"]
@@ -692,7 +705,7 @@ def load_atlas(
         except UnreadableFileError as exc:
             graph.unlink(missing_ok=True)
             raise UnreadableFileError(f"{exc} (The cached copy at {graph} was removed.)") from None
-        _record_hash(folder, "structure_graph.json", graph)
+        _record_hash(folder, "structure_graph.json", graph, on_progress)
     return Atlas(
         res,
         volumes[f"average_template_{res}.nrrd"],

@@ -19,7 +19,9 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -143,8 +145,6 @@ def read_volume(
 def _read_sitk(path: Path, name: str) -> Volume:
     check_complete(path)
     try:
-        if path.name.lower().endswith(".gz"):
-            _check_gzip_complete(path)
         image = sitk.ReadImage(str(path))
     except (RuntimeError, OSError, EOFError) as exc:
         raise UnreadableFileError(
@@ -198,12 +198,16 @@ def check_complete(path: str | os.PathLike) -> None:
     """Raise :class:`UnreadableFileError` if a file holds less data than its header says.
 
     ITK reads a truncated uncompressed NIfTI, NRRD or MetaImage file with the
-    missing part as zeros, and an ``.mhd`` without its ``.raw`` fails with a
-    message that does not say so. Compressed files are checked by their reader.
+    missing part as zeros (a ``.nii.gz`` too), and an ``.mhd`` without its ``.raw``
+    fails with a message that does not say so. Other compressed files are checked by
+    their reader.
     """
     path = Path(path)
     suffix = suffix_of(path)
-    if suffix not in SITK_SUFFIXES or suffix == ".nii.gz":
+    if suffix == ".nii.gz":
+        _check_nifti_gz_complete(path)
+        return
+    if suffix not in SITK_SUFFIXES:
         return
     try:
         need = _data_bytes(path)
@@ -240,11 +244,41 @@ def check_complete(path: str | os.PathLike) -> None:
         )
 
 
-def _check_gzip_complete(path: Path) -> None:
-    """Raise EOFError if a gzip file is truncated (ITK's NIfTI reader pads it with zeros)."""
-    with gzip.open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
+def _check_nifti_gz_complete(path: Path) -> None:
+    """Raise :class:`UnreadableFileError` if a ``.nii.gz`` holds less than its header says.
+
+    ITK's NIfTI reader pads a short file with zeros, whether the gzip stream was cut
+    (then also broken) or a whole stream holds too few bytes; the stream is decompressed
+    once and its length compared with the header's.
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(352)
+            total = len(head)
+            while block := f.read(1 << 24):
+                total += len(block)
+    except gzip.BadGzipFile:
+        raise UnreadableFileError(
+            f"{path.name} is not gzip-compressed, so it is not really .nii.gz: check the file "
+            "or export it again."
+        ) from None
+    except (EOFError, OSError, zlib.error):
+        raise UnreadableFileError(
+            f"{path.name} is truncated (its gzip stream ends early): copy or export it again."
+        ) from None
+    try:
+        need = _data_bytes(path)
+    except RuntimeError:
+        return  # an unreadable header is reported by the reader itself
+    if len(head) < 112:
+        return
+    little = struct.unpack("<i", head[:4])[0] == 348
+    offset = int(struct.unpack("<f" if little else ">f", head[108:112])[0]) or 352
+    if total - offset < need:
+        raise UnreadableFileError(
+            f"{path.name} is truncated: it holds {max(total - offset, 0):,} of the {need:,} data "
+            "bytes its header announces; copy or export it again."
+        )
 
 
 def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:

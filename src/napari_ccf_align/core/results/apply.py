@@ -190,15 +190,43 @@ def sample_columns(sample_ras: np.ndarray, sample_grid: Volume) -> dict[str, lis
     return cols
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a ``'``.
+
+    Numbers (``-1.5``, ``+2``) are left as they are.
+
+    Examples
+    --------
+    >>> spreadsheet_safe("=HYPERLINK(1)"), spreadsheet_safe("-1.5"), spreadsheet_safe("CA1")
+    ("'=HYPERLINK(1)", '-1.5', 'CA1')
+    """
+    text = str(cell)
+    if not text.startswith(_FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
+
+
 def write_points_csv(
     path: str | os.PathLike, table: PointsTable, columns: dict[str, list[str]]
 ) -> Path:
-    """Write the input columns followed by ``columns`` (name -> one value per row), atomically."""
+    """Write the input columns followed by ``columns`` (name -> one value per row), atomically.
+
+    Cells that a spreadsheet would run as a formula are written as text
+    (:func:`spreadsheet_safe`).
+    """
     path = Path(path)
     names = list(columns)
     with io.atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([*table.header, *names])
+        writer.writerow([spreadsheet_safe(c) for c in (*table.header, *names)])
         for k, row in enumerate(table.rows):
-            writer.writerow([*row, *(columns[n][k] for n in names)])
+            cells = (*row, *(columns[n][k] for n in names))
+            writer.writerow([spreadsheet_safe(c) for c in cells])
     return path

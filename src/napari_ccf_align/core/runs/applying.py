@@ -42,6 +42,52 @@ def is_points_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(".csv")
 
 
+def check_target(
+    target: str | os.PathLike,
+    source: str | os.PathLike,
+    session_folder: str | os.PathLike,
+    force: bool = False,
+) -> Path:
+    """The output path of an apply, refused (before any work) where it would lose data.
+
+    An output never replaces its input, a file of the session, or, without ``force``,
+    any existing file; a CSV of points goes to a ``.csv`` and an image never does.
+
+    Raises
+    ------
+    CcfAlignError
+        Naming the problem and what to do; nothing was written.
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise CcfAlignError(f"--out {target} is a folder: give a file name to write.")
+    out = target.resolve()
+    if str(source).lower() != "annotation" and Path(source).exists():
+        if out == Path(source).resolve() or (target.exists() and os.path.samefile(target, source)):
+            raise CcfAlignError(
+                f"--out {target} is the input itself: give another file name, so your input "
+                "is kept (nothing was written)."
+            )
+    folder = Path(session_folder).resolve()
+    if folder == out.parent or folder in out.parents:
+        raise CcfAlignError(
+            f"--out {target} lies inside the session folder {session_folder}: write it "
+            "elsewhere, so the session's own files are kept (nothing was written)."
+        )
+    csv_out = target.name.lower().endswith(".csv")
+    if is_points_file(source) != csv_out:
+        want = "a .csv file" if is_points_file(source) else "an image file (.nii.gz, .nrrd, .tif)"
+        raise CcfAlignError(
+            f"--out {target} does not suit {Path(source).name}: give {want} (nothing was written)."
+        )
+    if target.exists() and not force:
+        raise CcfAlignError(
+            f"--out {target} exists: give another file name, or --force to replace it (it is "
+            "replaced only once the new file is written whole)."
+        )
+    return target
+
+
 def read_for_atlas(saved: session.Session, path: str | os.PathLike, geometry: Geometry) -> Volume:
     """An image on the sample's grid (another channel), read with the session's geometry
     unless ``geometry`` says otherwise."""

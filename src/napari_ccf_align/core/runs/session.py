@@ -290,9 +290,10 @@ def load(folder: str | os.PathLike) -> tuple[Session, Path]:
 
 def _session_of(data: dict, folder: Path) -> Session:
     """The session described by ``data``, with its transform and fields read from ``folder``."""
+    kind = data["result"]["kind"]  # (a damaged JSON is named before any file is read)
     transform = transforms.read_transform(folder / LINEAR_TFM)
     fields = None
-    if data["result"]["kind"] == "syn":
+    if kind == "syn":
         forward, grid = transforms.read_field(folder / SYN_WARP)
         backward, _ = transforms.read_field(folder / SYN_INVERSE_WARP)
         fields = (forward, backward, grid)

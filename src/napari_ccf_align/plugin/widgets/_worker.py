@@ -54,7 +54,7 @@ class ProgressRelay(QObject):
 
     def emit_event(self, event: ProgressEvent, force: bool = False) -> None:
         now = time.perf_counter()
-        if force or now - self._last >= self.min_interval_s:
+        if force or event.stage == "notice" or now - self._last >= self.min_interval_s:
             self._last = now
             self.event.emit(event)
 

@@ -373,6 +373,9 @@ class LoadWidget(StepWidget):
         self._on_atlas(a)
 
     def _on_progress(self, event: ProgressEvent) -> None:
+        if event.stage == "notice":  # e.g. a file trusted on first use
+            show_info(event.message)
+            return
         if event.total:
             self.bar.max = int(event.total)
             self.bar.value = int(event.done)
