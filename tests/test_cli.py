@@ -109,3 +109,25 @@ def test_bad_flags_exit_2_with_usage(capsys):
         cli.main(["fetch-atlas", "--resolution", "lots"])
     assert info.value.code == 2
     assert "invalid int value: 'lots'" in capsys.readouterr().err
+
+
+def test_help_shows_defaults_an_example_and_each_method_without_loading_an_engine():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from napari_ccf_align.cli import main\n"
+        "try:\n    main(['register', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'numpy', 'numba', 'scipy', 'SimpleITK', 'dipy', 'napari', 'matplotlib'}\n"
+        "print('LOADED', sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "LOADED []" in out
+    assert "(default: 25)" in out and "(default: 200)" in out and "Example: napari-ccf-align" in out
+    for method in ("rigid", "similarity", "affine", "rigid+syn", "affine+syn"):
+        assert f"  {method} " in out
+    version = subprocess.run(
+        [sys.executable, "-m", "napari_ccf_align", "--version"], capture_output=True, text=True
+    ).stdout
+    assert version.strip().startswith("napari-ccf-align 0.")

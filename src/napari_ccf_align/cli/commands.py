@@ -39,7 +39,7 @@ def _recipe(args: argparse.Namespace, base=None):
 
     from napari_ccf_align.core import frames
     from napari_ccf_align.core.align import AlignmentState
-    from napari_ccf_align.core.register import rigid, syn
+    from napari_ccf_align.core.register import methods, rigid, syn
     from napari_ccf_align.core.runs import headless
 
     recipe = base or headless.Recipe()
@@ -75,7 +75,7 @@ def _recipe(args: argparse.Namespace, base=None):
         syn_settings = syn.SynSettings(
             working_resolution_um=args.syn_resolution,
             **(
-                {"level_iters": syn.parse_level_iters(args.syn_iterations, "--syn-iterations")}
+                {"level_iters": methods.parse_level_iters(args.syn_iterations, "--syn-iterations")}
                 if args.syn_iterations
                 else {}
             ),

@@ -34,17 +34,56 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each flag's default (where it has one) and keeps line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, "", argparse.SUPPRESS) or "default" in text:
+            return text
+        if isinstance(default, (tuple, list)):
+            default = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+        return f"{text} (default: {default})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-ccf-align``."""
-    from napari_ccf_align.core.register.pipeline import METHODS
-    from napari_ccf_align.core.register.syn import DEFAULT_WORKING_RESOLUTION_UM
+    from napari_ccf_align import __version__
+    from napari_ccf_align.core.register.methods import (
+        DEFAULT_RIGID_ITERATIONS,
+        DEFAULT_SYN_LEVEL_ITERS,
+        DEFAULT_WORKING_RESOLUTION_UM,
+        METHOD_HELP,
+        METHODS,
+        format_level_iters,
+    )
 
     parser = argparse.ArgumentParser(
         prog="napari-ccf-align",
         description="Register a mouse-brain volume to the Allen CCF v3 (napari plugin + CLI).",
+        epilog="Example: napari-ccf-align register brain.tif --voxel-size 10 5 5 "
+        "--orientation PIR --method affine+syn --out sessions/brain1",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="napari with the demo loaded (headless without a screen)")
+
+    def command(
+        name: str, help: str, example: str, description: str = ""
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description or help[0].upper() + help[1:] + ".",
+            epilog=f"Example: {example}",
+            formatter_class=_Formatter,
+        )
+
+    d = command(
+        "demo",
+        "napari with the demo loaded (headless without a screen)",
+        "napari-ccf-align demo --headless --output demo-session",
+    )
     d.add_argument(
         "--headless", action="store_true", help="run the headless demo even with a screen"
     )
@@ -54,7 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=demo.demo)
 
     methods = [name for name, _ in METHODS if name != "syn"]
-    r = sub.add_parser("register", help="register a sample file and save the session")
+    r = command(
+        "register",
+        "register a sample file and save the session",
+        "napari-ccf-align register brain.tif --voxel-size 10 5 5 --orientation PIR "
+        "--atlas-resolution 25 --method affine+syn --out sessions/brain1",
+        "Register a sample file to the Allen CCF and save the session. Methods:\n"
+        + "\n".join(f"  {name:<11} {METHOD_HELP[name]}" for name in methods),
+    )
     r.add_argument("moving", help="the sample: NIfTI, NRRD, MHA/MHD or TIFF")
     _geometry_flags(r)
     r.add_argument("--atlas-resolution", type=int, default=25, help="10, 25, 50 or 100 (µm)")
@@ -70,21 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crop", nargs=3, metavar="START:STOP", help="voxel range per file array axis")
     r.add_argument("--crop-as-mask", action="store_true", help="mask with the crop, keep the grid")
     r.add_argument("--no-centre", action="store_true", help="do not centre the sample on the atlas")
-    r.add_argument("--method", choices=methods, default="rigid")
-    r.add_argument("--iterations", type=int, help="SimpleITK iterations per level")
+    r.add_argument("--method", choices=methods, default="rigid", help="see the list above")
+    r.add_argument(
+        "--iterations",
+        type=int,
+        help=f"SimpleITK iterations per level (default: {DEFAULT_RIGID_ITERATIONS})",
+    )
     r.add_argument(
         "--syn-resolution",
         type=float,
         default=DEFAULT_WORKING_RESOLUTION_UM,
         help="SyN working resolution (µm)",
     )
-    r.add_argument("--syn-iterations", help="SyN iterations per level, coarse first: 40,20,10")
+    r.add_argument(
+        "--syn-iterations",
+        help="SyN iterations per level, coarsest first "
+        f"(default: {format_level_iters(DEFAULT_SYN_LEVEL_ITERS).replace(' ', '')})",
+    )
     r.add_argument("--out", required=True, help="session folder to write")
     _atlas_flags(r)
     _run_flags(r)
     r.set_defaults(func=commands.register)
 
-    a = sub.add_parser("apply", help="apply a session's transforms to an image or points")
+    a = command(
+        "apply",
+        "apply a session's transforms to an image or points",
+        "napari-ccf-align apply sessions/brain1 annotation --to sample --out regions.nii.gz",
+    )
     a.add_argument("session", help="session folder")
     a.add_argument(
         "image",
@@ -107,7 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.set_defaults(func=commands.apply)
 
-    p = sub.add_parser("replay", help="a session's settings on another brain")
+    p = command(
+        "replay",
+        "a session's settings on another brain",
+        "napari-ccf-align replay sessions/brain1 brain2.tif --out sessions/brain2",
+    )
     p.add_argument("session", help="session folder whose settings to use")
     p.add_argument("moving", help="the new sample file")
     _geometry_flags(p)
@@ -116,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(p)
     p.set_defaults(func=commands.replay)
 
-    b = sub.add_parser("batch", help="a session's settings over many brains (dask.distributed)")
+    b = command(
+        "batch",
+        "a session's settings over many brains (dask.distributed)",
+        "napari-ccf-align batch sessions/brain1 brains/*.tif --out sessions/",
+    )
     b.add_argument("session", help="session folder whose settings to use")
     b.add_argument("moving", nargs="+", help="sample files")
     _geometry_flags(b)
@@ -127,7 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(b)
     b.set_defaults(func=commands.batch)
 
-    f = sub.add_parser("fetch-atlas", help="download the Allen CCF into the cache")
+    f = command(
+        "fetch-atlas",
+        "download the Allen CCF into the cache",
+        "napari-ccf-align fetch-atlas --resolution 25",
+    )
     f.add_argument("--resolution", type=int, default=25, help="10, 25, 50 or 100 (µm)")
     f.add_argument("--cache", help="cache folder (default: the user cache, or $CCF_ALIGN_CACHE)")
     f.add_argument("--base-url", help="mirror of the Allen download server")

@@ -14,18 +14,8 @@ from napari_ccf_align.core import checks
 from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
 from napari_ccf_align.core.register import child, rigid, syn
+from napari_ccf_align.core.register.methods import METHODS
 from napari_ccf_align.core.volume import Volume
-
-#: The methods, as (name, label) pairs: a linear stage, a linear stage then SyN, or SyN alone
-#: (from a given start, e.g. the last result).
-METHODS: tuple[tuple[str, str], ...] = (
-    ("rigid", "rigid"),
-    ("similarity", "similarity"),
-    ("affine", "affine"),
-    ("rigid+syn", "rigid → SyN"),
-    ("affine+syn", "affine → SyN"),
-    ("syn", "SyN (from the start given)"),
-)
 
 
 def run(

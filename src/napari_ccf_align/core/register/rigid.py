@@ -32,6 +32,7 @@ from napari_ccf_align.core.progress import (
     TracePoint,
     ignore_progress,
 )
+from napari_ccf_align.core.register.methods import DEFAULT_RIGID_ITERATIONS
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
 from napari_ccf_align.core.register.result import warp_through, warp_through_matrix
 from napari_ccf_align.core.volume import Volume, to_sitk
@@ -140,7 +141,7 @@ class RigidSettings:
     sampling_fraction: float = 0.2
     max_samples: int = 20_000
     levels: tuple[Level, ...] = (Level(4, 0.4), Level(2, 0.2), Level(1, 0.0))
-    iterations: int = 200
+    iterations: int = DEFAULT_RIGID_ITERATIONS
     optimizer: Optimizer = "regular_step"
     learning_rate: float = 0.5
     min_step: float = 1e-4

@@ -36,6 +36,7 @@ from napari_ccf_align.core.progress import (
     TracePoint,
     ignore_progress,
 )
+from napari_ccf_align.core.register.methods import DEFAULT_SYN_LEVEL_ITERS
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
 from napari_ccf_align.core.register.result import warp_through
 from napari_ccf_align.core.sampling import field_at, over_grid
@@ -48,36 +49,6 @@ SYN_METRICS: tuple[str, ...] = ("cc", "ssd", "em")
 #: measured a peak of 276 (100 µm grid) and 241 (50 µm) bytes per voxel allocated by
 #: numpy during a run (3D, CC metric); 420 leaves room for what numpy does not see.
 BYTES_PER_VOXEL = 420
-
-
-#: The working resolution SyN runs at unless told otherwise (µm), and the ones offered.
-DEFAULT_WORKING_RESOLUTION_UM = 100.0
-WORKING_RESOLUTIONS_UM: tuple[int, ...] = (25, 50, 100, 200)
-
-
-def parse_level_iters(text: str, what: str = "SyN iterations") -> tuple[int, ...]:
-    """Iterations per level from text such as ``"40, 20, 10"`` (coarsest level first).
-
-    The one parser of this text, for the command line and the Register form alike;
-    the values themselves are checked by :class:`SynSettings`.
-
-    Examples
-    --------
-    >>> parse_level_iters("40; 20, 10")
-    (40, 20, 10)
-    """
-    try:
-        return tuple(int(x) for x in str(text).replace(";", ",").split(",") if x.strip())
-    except ValueError:
-        raise SettingsError(
-            f"{what} {text!r} are not whole numbers: write e.g. '40, 20, 10' (coarsest level "
-            "first)."
-        ) from None
-
-
-def format_level_iters(level_iters: tuple[int, ...]) -> str:
-    """Inverse of :func:`parse_level_iters`."""
-    return ", ".join(str(n) for n in level_iters)
 
 
 @dataclass(frozen=True)
@@ -116,7 +87,7 @@ class SynSettings:
     metric: SynMetric = "cc"
     sigma_diff: float = 4.0
     radius: int = 2
-    level_iters: tuple[int, ...] = (40, 20, 10)
+    level_iters: tuple[int, ...] = DEFAULT_SYN_LEVEL_ITERS
     step_length: float = 0.25
     opt_tol: float = 1e-5
     inv_iter: int = 20

@@ -16,7 +16,7 @@ from pathlib import Path
 from napari_ccf_align.core import align
 from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
-from napari_ccf_align.core.register import pipeline, rigid, syn
+from napari_ccf_align.core.register import methods, pipeline, rigid, syn
 from napari_ccf_align.core.results import report
 from napari_ccf_align.core.runs import session
 from napari_ccf_align.core.volume import Volume
@@ -29,7 +29,7 @@ class Recipe:
     Parameters
     ----------
     method : str
-        One of :data:`.pipeline.METHODS`.
+        One of :data:`.methods.METHODS`.
     state : AlignmentState
         Hand alignment (rotation in degrees about R, A, S; flips; crop in file
         voxel indices). Its shift is replaced when ``centre`` is set.
@@ -54,7 +54,7 @@ class Recipe:
     rigid_settings: rigid.RigidSettings = field(default_factory=rigid.RigidSettings)
     syn_settings: syn.SynSettings = field(
         default_factory=lambda: syn.SynSettings(
-            working_resolution_um=syn.DEFAULT_WORKING_RESOLUTION_UM
+            working_resolution_um=methods.DEFAULT_WORKING_RESOLUTION_UM
         )
     )
     atlas_resolution_um: int = 25

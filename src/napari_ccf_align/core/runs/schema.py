@@ -235,7 +235,7 @@ class Session:
     Parameters
     ----------
     method : str
-        One of :data:`.pipeline.METHODS`.
+        One of :data:`.methods.METHODS`.
     atlas, moving : AtlasRecord, InputRecord
         The inputs.
     state : AlignmentState

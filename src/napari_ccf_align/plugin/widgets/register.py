@@ -27,7 +27,7 @@ from napari_ccf_align.core import sampling
 from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.errors import Cancelled, CcfAlignError
 from napari_ccf_align.core.progress import CancelToken, ProgressEvent
-from napari_ccf_align.core.register import pipeline, rigid, syn
+from napari_ccf_align.core.register import methods, pipeline, rigid, syn
 from napari_ccf_align.core.volume import robust_range
 from napari_ccf_align.plugin.layer_data import image_layer_data, placed_volume
 from napari_ccf_align.plugin.model import model_for
@@ -84,7 +84,7 @@ class RegisterWidget(StepWidget):
         self.moving = ComboBox(label="your volume (moving)", choices=self._inputs)
         self.method = ComboBox(
             label="method",
-            choices=[(label, name) for name, label in pipeline.METHODS],
+            choices=[(label, name) for name, label in methods.METHODS],
             value=d.transform,
         )
         self.start_from = ComboBox(
@@ -124,12 +124,12 @@ class RegisterWidget(StepWidget):
             value=ds.metric,
         )
         self.syn_iters = LineEdit(
-            label="SyN iterations (coarse → fine)", value=syn.format_level_iters(ds.level_iters)
+            label="SyN iterations (coarse → fine)", value=methods.format_level_iters(ds.level_iters)
         )
         self.syn_resolution = ComboBox(
             label="SyN working resolution (µm)",
-            choices=list(syn.WORKING_RESOLUTIONS_UM),
-            value=round(syn.DEFAULT_WORKING_RESOLUTION_UM),
+            choices=list(methods.WORKING_RESOLUTIONS_UM),
+            value=round(methods.DEFAULT_WORKING_RESOLUTION_UM),
         )
         self.syn_step = FloatSpinBox(
             label="SyN step (voxels)", min=0.01, max=2.0, step=0.05, value=ds.step_length
@@ -226,7 +226,7 @@ class RegisterWidget(StepWidget):
         """The SyN part of the form (raises CcfAlignError on bad values)."""
         return syn.SynSettings(
             metric=self.syn_metric.value,
-            level_iters=syn.parse_level_iters(self.syn_iters.value),
+            level_iters=methods.parse_level_iters(self.syn_iters.value),
             step_length=float(self.syn_step.value),
             working_resolution_um=float(self.syn_resolution.value),
         )
@@ -286,7 +286,7 @@ class RegisterWidget(StepWidget):
         y = saved.syn_settings
         if y is not None:
             self.syn_metric.value = y.metric
-            self.syn_iters.value = syn.format_level_iters(y.level_iters)
+            self.syn_iters.value = methods.format_level_iters(y.level_iters)
             self.syn_step.value = y.step_length
             if y.working_resolution_um is not None:
                 res = round(y.working_resolution_um)

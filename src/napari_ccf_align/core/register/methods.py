@@ -1,0 +1,64 @@
+"""The registration methods by name, and the defaults and parsers the CLI and widgets share.
+
+Light on purpose (no numpy, SimpleITK or DIPY), so ``napari-ccf-align --help`` and a
+form can list the methods without loading an engine.
+"""
+
+from __future__ import annotations
+
+from napari_ccf_align.core.errors import SettingsError
+
+#: The methods, as (name, label) pairs: a linear stage, a linear stage then SyN, or SyN alone
+#: (from a given start, e.g. the last result).
+METHODS: tuple[tuple[str, str], ...] = (
+    ("rigid", "rigid"),
+    ("similarity", "similarity"),
+    ("affine", "affine"),
+    ("rigid+syn", "rigid → SyN"),
+    ("affine+syn", "affine → SyN"),
+    ("syn", "SyN (from the start given)"),
+)
+
+#: What each method does, for ``register --help`` and the Register form's tooltip.
+METHOD_HELP: dict[str, str] = {
+    "rigid": "rotation and shift only (SimpleITK, Mattes MI): the brain keeps its size",
+    "similarity": "rigid plus one scale: a brain that shrank or swelled evenly (cleared tissue)",
+    "affine": "rigid plus scales and shears per axis",
+    "rigid+syn": "rigid, then DIPY SyN: a smooth, invertible deformation on top",
+    "affine+syn": "affine, then DIPY SyN: a global scale first, then the deformation",
+    "syn": "DIPY SyN alone, from the start given (the last result, or the hand alignment)",
+}
+
+
+#: Most iterations per level of the SimpleITK stage, and of SyN's levels (coarsest first).
+DEFAULT_RIGID_ITERATIONS = 200
+DEFAULT_SYN_LEVEL_ITERS: tuple[int, ...] = (40, 20, 10)
+
+#: The working resolution SyN runs at unless told otherwise (µm), and the ones offered.
+DEFAULT_WORKING_RESOLUTION_UM = 100.0
+WORKING_RESOLUTIONS_UM: tuple[int, ...] = (25, 50, 100, 200)
+
+
+def parse_level_iters(text: str, what: str = "SyN iterations") -> tuple[int, ...]:
+    """Iterations per level from text such as ``"40, 20, 10"`` (coarsest level first).
+
+    The one parser of this text, for the command line and the Register form alike;
+    the values themselves are checked by :class:`SynSettings`.
+
+    Examples
+    --------
+    >>> parse_level_iters("40; 20, 10")
+    (40, 20, 10)
+    """
+    try:
+        return tuple(int(x) for x in str(text).replace(";", ",").split(",") if x.strip())
+    except ValueError:
+        raise SettingsError(
+            f"{what} {text!r} are not whole numbers: write e.g. '40, 20, 10' (coarsest level "
+            "first)."
+        ) from None
+
+
+def format_level_iters(level_iters: tuple[int, ...]) -> str:
+    """Inverse of :func:`parse_level_iters`."""
+    return ", ".join(str(n) for n in level_iters)
