@@ -218,6 +218,12 @@ def check_style(code: str, style: OrientationStyle) -> None:
     letters = code.strip()
     if not letters.isalpha():
         return
+    if not (letters.islower() or letters.isupper()):
+        raise OrientationError(
+            f"{letters!r} mixes capitals and lower case, so it reads one way as a nibabel code "
+            "and the other way as a BrainGlobe code: type it in capitals (nibabel) or in lower "
+            "case (BrainGlobe)."
+        )
     if style == "nibabel" and letters.islower():
         other = "".join(_OPPOSITE[c] for c in letters.upper())
         raise OrientationError(
@@ -423,9 +429,17 @@ def lps_flip(world_axes: str = WORLD_AXES) -> np.ndarray:
     return np.diag([-1.0 if a in "RA" else 1.0 for a in world_axes])
 
 
-def ras_to_lps(points: np.ndarray, world_axes: str = WORLD_AXES) -> np.ndarray:
-    """Convert points (``(..., n)``) from RAS to LPS (the same flip also converts back)."""
-    return np.asarray(points, dtype=float) @ lps_flip(world_axes)
+def ras_to_lps(points: np.ndarray, world_axes: str = WORLD_AXES, dtype: type = float) -> np.ndarray:
+    """Convert points or vectors (``(..., n)``) from RAS to LPS (the same flip converts back).
+
+    A sign change per component, not a matrix product: a BLAS product can turn a NaN into 0,
+    and a NaN (a damaged field, a missing coordinate) must stay NaN so it is seen.
+    """
+    out = np.array(points, dtype=dtype)
+    for k, axis in enumerate(world_axes):
+        if axis in "RA":
+            out[..., k] *= -1
+    return out
 
 
 lps_to_ras = ras_to_lps

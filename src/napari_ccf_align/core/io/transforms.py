@@ -127,7 +127,7 @@ def field_image(displacement_ras: np.ndarray, grid: Volume) -> sitk.Image:
             "this is a bug; please report it."
         )
     n = grid.ndim
-    lps = disp.astype(np.float64) @ frames.lps_flip(grid.world_axes)
+    lps = frames.ras_to_lps(disp, grid.world_axes)
     # ITK's x, y, z = the grid's numpy axes (for the atlas-aligned grid: R, A, S), as ANTs
     # and nibabel users expect of an atlas-space field
     image = sitk.GetImageFromArray(np.transpose(lps, (*range(n - 1, -1, -1), n)), isVector=True)
@@ -172,6 +172,12 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     path = Path(path)
     if not path.is_file():
         raise UnreadableFileError(f"No displacement field at {path}: check the session folder.")
+    io.check_complete(path)  # ITK reads a short file padded with zeros
+    if io.suffix_of(path) in (".nii", ".nii.gz") and not io.nifti_is_finite(path):
+        raise UnreadableFileError(  # (ITK would read each NaN as a number near 0)
+            f"{path.name} holds NaN or infinite displacements: the session is damaged; save it "
+            "again."
+        )
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -192,4 +198,4 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     lps = np.transpose(lps, (2, 1, 0, 3))
     affine = affine[:, [2, 1, 0, 3]]
     grid = Volume.grid(lps.shape[:-1], affine, path.name.split(".")[0])
-    return lps @ frames.lps_flip().astype(np.float32), grid
+    return frames.lps_to_ras(lps, dtype=np.float32), grid

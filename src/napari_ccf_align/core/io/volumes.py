@@ -281,6 +281,30 @@ def _check_nifti_gz_complete(path: Path) -> None:
         )
 
 
+def nifti_is_finite(path: str | os.PathLike) -> bool:
+    """Whether every value of a float NIfTI file (``.nii`` or ``.nii.gz``) is finite.
+
+    Read from the file's own bytes: SimpleITK turns a NaN into a tiny number or 0 on
+    reading, so a damaged displacement field would pass for an almost-zero one.
+    Integer files are finite by construction (True).
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 348:
+        return True
+    little = struct.unpack("<i", raw[:4])[0] == 348
+    e = "<" if little else ">"
+    datatype = struct.unpack(e + "h", raw[70:72])[0]
+    kind = {16: "f4", 64: "f8", 32: "c8", 1792: "c16"}.get(datatype)
+    if kind is None:
+        return True
+    offset = int(struct.unpack(e + "f", raw[108:112])[0]) or 352
+    data = np.frombuffer(raw, dtype=e + kind, offset=offset)
+    return bool(np.all(np.isfinite(data)))
+
+
 def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:
     if orientation is None:
         raise OrientationError(

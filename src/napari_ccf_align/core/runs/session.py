@@ -39,6 +39,7 @@ import numpy as np
 from napari_ccf_align.core import io
 from napari_ccf_align.core.errors import CcfAlignError, UnreadableFileError, WriteError
 from napari_ccf_align.core.io import transforms
+from napari_ccf_align.core.runs import checks
 from napari_ccf_align.core.runs.schema import (
     ANNOTATION_IN_SAMPLE,
     EMBEDDED_FIXED,
@@ -96,6 +97,8 @@ __all__ = [
 ]
 
 _PREVIOUS = ".previous"
+#: The files whose SHA-256 a session records and checks on load (those a load reads).
+_HASHED = (LINEAR_TFM, SYN_WARP, SYN_INVERSE_WARP, EMBEDDED_MOVING, EMBEDDED_FIXED)
 
 # --------------------------------------------------------------------------- saving
 
@@ -198,6 +201,7 @@ def _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0)
         )
     timings = {**session.timings, "save_s": round(time.perf_counter() - t0, 3)}
     data = to_dict(replace(session, moving=moving_record, atlas=atlas_record, timings=timings))
+    data["sha256"] = checks.file_hashes(tmp, list(_HASHED))  # checked when loaded
     with io.atomic_path(tmp / SESSION_JSON) as part:
         part.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
@@ -289,15 +293,33 @@ def load(folder: str | os.PathLike) -> tuple[Session, Path]:
 
 
 def _session_of(data: dict, folder: Path) -> Session:
-    """The session described by ``data``, with its transform and fields read from ``folder``."""
-    kind = data["result"]["kind"]  # (a damaged JSON is named before any file is read)
+    """The session described by ``data``, its files read from ``folder`` and checked first
+    (:mod:`.checks`: kinds, the transform against the recorded matrix, the fields, hashes)."""
+    kind = checks.check_kind(data, folder)  # (a damaged JSON is named before any file is read)
+    hashes = data.get("sha256") or {}
+    if not isinstance(hashes, dict):
+        raise UnreadableFileError(
+            f"{folder / SESSION_JSON} garbles its sha256 entry: save it again."
+        )
+    for name in _HASHED:
+        checks.check_hash(folder, name, hashes)
+    r = data["result"]
     transform = transforms.read_transform(folder / LINEAR_TFM)
+    recorded = r["syn"]["matrix"] if kind == "syn" else r["linear"]["matrix"]
+    checks.check_transform(transform, recorded, folder / LINEAR_TFM)
     fields = None
     if kind == "syn":
         forward, grid = transforms.read_field(folder / SYN_WARP)
-        backward, _ = transforms.read_field(folder / SYN_INVERSE_WARP)
+        backward, back_grid = transforms.read_field(folder / SYN_INVERSE_WARP)
+        checks.check_field(forward, grid, r["syn"].get("grid"), folder / SYN_WARP)
+        checks.check_field(backward, back_grid, r["syn"].get("grid"), folder / SYN_INVERSE_WARP)
         fields = (forward, backward, grid)
-    return from_dict(data, transform, fields)
+    session = from_dict(data, transform, fields)
+    if session.moving.embedded:
+        checks.check_inside(folder, session.moving.embedded, "embedded sample")
+    if session.atlas.kind != "allen":
+        checks.check_inside(folder, session.atlas.source, "embedded atlas")
+    return session
 
 
 def read_moving(session: Session, folder: str | os.PathLike) -> Volume:
