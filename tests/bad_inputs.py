@@ -21,7 +21,7 @@ from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.io import atlas, transforms
 from napari_ccf_align.core.register import prepare, rigid
 from napari_ccf_align.core.results import apply
-from napari_ccf_align.core.runs import session
+from napari_ccf_align.core.runs import applying, checks, session
 from napari_ccf_align.core.volume import Volume
 
 Case = tuple[str, str, Callable[[Path], object]]
@@ -323,6 +323,60 @@ CASES: list[Case] = [
     ("session", "missing rigid.tfm", lambda t: transforms.read_transform(t / "rigid.tfm")),
     (
         "session",
+        "a result of unknown kind",
+        lambda t: session.load(
+            _session(
+                t, json.dumps({"format": session.FORMAT, "version": 1, "result": {"kind": "bogus"}})
+            )
+        ),
+    ),
+    (
+        "session",
+        "a 2D rigid.tfm",
+        lambda t: checks.check_transform(sitk.Euler2DTransform(), None, t / "rigid.tfm"),
+    ),
+    (
+        "session",
+        "a singular rigid.tfm",
+        lambda t: checks.check_transform(
+            sitk.ScaleTransform(3, (0.0, 1, 1)), None, t / "rigid.tfm"
+        ),
+    ),
+    (
+        "session",
+        "rigid.tfm and session.json's matrix disagree",
+        lambda t: checks.check_transform(sitk.Euler3DTransform(), _shifted(), t / "rigid.tfm"),
+    ),
+    ("session", "a displacement field of NaN", lambda t: transforms.read_field(_nan_field(t))),
+    (
+        "session",
+        "an embedded file outside the folder",
+        lambda t: checks.check_inside(t, "../moving.nii.gz", "embedded sample"),
+    ),
+    # -- outputs that would replace what they must not
+    (
+        "output",
+        "apply --out is its input",
+        lambda t: applying.check_target(_nifti(t), _nifti(t), _dir(t, "s")),
+    ),
+    (
+        "output",
+        "apply --out inside the session folder",
+        lambda t: applying.check_target(_dir(t, "s") / "warped.nii.gz", _nifti(t), t / "s"),
+    ),
+    (
+        "output",
+        "apply --out exists (no --force)",
+        lambda t: applying.check_target(_write(t, "old.nii.gz", b"x"), _nifti(t), _dir(t, "s")),
+    ),
+    (
+        "output",
+        "points written to an image file",
+        lambda t: applying.check_target(t / "p.nii.gz", _write(t, "p.csv", b"x"), _dir(t, "s")),
+    ),
+    ("file", ".nii.gz short inside a whole gzip stream", lambda t: io.read_volume(_short_gz(t))),
+    (
+        "session",
         "an image given as a displacement field",
         lambda t: transforms.read_field(_nifti(t, True, "f.nii.gz")),
     ),
@@ -379,6 +433,81 @@ CASES: list[Case] = [
             "rigid+syn",
             "--syn-iterations",
             "40,lots",
+            "--out",
+            str(t / "o"),
+        )(t),
+    ),
+    (
+        "command line",
+        "register --orientation pir (nibabel style)",
+        lambda t: _cli("register", str(_nifti(t)), "--orientation", "pir", "--out", str(t / "o"))(
+            t
+        ),
+    ),
+    (
+        "command line",
+        "register --orientation Pir (mixed case)",
+        lambda t: _cli("register", str(_nifti(t)), "--orientation", "Pir", "--out", str(t / "o"))(
+            t
+        ),
+    ),
+    (
+        "command line",
+        "register --orientation PIr --style brainglobe",
+        lambda t: _cli(
+            "register",
+            str(_nifti(t)),
+            "--orientation",
+            "PIr",
+            "--style",
+            "brainglobe",
+            "--out",
+            str(t / "o"),
+        )(t),
+    ),
+    (
+        "command line",
+        "register --rotate 1e308 0 0",
+        lambda t: _cli(
+            "register", str(_nifti(t)), "--rotate", "1e308", "0", "0", "--out", str(t / "o")
+        )(t),
+    ),
+    (
+        "command line",
+        "register --iterations 0",
+        lambda t: _cli("register", str(_nifti(t)), "--iterations", "0", "--out", str(t / "o"))(t),
+    ),
+    (
+        "command line",
+        "register --atlas-resolution 0",
+        lambda t: _cli(
+            "register", str(_nifti(t)), "--atlas-resolution", "0", "--out", str(t / "o")
+        )(t),
+    ),
+    (
+        "command line",
+        "register --syn-iterations 0",
+        lambda t: _cli(
+            "register",
+            str(_nifti(t)),
+            "--method",
+            "rigid+syn",
+            "--syn-iterations",
+            "0",
+            "--out",
+            str(t / "o"),
+        )(t),
+    ),
+    (
+        "command line",
+        "register --syn-iterations 40,,10",
+        lambda t: _cli(
+            "register",
+            str(_nifti(t)),
+            "--method",
+            "rigid+syn",
+            "--syn-iterations",
+            "40,,10",
             "--out",
             str(t / "o"),
         )(t),
@@ -449,6 +578,28 @@ def _loop() -> dict:
         "id": 1, "acronym": "a", "name": "a", "parent_structure_id": 2,
         "children": [{"id": 2, "acronym": "b", "name": "b", "parent_structure_id": 1}],
     }  # fmt: skip
+
+
+def _shifted():
+    m = np.eye(4)
+    m[0, 3] = 5.0
+    return m.tolist()
+
+
+def _nan_field(tmp: Path) -> Path:
+    grid = Volume.grid((4, 5, 6), np.eye(4), "grid", "RAS")
+    image = transforms.field_image(np.full((4, 5, 6, 3), np.nan, np.float32), grid)
+    sitk.WriteImage(image, str(tmp / "nan_warp.nii.gz"), True)
+    return tmp / "nan_warp.nii.gz"
+
+
+def _short_gz(tmp: Path) -> Path:
+    import gzip
+
+    content = gzip.decompress(_nifti(tmp, compress=True, name="w.nii.gz").read_bytes())
+    path = tmp / "short.nii.gz"
+    path.write_bytes(gzip.compress(content[: int(len(content) * 0.6)]))
+    return path
 
 
 def _session(tmp: Path, text: str) -> Path:

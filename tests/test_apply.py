@@ -74,3 +74,28 @@ def test_an_existing_output_needs_force_and_the_cli_says_so(tmp_path, capsys):
     assert cli.main(["apply", str(session), str(image), "--out", str(image), "--force"]) == 2
     assert "is the input itself" in capsys.readouterr().err  # --force never overwrites an input
     assert image.read_bytes() == b"the user's input" and old.read_bytes() == b"an earlier output"
+
+
+def test_points_are_read_by_their_header_and_what_cannot_be_placed_is_refused(tmp_path):
+    from napari_ccf_align.core.errors import UnreadableFileError
+
+    sample = Volume.from_array(np.zeros((8, 9, 10), np.uint8), (0.1, 0.2, 0.3), "RAS", name="s")
+
+    def read(text, frame="index"):
+        path = tmp_path / "p.csv"
+        path.write_text(text, encoding="utf-8")
+        return apply.read_points_csv(path, sample, frame)
+
+    # an id column first is not a coordinate (it used to be read as one)
+    by_xyz = read("id,x,y,z\n7,1,2,3\n")
+    np.testing.assert_allclose(by_xyz.world_ras[0], sample.index_to_world([3.0, 2.0, 1.0]))
+    by_axis = read("axis-0,axis-1,axis-2,id\n3,2,1,7\n")
+    np.testing.assert_allclose(by_axis.world_ras, by_xyz.world_ras)
+    world = read("cell,r_mm,a_mm,s_mm\nc,1.5,-2,0.25\n", "world")
+    np.testing.assert_allclose(world.world_ras[0], [1.5, -2.0, 0.25])
+    with pytest.raises(
+        UnreadableFileError, match=r"p.csv names no coordinate columns .* 'x, y, z'"
+    ):
+        read("id,a,b,c\n1,2,3,4\n")
+    with pytest.raises(UnreadableFileError, match=r"p.csv row 3 has a coordinate that is not a"):
+        read("x,y,z\n1,2,3\nnan,2,3\n")

@@ -46,8 +46,10 @@ def _recipe(args: argparse.Namespace, base=None):
     changes = {}
     if getattr(args, "method", None):
         changes["method"] = args.method
-    if getattr(args, "atlas_resolution", None):
-        changes["atlas_resolution_um"] = args.atlas_resolution
+    if getattr(args, "atlas_resolution", None) is not None:
+        from napari_ccf_align.core.io import atlas
+
+        changes["atlas_resolution_um"] = atlas.check_resolution(args.atlas_resolution)
     if args.voxel_size is not None:
         if not all(math.isfinite(v) and v > 0 for v in args.voxel_size):
             given = " ".join(f"{v:g}" for v in args.voxel_size)
@@ -58,10 +60,19 @@ def _recipe(args: argparse.Namespace, base=None):
         frames.check_voxel_size([v / 1000.0 for v in args.voxel_size], 3)
         changes["voxel_size_um"] = tuple(args.voxel_size)
     if args.orientation is not None:
+        style = args.style or (base.style if base is not None else None) or "nibabel"
+        frames.check_style(args.orientation, style)  # asks, never guesses
+        frames.parse_orientation(args.orientation, style)
         changes["orientation"] = args.orientation
     if args.style is not None:
         changes["style"] = args.style
     if base is None:
+        if not all(math.isfinite(a) and abs(a) <= 360 for a in args.rotate):
+            given = " ".join(f"{a:g}" for a in args.rotate)
+            raise CcfAlignError(
+                f"--rotate {given}: give three angles in degrees from -360 to 360 (about R, A, "
+                "S), e.g. --rotate 0 0 90."
+            )
         state = AlignmentState(
             frames.RigidParams(rotation_deg=tuple(args.rotate), flip=_flips(args.flip)),
             _crop(args.crop),
@@ -70,13 +81,13 @@ def _recipe(args: argparse.Namespace, base=None):
         linear = changes.get("method", recipe.method).partition("+")[0]
         settings = rigid.RigidSettings(
             transform=linear if linear in rigid.TRANSFORMS else "rigid",
-            **({"iterations": args.iterations} if args.iterations else {}),
+            **({"iterations": args.iterations} if args.iterations is not None else {}),
         )
         syn_settings = syn.SynSettings(
             working_resolution_um=args.syn_resolution,
             **(
                 {"level_iters": methods.parse_level_iters(args.syn_iterations, "--syn-iterations")}
-                if args.syn_iterations
+                if args.syn_iterations is not None
                 else {}
             ),
         )

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--points-frame",
         choices=["index", "world"],
         default="index",
-        help="CSV coordinates are voxel indices (default) or world RAS mm",
+        help="CSV coordinates are voxel indices (columns axis-0,axis-1,axis-2, or x,y,z with "
+        "z = axis 0) or world RAS mm (axis-0.., x,y,z or r_mm,a_mm,s_mm)",
     )
     _geometry_flags(a)
     _atlas_flags(a)

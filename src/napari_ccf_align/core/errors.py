@@ -51,6 +51,10 @@ class WriteError(CcfAlignError, OSError):
     """A file could not be written (folder not writable, disk full)."""
 
 
+class OutputError(CcfAlignError, ValueError):
+    """An output would replace an input, a session's own file, or (unasked) an existing file."""
+
+
 class Cancelled(CcfAlignError):
     """Work was cancelled by the user; nothing half-made was kept."""
 

@@ -50,13 +50,24 @@ def parse_level_iters(text: str, what: str = "SyN iterations") -> tuple[int, ...
     >>> parse_level_iters("40; 20, 10")
     (40, 20, 10)
     """
+    parts = [x.strip() for x in str(text).replace(";", ",").split(",")]
+    if parts and parts[-1] == "":  # a trailing comma
+        parts = parts[:-1]
     try:
-        return tuple(int(x) for x in str(text).replace(";", ",").split(",") if x.strip())
+        if not parts or "" in parts:
+            raise ValueError
+        iters = tuple(int(x) for x in parts)
     except ValueError:
         raise SettingsError(
             f"{what} {text!r} are not whole numbers: write e.g. '40, 20, 10' (coarsest level "
             "first)."
         ) from None
+    if not any(iters):
+        raise SettingsError(
+            f"{what} {text!r} would run no iteration at all: give at least one level more "
+            "than 0, e.g. '40, 20, 10'."
+        )
+    return iters
 
 
 def format_level_iters(level_iters: tuple[int, ...]) -> str:

@@ -162,7 +162,7 @@ class RigidSettings:
         checks.number(self.ants_radius, "ANTS radius (voxels)", 1, 50, integer=True)
         checks.number(self.sampling_fraction, "sampling fraction", 0, 1, lo_open=True)
         checks.number(self.max_samples, "most samples per level", 100, integer=True)
-        checks.number(self.iterations, "number of iterations per level", 1, integer=True)
+        checks.number(self.iterations, "number of iterations per level", 1, 100_000, integer=True)
         checks.number(self.learning_rate, "learning rate", 0, lo_open=True, example="0.5")
         checks.number(self.min_step, "minimum step", 0, lo_open=True, example="1e-4")
         checks.number(self.seed, "random seed", 0, 2**31 - 1, integer=True)

@@ -98,11 +98,11 @@ class PointsTable:
 def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame) -> PointsTable:
     """Read points from a CSV file with a header row.
 
-    The coordinates are the columns ``axis-0, axis-1, axis-2`` (napari's points
-    CSV), else the first three numeric columns, in their order.
-    ``frame`` says what they are: ``"index"``, voxel indices of the sample file in
-    its array axis order (placed through ``sample``'s affine); ``"world"``, sample
-    world coordinates (RAS mm).
+    The coordinate columns are found by their names (:func:`_coordinate_columns`):
+    ``axis-0, axis-1, axis-2`` (napari's points CSV) or ``x, y, z``. ``frame`` says what
+    they are: ``"index"``, voxel indices of the sample file in its array axis order
+    (placed through ``sample``'s affine); ``"world"``, world coordinates (RAS mm). A file
+    that names no such columns, or a row that is not numbers, is refused.
     """
     if frame not in _FRAMES:
         raise InputError(f"Points frame {frame!r} is unknown: use 'index' or 'world'.")
@@ -116,7 +116,7 @@ def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame)
             f"{path.name} holds no points: give a CSV file with a header row and one point per row."
         )
     header, rows = [h.strip() for h in table[0]], table[1:]
-    columns = _coordinate_columns(header, rows, path.name)
+    columns = _coordinate_columns(header, frame, path.name)
     try:
         coords = np.array([[float(row[c]) for c in columns] for row in rows], float)
     except (ValueError, IndexError):
@@ -124,28 +124,51 @@ def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame)
             f"{path.name} has a row whose coordinates ({', '.join(header[c] for c in columns)}) "
             "are not numbers: fix or remove that row."
         ) from None
+    bad = np.flatnonzero(~np.all(np.isfinite(coords), axis=1))
+    if bad.size:
+        raise UnreadableFileError(
+            f"{path.name} row {int(bad[0]) + 2} has a coordinate that is not a finite number: "
+            "fix or remove that row (nothing was written)."
+        )
     world = sample.index_to_world(coords) if frame == "index" else coords
     return PointsTable(header, rows, np.asarray(world, float))
 
 
-def _coordinate_columns(header: list[str], rows: list[list[str]], name: str) -> list[int]:
-    lower = [h.lower() for h in header]
-    names = ["axis-0", "axis-1", "axis-2"]
-    if all(n in lower for n in names):
-        return [lower.index(n) for n in names]
-    numeric = []
-    for k in range(len(header)):
-        try:
-            float(rows[0][k])
-            numeric.append(k)
-        except (ValueError, IndexError):
-            pass
-    if len(numeric) < 3:
-        raise UnreadableFileError(
-            f"{name} has fewer than three numeric columns: give the coordinates as columns "
-            "'axis-0, axis-1, axis-2' (voxel indices) or any three numeric columns."
-        )
-    return numeric[:3]
+#: Header names of coordinate columns, in array-axis order for the "index" frame.
+_INDEX_NAMES = (("axis-0", "axis-1", "axis-2"), ("z", "y", "x"))
+#: ... and in world (R, A, S) order for the "world" frame (napari's world axes here are RAS).
+_WORLD_NAMES = (
+    ("axis-0", "axis-1", "axis-2"),
+    ("x", "y", "z"),
+    ("r", "a", "s"),
+    ("r_mm", "a_mm", "s_mm"),
+    ("atlas_r_mm", "atlas_a_mm", "atlas_s_mm"),  # what --to atlas writes
+    ("sample_r_mm", "sample_a_mm", "sample_s_mm"),  # what --to sample writes
+)
+
+
+def _coordinate_columns(header: list[str], frame: str, name: str) -> list[int]:
+    """Indices of the coordinate columns, found by the header's names, never guessed.
+
+    ``axis-0, axis-1, axis-2`` (napari's points CSV) are voxel indices in the file's array
+    order in the ``"index"`` frame and R, A, S mm in ``"world"`` (napari's world axes are
+    RAS here); ``x, y, z`` are voxel indices ``z`` = axis 0, ``y`` = axis 1, ``x`` = axis 2
+    in the ``"index"`` frame (numpy's and BrainGlobe's order), and R, A, S mm in ``"world"``.
+    """
+    lower = [h.strip().lower() for h in header]
+    names = _WORLD_NAMES if frame == "world" else _INDEX_NAMES
+    for wanted in names:
+        if all(n in lower for n in wanted):
+            return [lower.index(n) for n in wanted]
+    kind = (
+        "'axis-0, axis-1, axis-2' or 'x, y, z' (voxel indices; z is axis 0)"
+        if frame == "index"
+        else "'axis-0, axis-1, axis-2', 'x, y, z' or 'r_mm, a_mm, s_mm' (RAS mm)"
+    )
+    raise UnreadableFileError(
+        f"{name} names no coordinate columns for {frame} coordinates (its header is "
+        f"{', '.join(header[:6])}): name them {kind}."
+    )
 
 
 def atlas_columns(

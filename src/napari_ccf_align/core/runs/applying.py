@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napari_ccf_align.core import io
-from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.errors import CcfAlignError, OutputError
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.results import apply
 from napari_ccf_align.core.runs import session
@@ -55,33 +55,33 @@ def check_target(
 
     Raises
     ------
-    CcfAlignError
+    OutputError
         Naming the problem and what to do; nothing was written.
     """
     target = Path(target)
     if target.is_dir():
-        raise CcfAlignError(f"--out {target} is a folder: give a file name to write.")
+        raise OutputError(f"--out {target} is a folder: give a file name to write.")
     out = target.resolve()
     if str(source).lower() != "annotation" and Path(source).exists():
         if out == Path(source).resolve() or (target.exists() and os.path.samefile(target, source)):
-            raise CcfAlignError(
+            raise OutputError(
                 f"--out {target} is the input itself: give another file name, so your input "
                 "is kept (nothing was written)."
             )
     folder = Path(session_folder).resolve()
     if folder == out.parent or folder in out.parents:
-        raise CcfAlignError(
+        raise OutputError(
             f"--out {target} lies inside the session folder {session_folder}: write it "
             "elsewhere, so the session's own files are kept (nothing was written)."
         )
     csv_out = target.name.lower().endswith(".csv")
     if is_points_file(source) != csv_out:
         want = "a .csv file" if is_points_file(source) else "an image file (.nii.gz, .nrrd, .tif)"
-        raise CcfAlignError(
+        raise OutputError(
             f"--out {target} does not suit {Path(source).name}: give {want} (nothing was written)."
         )
     if target.exists() and not force:
-        raise CcfAlignError(
+        raise OutputError(
             f"--out {target} exists: give another file name, or --force to replace it (it is "
             "replaced only once the new file is written whole)."
         )
