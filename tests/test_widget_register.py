@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -138,6 +139,29 @@ def test_bad_settings_and_same_layer_are_one_sentence(setup, notifications):
     widget.moving.value = widget.fixed.value
     assert widget.run() is None
     assert "same layer" in notifications[-1][1]
+
+
+def test_a_fixed_layer_that_is_no_atlas_is_refused_and_a_rerun_says_it_updates(
+    setup, qtbot, notifications
+):
+    viewer, widget, sim = setup
+    before = [layer.name for layer in viewer.layers]
+    widget.fixed.value, widget.moving.value = widget.moving.value, widget.fixed.value
+    assert widget.run() is None  # the sample as the "atlas", the atlas as the sample
+    assert notifications[-1] == (
+        "error",
+        f"{sim.volume.name!r} is not an atlas (it was not loaded as the Allen CCF or an atlas "
+        "file): choose the atlas as 'atlas (fixed)', or load it with the Load widget.",
+    )
+    assert [layer.name for layer in viewer.layers] == before  # nothing added
+    widget.fixed.value, widget.moving.value = widget.moving.value, widget.fixed.value
+    widget.iterations.value = 5
+    for _ in range(2):
+        widget.run()
+        _wait(qtbot, widget)
+    infos = [text for kind, text in notifications if text.startswith("Registration finished")]
+    assert infos[-2].endswith("(rigid) added.")
+    assert infos[-1].endswith("(rigid) updated (it replaces the earlier run).")
 
 
 def test_ten_runs_in_a_row(setup, qtbot):
@@ -280,3 +304,39 @@ def test_cancel_during_syn_leaves_the_viewer_as_it_was(setup, qtbot, notificatio
     _wait(qtbot, widget)
     assert [layer.name for layer in viewer.layers] == names
     assert ("info", "Registration cancelled; nothing was changed.") in notifications
+
+
+def test_docked_inspect_and_session_pick_the_newest_run_named_by_method_and_time(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    _, align = viewer.window.add_plugin_dock_widget(
+        "napari-ccf-align", "Initial alignment and crop"
+    )
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register")
+    viewer.open_sample("napari-ccf-align", "simulated_brain")
+    qtbot.waitUntil(lambda: align.worker is None, timeout=30_000)
+    align.centre_on_atlas()
+    widget.iterations.value = 5
+    widget.levels.value = "4:0.4"
+    moving = widget.moving.value.name
+    for method in ("rigid", "affine"):
+        widget.method.value = method
+        widget.run()
+        _wait(qtbot, widget)
+    # docked after two runs: the newest (affine) is picked, not the oldest
+    _, inspect = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Inspect the result")
+    _, sessions = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Session")
+    assert inspect.result.value == sessions.result.value == f"{moving} (affine)"
+    # the rigid run again replaces its layer (no new layer): the pickers still follow it
+    widget.method.value = "rigid"
+    widget.run()
+    _wait(qtbot, widget)
+    qtbot.waitUntil(lambda: inspect.result.value == f"{moving} (rigid)", timeout=10_000)
+    assert sessions.result.value == f"{moving} (rigid)"
+    labels = [inspect.result.native.itemText(k) for k in range(inspect.result.native.count())]
+    pattern = rf"{re.escape(moving)} \((rigid|affine)\) · \d\d:\d\d:\d\d"
+    assert len(labels) == 2 and all(re.fullmatch(pattern, text) for text in labels), labels
+    qtbot.waitUntil(  # the figures of the picked result, computed on a worker, are in
+        lambda: all(not w.is_running for w in inspect.workers.values()), timeout=30_000
+    )

@@ -24,6 +24,8 @@ class AlignmentModel:
     changed = Signal(object)
     #: ``(session, moving layer name)`` when a saved session was loaded into the viewer
     session_loaded = Signal(object)
+    #: A registration result was put on screen (its layer's name): the pickers follow it.
+    result_finished = Signal(str)
 
     def __init__(self, limit: int = 200):
         self._state = AlignmentState()

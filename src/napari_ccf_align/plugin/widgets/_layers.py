@@ -37,11 +37,16 @@ def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
     return viewer.add_layer(Layer.create(data, kwargs, kind))
 
 
+def is_atlas(layer: Layer) -> bool:
+    """Whether ``layer`` holds an atlas (loaded as the Allen CCF, an atlas file or a phantom)."""
+    v = layer.metadata.get(VOLUME_KEY)
+    return isinstance(v, Volume) and "atlas" in v.metadata
+
+
 def atlas_layer(viewer: napari.viewer.Viewer, kind: type = Image) -> Layer | None:
     """The atlas template (Image) or annotation (Labels) layer, if one is loaded."""
     for layer in viewer.layers:
-        v = layer.metadata.get(VOLUME_KEY)
-        if isinstance(layer, kind) and isinstance(v, Volume) and "atlas" in v.metadata:
+        if isinstance(layer, kind) and is_atlas(layer):
             return layer
     return None
 
@@ -99,22 +104,40 @@ def keep_inputs_fresh(viewer: napari.viewer.Viewer, fixed, moving, preferred=lam
     return refresh
 
 
+#: Metadata key of the time (HH:MM:SS) a result layer's run finished.
+FINISHED_KEY = "ccf_align_finished"
+
+
 def result_choices(viewer: napari.viewer.Viewer, key: str) -> list[tuple[str, str]]:
-    """(name, name) of every image layer holding a registration result under ``key``."""
-    return [
-        (layer.name, layer.name)
-        for layer in viewer.layers
-        if isinstance(layer, Image) and key in layer.metadata
-    ]
+    """(label, name) of every image layer holding a registration result under ``key``,
+    labelled by its name (the sample and method) and the time its run finished."""
+    out = []
+    for layer in viewer.layers:
+        if isinstance(layer, Image) and key in layer.metadata:
+            when = layer.metadata.get(FINISHED_KEY)
+            out.append((f"{layer.name} · {when}" if when else layer.name, layer.name))
+    return out
 
 
-def offer_results(combo, viewer: napari.viewer.Viewer, key: str) -> None:
-    """Refresh a result picker; a result that just arrived becomes the one picked."""
+def offer_results(combo, viewer: napari.viewer.Viewer, key: str, newest: str | None = None) -> None:
+    """Refresh a result picker: the run that just finished (``newest``), else a result that
+    just arrived, becomes the one picked."""
     before = set(combo.choices)
     combo.reset_choices()
-    new = [name for name, _ in result_choices(viewer, key) if name not in before]
+    names = [name for _, name in result_choices(viewer, key)]
+    if newest is not None and newest in names:
+        combo.value = newest
+        return
+    new = [name for name in names if name not in before]
     if new:
         combo.value = new[-1]
+
+
+def pick_newest(combo, viewer: napari.viewer.Viewer, key: str) -> None:
+    """Pick the newest result (the last in the layer list) in a picker just made."""
+    names = [name for _, name in result_choices(viewer, key)]
+    if names:
+        combo.value = names[-1]
 
 
 def result_inputs(

@@ -38,6 +38,7 @@ from napari_ccf_align.plugin.widgets._layers import (
     add_layer_data,
     atlas_layer,
     offer_results,
+    pick_newest,
     result_choices,
     result_inputs,
 )
@@ -72,6 +73,7 @@ class InspectWidget(StepWidget):
         self.model = model_for(napari_viewer)
         self.workers: dict[str, object] = {}
         self.result = ComboBox(label="result", choices=self._results)
+        pick_newest(self.result, napari_viewer, RESULT_KEY)
         self.toggles = {key: CheckBox(text=text, value=False) for key, text in _VIEWS}
         self.colour = ComboBox(label="overlay colour", choices=["magenta", "green", "cyan"])
         self.blend = ComboBox(
@@ -114,6 +116,9 @@ class InspectWidget(StepWidget):
         self.export.changed.connect(self._ask_export)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_results)
+        self.model.result_finished.connect(
+            lambda name: offer_results(self.result, self.viewer, RESULT_KEY, newest=name)
+        )
         self._refresh_results()
         follow_anatomy(self.viewer)
 

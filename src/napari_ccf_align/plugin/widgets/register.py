@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,13 @@ from napari_ccf_align.core.volume import robust_range
 from napari_ccf_align.plugin.layer_data import image_layer_data, placed_volume
 from napari_ccf_align.plugin.model import model_for
 from napari_ccf_align.plugin.widgets import _worker
-from napari_ccf_align.plugin.widgets._layers import add_layer_data, input_choices, keep_inputs_fresh
+from napari_ccf_align.plugin.widgets._layers import (
+    FINISHED_KEY,
+    add_layer_data,
+    input_choices,
+    is_atlas,
+    keep_inputs_fresh,
+)
 from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
 from napari_ccf_align.plugin.widgets.metric_plot import MetricPlot
 
@@ -75,6 +82,7 @@ class RegisterWidget(StepWidget):
         self._token: CancelToken | None = None
         self._asked: dict = {}  # method, state and start of the run under way
         self.runs = 0
+        self._replaced = False  # whether the last result replaced a layer of the same name
         self.last_result: tuple[str, rigid.RigidResult | syn.SynResult] | None = (
             None  # (layer, result)
         )
@@ -314,6 +322,12 @@ class RegisterWidget(StepWidget):
                 raise CcfAlignError(
                     "The atlas and your volume are the same layer: pick two layers."
                 )
+            if not is_atlas(fixed_layer):
+                raise CcfAlignError(
+                    f"{fixed_layer.name!r} is not an atlas (it was not loaded as the Allen CCF "
+                    "or an atlas file): choose the atlas as 'atlas (fixed)', or load it with "
+                    "the Load widget."
+                )
             settings = self.settings()
             syn_settings = self.syn_settings()
             method = self.method.value
@@ -377,6 +391,7 @@ class RegisterWidget(StepWidget):
     def _on_done(self, outcome) -> None:
         moving_name, result, warped, limits = outcome
         self.last_result = (moving_name, result)
+        self._replaced = warped.name in self.viewer.layers  # the same method run again
         try:
             layer = add_layer_data(
                 self.viewer,
@@ -386,14 +401,24 @@ class RegisterWidget(StepWidget):
                     blending="additive",
                     contrast_limits=limits,
                     visible=False,
-                    metadata={RESULT_KEY: result, MOVING_KEY: moving_name, RUN_KEY: self._asked},
+                    metadata={
+                        RESULT_KEY: result,
+                        MOVING_KEY: moving_name,
+                        RUN_KEY: self._asked,
+                        FINISHED_KEY: time.strftime("%H:%M:%S"),
+                    },
                 ),
             )
         except Exception:
             self._set_running(False)
             raise
         layer.metadata.update(  # (when an existing layer was updated)
-            {RESULT_KEY: result, MOVING_KEY: moving_name, RUN_KEY: self._asked}
+            {
+                RESULT_KEY: result,
+                MOVING_KEY: moving_name,
+                RUN_KEY: self._asked,
+                FINISHED_KEY: time.strftime("%H:%M:%S"),
+            }
         )
         # shown in the next event-loop turn: napari's new layer (controls, visual) and its
         # first draw (shader compilation) each take tens of milliseconds on the GUI thread
@@ -421,7 +446,9 @@ class RegisterWidget(StepWidget):
                 f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5g}. "
                 f"{_first_sentence(result.stop_reason.split(':')[-1])} {follow}"
             )
-            show_info(f"Registration finished: {layer.name} added.")
+            done = "updated (it replaces the earlier run)" if self._replaced else "added"
+            show_info(f"Registration finished: {layer.name} {done}.")
+            self.model.result_finished.emit(layer.name)  # the pickers follow the newest run
         finally:
             self._set_running(False)  # Run comes back once the result is on screen
 

@@ -38,6 +38,7 @@ from napari_ccf_align.plugin.widgets._layers import (
     add_layer_data,
     atlas_layer,
     offer_results,
+    pick_newest,
     result_choices,
     result_inputs,
 )
@@ -61,6 +62,7 @@ class SessionWidget(StepWidget):
         self.model = model_for(napari_viewer)
         self.worker = None
         self.result = ComboBox(label="result", choices=self._results)
+        pick_newest(self.result, napari_viewer, RESULT_KEY)
         self.folder = FileEdit(label="session folder", mode="d")
         self.save_button = PushButton(text="Save session")
         self.load_button = PushButton(text="Load session")
@@ -87,6 +89,9 @@ class SessionWidget(StepWidget):
         self.layer.changed.connect(self._guess_direction)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh)
+        self.model.result_finished.connect(
+            lambda name: offer_results(self.result, self.viewer, RESULT_KEY, newest=name)
+        )
         follow_anatomy(self.viewer)
 
     # ------------------------------------------------------------------ choices
