@@ -114,11 +114,17 @@ def call(
             child.stdin.close()
         except OSError:
             pass
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        # the child has said its last word: reap it off this thread, so a Cancel or an error
+        # reaches the caller without waiting for the child's interpreter to shut down
+        threading.Thread(target=_reap, args=(child,), daemon=True).start()
+
+
+def _reap(child: subprocess.Popen) -> None:
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def child_command() -> list[str]:
