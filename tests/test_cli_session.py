@@ -77,6 +77,19 @@ def test_register_prints_one_summary_line_and_writes_the_session(run):
     np.testing.assert_allclose(img.affine, np.diag([0.1, 0.1, 0.1, 1.0]), atol=1e-6)
     assert img.shape == (114, 132, 80)  # the 100 µm atlas grid, R, A, S
     assert (root / "s1" / "qc_report.html").is_file()
+    # region volumes in the sample's space: every labelled voxel of the sample is counted once
+    rows = {r["acronym"]: r for r in csv.DictReader((root / "s1" / "volumes.csv").open())}
+    on_sample = np.asarray(nib.load(root / "s1" / "annotation_in_sample.nii.gz").dataobj)
+    voxel_mm3 = float(
+        np.prod(nib.load(root / "s1" / "annotation_in_sample.nii.gz").header.get_zooms())
+    )
+    assert int(rows["root"]["total_voxels"]) == np.count_nonzero(on_sample)
+    assert float(rows["root"]["total_volume_mm3"]) == pytest.approx(
+        np.count_nonzero(on_sample) * voxel_mm3, rel=1e-5
+    )
+    iso = rows["Isocortex"]
+    assert int(iso["left_voxels"]) > 0 and int(iso["right_voxels"]) > 0
+    assert 0.8 < int(iso["left_voxels"]) / int(iso["right_voxels"]) < 1.25  # a symmetric brain
 
 
 def test_apply_puts_another_channel_in_atlas_space(run, tmp_path):

@@ -124,3 +124,23 @@ def test_the_brain_mask_fills_dark_white_matter_and_prefers_the_annotation():
     assert brain[r < 6].all() and brain[r < 14].all() and not brain[r > 17].any()
     labels = atlas.with_data((r < 10).astype(np.uint32) * 315)
     np.testing.assert_array_equal(qc.brain_mask(atlas, labels), r < 10)
+
+
+def test_major_region_dice_on_constructed_labels():
+    from napari_ccf_align.core.io.atlas import StructureTable
+
+    graph = {"id": 997, "acronym": "root", "name": "root", "children": [
+        {"id": 315, "acronym": "Isocortex", "name": "Isocortex", "children": [
+            {"id": 500, "acronym": "MO", "name": "Motor", "children": []}]},
+        {"id": 512, "acronym": "CB", "name": "Cerebellum", "children": []},
+    ]}  # fmt: skip
+    table = StructureTable.from_graph(graph)
+    a = np.zeros((10, 10), np.uint32)
+    a[:5] = 500  # a child of Isocortex counts as Isocortex
+    a[5:] = 512
+    assert qc.major_region_dice(a, a, table) == {"Isocortex": 1.0, "CB": 1.0, "mean": 1.0}
+    b = np.roll(a, 1, axis=0)  # a one-row shift: Isocortex 9/10 and 2*4/(5+5)... exactly
+    d = qc.major_region_dice(a, b, table)
+    assert d["Isocortex"] == pytest.approx(2 * 40 / 100) and d["CB"] == pytest.approx(2 * 40 / 100)
+    x = np.arange(100.0).reshape(10, 10)
+    assert qc.clipped_ncc(x, x, np.ones((10, 10), bool)) == pytest.approx(1.0)

@@ -490,9 +490,9 @@ class StructureTable:
         else:
             roots = [graph]
         by_id, children = {}, {}
-        stack = [(node, 0) for node in roots]
+        stack = [(node, 0, None) for node in roots]
         while stack:
-            node, depth = stack.pop()
+            node, depth, nested_in = stack.pop()
             if not isinstance(node, dict) or "id" not in node:
                 raise UnreadableFileError(
                     "The structure graph has a node without an id: it is not an Allen structure "
@@ -505,7 +505,7 @@ class StructureTable:
                 )
             hexcol = str(node.get("color_hex_triplet") or "FFFFFF")
             sid = int(node["id"])
-            parent = node.get("parent_structure_id")
+            parent = node.get("parent_structure_id", nested_in)  # (or where it is nested)
             by_id[sid] = Structure(
                 sid,
                 str(node.get("acronym", "")),
@@ -516,7 +516,7 @@ class StructureTable:
             )
             kids = node.get("children") or []
             children[sid] = tuple(int(k["id"]) for k in kids)
-            stack.extend((k, depth + 1) for k in kids)
+            stack.extend((k, depth + 1, sid) for k in kids)
         if not by_id:
             raise UnreadableFileError("The structure graph holds no regions: download it again.")
         _check_no_parent_cycle(by_id)

@@ -239,6 +239,47 @@ def dice_per_region(a: np.ndarray, b: np.ndarray) -> dict[int, float]:
     return out
 
 
+#: The 14 major regions of the Allen ontology whose Dice summarises a registration (id: name).
+MAJOR_REGIONS: dict[int, str] = {
+    315: "Isocortex", 698: "OLF", 1089: "HPF", 703: "CTXsp", 477: "STR", 803: "PAL",
+    549: "TH", 1097: "HY", 313: "MB", 771: "P", 354: "MY", 512: "CB", 1009: "fiber tracts",
+    73: "VS",
+}  # fmt: skip
+
+
+def major_regions(labels: np.ndarray, structures, regions=tuple(MAJOR_REGIONS)) -> np.ndarray:
+    """Allen structure ids mapped to the major region holding each (its id; 0 for none).
+
+    A region's label is every voxel of one of its descendants (``structures`` is the
+    :class:`~napari_ccf_align.core.io.atlas.StructureTable`).
+    """
+    labels = np.asarray(labels)
+    ids, inverse = np.unique(labels, return_inverse=True)
+    mapped = np.array(
+        [structures.region_of(int(i), regions) or 0 if i else 0 for i in ids], np.int64
+    )
+    return mapped[inverse].reshape(labels.shape)
+
+
+def major_region_dice(a: np.ndarray, b: np.ndarray, structures) -> dict[str, float]:
+    """Dice of each major region (:data:`MAJOR_REGIONS`) between two Allen-id label images,
+    and their mean (``"mean"``) over the regions present in either."""
+    per = dice_per_region(major_regions(a, structures), major_regions(b, structures))
+    out = {MAJOR_REGIONS[k]: v for k, v in per.items() if k in MAJOR_REGIONS}
+    out["mean"] = float(np.mean(list(out.values()))) if out else 0.0
+    return out
+
+
+def clipped_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray, percentile: float = 99.5) -> float:
+    """NCC over ``mask`` of the two images each clipped at its ``percentile`` within the mask
+    (a saturated spot or a bright vessel then weighs no more than bright tissue)."""
+    a, b = _pair(a, b)
+    sel = np.asarray(mask, bool)
+    x = np.minimum(a[sel].astype(np.float64), np.percentile(a[sel], percentile))
+    y = np.minimum(b[sel].astype(np.float64), np.percentile(b[sel], percentile))
+    return ncc(x, y)
+
+
 # --------------------------------------------------------------------------- of a result
 
 

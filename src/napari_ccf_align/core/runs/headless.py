@@ -85,6 +85,7 @@ class Fixed:
     template: Volume
     annotation: Volume | None = None
     source: str = ""
+    structures: object | None = None  # the annotation's StructureTable (for volumes.csv)
 
 
 def load_fixed(resolution_um: int, cache=None, base_url=None, on_progress=ignore_progress):
@@ -95,7 +96,7 @@ def load_fixed(resolution_um: int, cache=None, base_url=None, on_progress=ignore
         int(resolution_um), annotation=True, cache=cache, base_url=base_url, on_progress=on_progress
     )
     source = f"Allen CCF v3 ({base_url or os.environ.get(atlas.ENV_BASE_URL) or atlas.DEFAULT_BASE_URL}), cached in {atlas.cache_dir(cache)}"
-    return Fixed(a.template, a.annotation, source)
+    return Fixed(a.template, a.annotation, source, a.structures)
 
 
 def register_volume(
@@ -148,7 +149,9 @@ def register_volume(
     )
     if cancel is not None:
         cancel.raise_if_cancelled("The run")
-    session.save(out, s, fixed.template, moving, fixed.annotation, write_report, warped)
+    session.save(
+        out, s, fixed.template, moving, fixed.annotation, write_report, warped, fixed.structures
+    )
     return replace(s, timings={**s.timings, "total_s": round(time.perf_counter() - t0, 3)})
 
 

@@ -97,6 +97,8 @@ __all__ = [
 ]
 
 _PREVIOUS = ".previous"
+#: Region volumes in the sample's space (with the annotation and its ontology).
+VOLUMES_CSV = "volumes.csv"
 #: The files whose SHA-256 a session records and checks on load (those a load reads).
 _HASHED = (LINEAR_TFM, SYN_WARP, SYN_INVERSE_WARP, EMBEDDED_MOVING, EMBEDDED_FIXED)
 
@@ -126,6 +128,7 @@ def save(
     annotation: Volume | None = None,
     report: bool = True,
     warped: Volume | None = None,
+    structures=None,
 ) -> Path:
     """Write the session folder (see the module docstring) and return its path.
 
@@ -140,6 +143,9 @@ def save(
         Also draw the QC report (about a second at 100 µm).
     warped : Volume, optional
         ``session.result.warp(fixed, moving)`` when already computed (saves a warp).
+    structures : StructureTable, optional
+        The annotation's ontology: with it, ``volumes.csv`` gives each region's volume,
+        left and right, in the sample's space (:mod:`.results.volumes`).
 
     Raises
     ------
@@ -160,7 +166,7 @@ def save(
     except OSError as exc:
         raise io.write_error(parent, exc) from None
     try:
-        _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0)
+        _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0, structures)
         _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -168,7 +174,9 @@ def save(
     return folder
 
 
-def _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0) -> None:
+def _write_contents(
+    tmp, session, fixed, moving, annotation, report, warped, t0, structures=None
+) -> None:
     from napari_ccf_align.core.results import report as qc_report
 
     result = session.result
@@ -187,7 +195,14 @@ def _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0)
         replace(warped, name=f"{moving.name} (in atlas)"), tmp / WARPED, nibabel_order=True
     )
     if annotation is not None:
-        io.write_volume(result.warp_to_sample(annotation, moving), tmp / ANNOTATION_IN_SAMPLE)
+        on_sample = result.warp_to_sample(annotation, moving)
+        io.write_volume(on_sample, tmp / ANNOTATION_IN_SAMPLE)
+        if structures is not None:
+            from napari_ccf_align.core.results import volumes
+
+            side = result.warp_to_sample(volumes.hemispheres(fixed), moving)
+            rows = volumes.region_volumes(on_sample, side, structures)
+            volumes.write_volumes_csv(rows, tmp / VOLUMES_CSV)
     moving_record, atlas_record = session.moving, session.atlas
     if moving_record.path is None:
         io.write_volume(moving, tmp / EMBEDDED_MOVING)
