@@ -36,6 +36,7 @@ SETTINGS = (
     ("similarity", "similarity", {}),
     ("affine", "affine", {}),
     ("affine+syn, ours (r2, σ4, 40/20/10)", "affine+syn", {}),
+    ("rigid+affine+syn, ours", "rigid+affine+syn", {}),
     ("affine+syn, DIPY CC (r4, σ2, 40/20/10)", "affine+syn", {"radius": 4, "sigma_diff": 2.0}),
     (
         "affine+syn, DIPY CC, 100/100/25",

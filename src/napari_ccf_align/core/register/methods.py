@@ -16,6 +16,7 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("affine", "affine"),
     ("rigid+syn", "rigid → SyN"),
     ("affine+syn", "affine → SyN"),
+    ("rigid+affine+syn", "rigid → affine → SyN (full)"),
     ("syn", "SyN (from the start given)"),
 )
 
@@ -26,6 +27,7 @@ METHOD_HELP: dict[str, str] = {
     "affine": "rigid plus scales and shears per axis",
     "rigid+syn": "rigid, then DIPY SyN: a smooth, invertible deformation on top",
     "affine+syn": "affine, then DIPY SyN: a global scale first, then the deformation",
+    "rigid+affine+syn": "rigid, affine from it, then DIPY SyN (as ANTs' SyN recipe runs)",
     "syn": "DIPY SyN alone, from the start given (the last result, or the hand alignment)",
 }
 

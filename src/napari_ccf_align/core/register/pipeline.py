@@ -38,8 +38,9 @@ def run(
     method : str
         One of the names in :data:`METHODS`. ``"rigid+syn"`` and ``"affine+syn"``
         run SimpleITK first and start SyN from its ``matrix`` alone (the hand
-        alignment is inside it); ``"syn"`` starts SyN from ``start``, or from the
-        state's hand alignment when ``start`` is None.
+        alignment is inside it); ``"rigid+affine+syn"`` runs rigid, then affine from the
+        rigid result, then SyN (ANTs' ``SyN`` recipe); ``"syn"`` starts SyN from
+        ``start``, or from the state's hand alignment when ``start`` is None.
     start : numpy.ndarray, optional
         A moving -> atlas map (RAS mm) to start from, e.g. the last result's ``matrix``.
     isolate_syn : bool
@@ -49,8 +50,11 @@ def run(
     checks.choice(method, "method", [name for name, _ in METHODS])
     state = state or AlignmentState()
     cancel = cancel or CancelToken()
-    linear, _, deformable = method.partition("+")
-    if deformable or method == "syn":  # before any work, not after the linear stage
+    *linears, last = method.split("+")
+    deformable = last == "syn"
+    if not deformable:
+        linears.append(last)
+    if deformable:  # before any work, not after the linear stage
         syn.check_working_resolution(
             fixed, (syn_settings or syn.SynSettings()).working_resolution_um
         )
@@ -69,13 +73,17 @@ def run(
             cancel=cancel,
         )
 
-    if method == "syn":
+    if not linears:  # "syn" alone
         return deform(state.rigid.matrix() if start is None else start)
-    settings = rigid_settings or rigid.RigidSettings()
-    if settings.transform != linear:
-        settings = rigid.RigidSettings.from_dict({**settings.to_dict(), "transform": linear})
-    result = rigid.register(fixed, moving, state, settings, None, on_progress, cancel, start)
+    base = rigid_settings or rigid.RigidSettings()
+    result = None
+    for k, transform in enumerate(linears):  # each linear stage starts where the last ended
+        settings = base
+        if settings.transform != transform:
+            settings = rigid.RigidSettings.from_dict({**base.to_dict(), "transform": transform})
+        begin = start if k == 0 else result.matrix
+        result = rigid.register(fixed, moving, state, settings, None, on_progress, cancel, begin)
+        cancel.raise_if_cancelled("The registration")
     if not deformable:
         return result
-    cancel.raise_if_cancelled("The registration")
-    return dataclasses.replace(deform(result.matrix), linear=result)
+    return dataclasses.replace(deform(result.matrix), linear=result, recipe=method)

@@ -168,7 +168,10 @@ class SynResult:
         The settings used.
     linear : RigidResult or None
         The SimpleITK stage run before SyN by :func:`.pipeline.run` (its trace,
-        settings and transform), or None when SyN started from a given map.
+        settings and transform; the last one of several), or None when SyN started from
+        a given map.
+    recipe : str or None
+        The method as the user named it, when it is more than ``linear``'s name + SyN.
     """
 
     grid: Volume
@@ -181,10 +184,14 @@ class SynResult:
     stop_reason: str
     settings: SynSettings = field(repr=False)
     linear: object | None = field(default=None, repr=False)
+    recipe: str | None = None
 
     @property
     def method(self) -> str:
-        """``"syn"``, after the linear stage's name when one ran first (``"affine+syn"``)."""
+        """The recipe that made it (``"rigid+affine+syn"``), else ``"syn"`` after the linear
+        stage's name when one ran first (``"affine+syn"``)."""
+        if self.recipe is not None:
+            return self.recipe
         return f"{self.linear.method}+syn" if self.linear is not None else "syn"
 
     @property

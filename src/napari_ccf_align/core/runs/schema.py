@@ -433,6 +433,7 @@ def from_dict(data: dict, transform, fields=None) -> Session:
             str(s["stop_reason"]),
             syn.SynSettings.from_dict(s["settings"]),
             linear,
+            recipe=str(data["method"]) if str(data["method"]).count("+") > 1 else None,
         )
     else:
         result = linear

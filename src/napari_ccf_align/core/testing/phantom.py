@@ -93,6 +93,31 @@ class SimulatedBrain:
     truth: frames.RigidParams
     displacement_mm: float
     from_phantom: bool
+    phases: tuple = ()  # the smooth field's sine phases, per component (for the exact truth)
+    extent_mm: tuple = ()
+
+    def deformation(self, q: np.ndarray) -> np.ndarray:
+        """The smooth displacement ``d(q)`` (mm) at atlas-side points ``q`` (``(n, 3)``)."""
+        q = np.asarray(q, float)
+        d = np.zeros_like(q)
+        for k, phase in enumerate(self.phases):
+            d[:, k] = self.displacement_mm * np.prod(
+                [np.sin(np.pi * q[:, j] / self.extent_mm[j] * 2 + phase[j]) for j in range(3)],
+                axis=0,
+            )
+        return d
+
+    def atlas_to_subject(self, x: np.ndarray, iterations: int = 30) -> np.ndarray:
+        """Where the true map shows atlas points ``x`` (RAS mm) in the subject (RAS mm).
+
+        The subject point ``p`` shows the atlas at ``q + d(q)``, ``q = truth @ p``: ``q``
+        solves ``q + d(q) = x`` (fixed-point iteration; ``d`` is small and smooth).
+        """
+        x = np.asarray(x, float)
+        q = x.copy()
+        for _ in range(iterations):
+            q = x - self.deformation(q)
+        return frames.apply_affine(np.linalg.inv(self.truth.matrix()), q)
 
 
 def simulate_brain(
@@ -136,12 +161,9 @@ def simulate_brain(
     q = frames.apply_affine(truth.matrix() @ template.affine, idx)
     # smooth displacement: a few low-frequency sine modes
     extent = np.asarray(shape) * template.spacing
-    d = np.zeros_like(q)
-    for k in range(3):
-        phase = rng.uniform(0, 2 * np.pi, 3)
-        d[:, k] = deformation_mm * np.prod(
-            [np.sin(np.pi * q[:, j] / extent[j] * 2 + phase[j]) for j in range(3)], axis=0
-        )
+    phases = tuple(rng.uniform(0, 2 * np.pi, 3) for _ in range(3))
+    field = SimulatedBrain(None, truth, deformation_mm, False, phases, tuple(extent))
+    d = field.deformation(q)
     src = frames.apply_affine(np.linalg.inv(template.affine), q + d)
     values = ndimage.map_coordinates(
         template.data.astype(np.float32), src.T, order=1, mode="constant", cval=0.0
@@ -161,7 +183,14 @@ def simulate_brain(
         "RAS",
         {"truth": truth.to_dict(), "source": template.name},
     )
-    return SimulatedBrain(volume, truth, deformation_mm, bool(template.metadata.get("phantom")))
+    return SimulatedBrain(
+        volume,
+        truth,
+        deformation_mm,
+        bool(template.metadata.get("phantom")),
+        phases,
+        tuple(float(e) for e in extent),
+    )
 
 
 def smooth_field(
