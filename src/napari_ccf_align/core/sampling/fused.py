@@ -21,13 +21,14 @@ purely linear warp. Files re-applied by SimpleITK's ``Resample`` give the same i
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from napari_ccf_align.core.sampling.trilinear import blend, rounded
 
 __all__ = ["warp"]
 
@@ -106,22 +107,7 @@ def _warp_planes(
                 i1 = i + 1 if i < s0 - 1 else i
                 j1 = j + 1 if j < s1 - 1 else j
                 k1 = k + 1 if k < s2 - 1 else k
-                v00 = float(src[i, j, k])
-                v00 += (float(src[i, j, k1]) - v00) * dz
-                v01 = float(src[i, j1, k])
-                v01 += (float(src[i, j1, k1]) - v01) * dz
-                v10 = float(src[i1, j, k])
-                v10 += (float(src[i1, j, k1]) - v10) * dz
-                v11 = float(src[i1, j1, k])
-                v11 += (float(src[i1, j1, k1]) - v11) * dz
-                v0 = v00 + (v01 - v00) * dy
-                v1 = v10 + (v11 - v10) * dy
-                v = v0 + (v1 - v0) * dx
-                if rounding == 1:
-                    v += 0.5
-                elif rounding == 2:
-                    v = math.floor(v + 0.5)
-                out[a, b, c] = v
+                out[a, b, c] = rounded(blend(src, i, j, k, i1, j1, k1, dx, dy, dz), rounding)
 
 
 def _threads() -> int:

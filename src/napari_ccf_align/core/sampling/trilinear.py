@@ -63,6 +63,34 @@ def index_map(
     )
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def blend(src, i, j, k, i1, j1, k1, dx, dy, dz):  # pragma: no cover (numba-compiled)
+    """Trilinear blend of the 8 voxels at ``i..i1, j..j1, k..k1``, last axis first (ITK's x),
+    as ``a + (b - a) * t`` in double precision."""
+    v00 = float(src[i, j, k])
+    v00 += (float(src[i, j, k1]) - v00) * dz
+    v01 = float(src[i, j1, k])
+    v01 += (float(src[i, j1, k1]) - v01) * dz
+    v10 = float(src[i1, j, k])
+    v10 += (float(src[i1, j, k1]) - v10) * dz
+    v11 = float(src[i1, j1, k])
+    v11 += (float(src[i1, j1, k1]) - v11) * dz
+    v0 = v00 + (v01 - v00) * dy
+    v1 = v10 + (v11 - v10) * dy
+    return v0 + (v1 - v0) * dx
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def rounded(v, rounding):  # pragma: no cover (numba-compiled)
+    """``v`` ready for the output's cast: 1 unsigned (+0.5, the cast floors), 2 signed
+    (rounded half up), 0 floating point (as it is)."""
+    if rounding == 1:
+        return v + 0.5
+    if rounding == 2:
+        return math.floor(v + 0.5)
+    return v
+
+
 @numba.njit(nogil=True, cache=True)
 def _linear_planes(src, m, lo, hi, region, out, first, last, rounding):  # pragma: no cover
     # numba-compiled, so coverage does not see it; the tests compare it with SimpleITK.
@@ -104,22 +132,7 @@ def _linear_planes(src, m, lo, hi, region, out, first, last, rounding):  # pragm
                 i1 = i + 1 if i < hi0 else i
                 j1 = j + 1 if j < hi1 else j
                 k1 = k + 1 if k < hi2 else k
-                v00 = float(src[i, j, k])
-                v00 += (float(src[i, j, k1]) - v00) * dz
-                v01 = float(src[i, j1, k])
-                v01 += (float(src[i, j1, k1]) - v01) * dz
-                v10 = float(src[i1, j, k])
-                v10 += (float(src[i1, j, k1]) - v10) * dz
-                v11 = float(src[i1, j1, k])
-                v11 += (float(src[i1, j1, k1]) - v11) * dz
-                v0 = v00 + (v01 - v00) * dy
-                v1 = v10 + (v11 - v10) * dy
-                v = v0 + (v1 - v0) * dx
-                if rounding == 1:  # unsigned: v >= 0, so the cast's truncation is a floor
-                    v += 0.5
-                elif rounding == 2:
-                    v = math.floor(v + 0.5)
-                out[a, b, c] = v
+                out[a, b, c] = rounded(blend(src, i, j, k, i1, j1, k1, dx, dy, dz), rounding)
 
 
 #: Grids smaller than this are sampled on the calling thread alone (about 10 ms here).
