@@ -376,6 +376,13 @@ CASES: list[Case] = [
     ),
     ("file", ".nii.gz short inside a whole gzip stream", lambda t: io.read_volume(_short_gz(t))),
     (
+        "file",
+        "MHD whose data file is outside its folder",
+        lambda t: io.read_volume(
+            _mhd_pointing_at(t, "/etc/hostname"), orientation="RAS", voxel_size_um=10
+        ),
+    ),
+    (
         "session",
         "an image given as a displacement field",
         lambda t: transforms.read_field(_nifti(t, True, "f.nii.gz")),
@@ -578,6 +585,17 @@ def _loop() -> dict:
         "id": 1, "acronym": "a", "name": "a", "parent_structure_id": 2,
         "children": [{"id": 2, "acronym": "b", "name": "b", "parent_structure_id": 1}],
     }  # fmt: skip
+
+
+def _mhd_pointing_at(tmp: Path, data: str) -> Path:
+    return _write(
+        tmp,
+        "away.mhd",
+        (
+            "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElementType = MET_UCHAR\n"
+            f"ElementDataFile = {data}\n"
+        ).encode(),
+    )
 
 
 def _shifted():

@@ -308,3 +308,33 @@ def test_absurd_geometry_and_empty_axes_are_refused(tmp_path):
         io.read_volume(tmp_path / "empty.tif", orientation="RAS", voxel_size_um=10)
     with pytest.raises(DimensionError, match="empty axis"):
         Volume.from_array(np.ones((3, 0, 3)), 0.1, "RAS")
+
+
+@pytest.mark.parametrize("kind", ["absolute", "parent", "symlink"])
+def test_a_header_whose_data_file_leaves_its_folder_is_refused(tmp_path, kind):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "secret.raw"
+    secret.write_bytes(bytes(range(256)) * 4)  # 1024 bytes: a 16 x 8 x 8 uint8 volume
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    name = {"absolute": str(secret), "parent": "../elsewhere/secret.raw", "symlink": "link.raw"}[
+        kind
+    ]
+    if kind == "symlink":
+        (folder / "link.raw").symlink_to(secret)
+    header = folder / "brain.mhd"
+    header.write_text(
+        "ObjectType = Image\nNDims = 3\nDimSize = 8 8 16\nElementType = MET_UCHAR\n"
+        f"ElementSpacing = 1 1 1\nElementDataFile = {name}\n"
+    )
+    with pytest.raises(
+        UnreadableFileError, match=r"brain.mhd names its data file .* not a file in its own folder"
+    ):
+        io.read_volume(header, orientation="RAS", voxel_size_um=10)
+    # the same data beside its header reads as usual
+    (folder / "data.raw").write_bytes(secret.read_bytes())
+    header.write_text(
+        header.read_text().replace(f"ElementDataFile = {name}", "ElementDataFile = data.raw")
+    )
+    assert io.read_volume(header, orientation="RAS", voxel_size_um=10).shape == (16, 8, 8)

@@ -142,7 +142,31 @@ def read_volume(
     )
 
 
+def check_data_file(path: str | os.PathLike) -> None:
+    """Refuse a detached header (``.nhdr``, ``.mhd``) whose data file lies outside its folder.
+
+    The header names its data file; ITK follows absolute paths, ``..`` and symbolic links, so
+    a header from elsewhere could read any file on the machine as voxels. The data file must
+    be a file in the header's own folder (as this package writes them).
+    """
+    path = Path(path)
+    if suffix_of(path) not in (".nhdr", ".mhd", ".mha", ".nrrd"):
+        return
+    header, _ = _text_header(path)
+    data = header.get("data file") or header.get("datafile") or header.get("elementdatafile")
+    if not data or data.upper() in ("LOCAL", "LIST") or " " in data.strip():
+        return  # attached data, or a list/pattern ITK reads within the header's rules
+    target = path.parent / data
+    inside = Path(data).name == data and not Path(data).is_absolute()
+    if not inside or target.is_symlink() or target.resolve().parent != path.parent.resolve():
+        raise UnreadableFileError(
+            f"{path.name} names its data file {data!r}, which is not a file in its own folder: "
+            f"keep the data file beside {path.name} and name it there (nothing was read)."
+        )
+
+
 def _read_sitk(path: Path, name: str) -> Volume:
+    check_data_file(path)
     check_complete(path)
     try:
         image = sitk.ReadImage(str(path))
