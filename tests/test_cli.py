@@ -131,3 +131,23 @@ def test_help_shows_defaults_an_example_and_each_method_without_loading_an_engin
         [sys.executable, "-m", "napari_ccf_align", "--version"], capture_output=True, text=True
     ).stdout
     assert version.strip().startswith("napari-ccf-align 0.")
+
+
+def test_progress_is_a_line_per_stage_off_a_terminal_and_bars_on_one(capsys):
+    from napari_ccf_align.core.progress import ProgressEvent
+
+    log = terminal.TerminalProgress(terminal=False)
+    for it in range(5):
+        log(ProgressEvent("register", done=it, total=10, level=0, iteration=it, metric=-0.5))
+    for it in range(3):
+        log(ProgressEvent("syn", done=it, total=10, level=0, iteration=it, metric=0.1))
+    log.close()
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["napari-ccf-align: SimpleITK...", "napari-ccf-align: DIPY SyN..."]
+
+
+def test_verbose_is_a_flag_and_quiet_is_the_default():
+    from napari_ccf_align.cli.parser import build_parser
+
+    assert build_parser().parse_args(["--verbose", "fetch-atlas"]).verbose
+    assert not build_parser().parse_args(["fetch-atlas"]).verbose

@@ -27,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from napari_ccf_align.cli.parser import build_parser
 
         args = build_parser().parse_args(argv)
-        from napari_ccf_align.core.runs.headless import quiet_dipy_log
+        if not args.verbose:
+            from napari_ccf_align.core.runs.headless import quiet_dipy_log
 
-        quiet_dipy_log()
+            quiet_dipy_log()
         return args.func(args)
     except (Cancelled, KeyboardInterrupt):
         print("napari-ccf-align: interrupted; nothing half-written was kept.", file=sys.stderr)

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--orientation PIR --method affine+syn --out sessions/brain1",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show DIPY's and dask's own log lines (quiet by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(

@@ -26,14 +26,16 @@ def has_screen() -> bool:
 
 
 class TerminalProgress:
-    """tqdm bars: bytes for downloads, iterations for each registration stage."""
+    """tqdm bars (bytes for downloads, iterations for each registration stage) on a terminal;
+    elsewhere (a log file, a pipe, a batch system) one line as each stage starts."""
 
     _STAGES: ClassVar[dict[str, str]] = {"register": "SimpleITK", "syn": "DIPY SyN"}
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, terminal: bool | None = None) -> None:
         self._bar = None
         self._key = None
         self.quiet = quiet
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
 
     def __call__(self, event) -> None:
         if event.stage == "notice":  # one line, even when quiet
@@ -49,6 +51,11 @@ class TerminalProgress:
             key, desc, kwargs = event.stage, self._STAGES[event.stage], {"unit": "it"}
         else:
             return
+        if not self.terminal:  # a line per stage, not a bar redrawn into a log
+            if self._key != key:
+                self._key = key
+                print(f"napari-ccf-align: {desc}...", file=sys.stderr, flush=True)
+            return
         if self._bar is None or self._key != key:
             if self._key in self._STAGES and self._bar.total:  # it ended (converged early)
                 self._bar.n = self._bar.total
@@ -61,6 +68,8 @@ class TerminalProgress:
         self._bar.refresh()
 
     def close(self) -> None:
+        if not self.terminal:
+            self._key = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
