@@ -79,6 +79,10 @@ def test_the_three_docks_open_as_tabs_each_with_the_whole_height(docked, qtbot, 
     assert all(isinstance(d, QDockWidget) for d in docks.values())
     group = set(main.tabifiedDockWidgets(docks["register"])) | {docks["register"]}
     assert set(docks.values()) <= group  # one tab group, not three squeezed docks
+    # every tab, the first docked one too, names its step, not "… (napari-ccf-align)"
+    assert {key: d.windowTitle() for key, d in docks.items()} == {
+        key: widget.step_title for key, widget in w.items()
+    }
     qtbot.waitUntil(lambda: w["register"].isVisible(), timeout=5_000)
     docks["align"].raise_()
     qtbot.waitUntil(lambda: w["align"].isVisible(), timeout=5_000)

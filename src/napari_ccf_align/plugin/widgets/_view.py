@@ -119,6 +119,9 @@ def tabify_with_steps(widget: QWidget) -> bool:
     Returns whether it joined a group.
     """
     dock = _dock_of(widget)
+    title = getattr(widget, "step_title", "")
+    if dock is not None and title:  # the step ("Align and crop"), not "… (napari-ccf-align)"
+        dock.setWindowTitle(title)  # (the first dock too, alone or as the group's first tab)
     main = dock.parentWidget() if dock is not None else None
     if not isinstance(main, QMainWindow):
         return False
@@ -137,9 +140,6 @@ def tabify_with_steps(widget: QWidget) -> bool:
     ordered = [d for _, _, d in sorted([*steps, (_step_order(dock), id(dock), dock)])]
     for before, after in itertools.pairwise(ordered):
         main.tabifyDockWidget(before, after)
-    title = getattr(widget, "step_title", "")
-    if title:  # the tab says the step ("Align and crop"), not napari's "… (napari-ccf-align)"
-        dock.setWindowTitle(title)
     dock.show()
     dock.raise_()
     return True
