@@ -12,6 +12,8 @@ import traceback
 from pathlib import Path
 from typing import ClassVar
 
+from napari_ccf_align.core import errors
+
 
 def has_screen() -> bool:
     """Whether a window can be shown (an X or Wayland display on Linux)."""
@@ -134,9 +136,5 @@ def _log_folders() -> list[Path]:
 
 def internal_error_sentence(exc: BaseException, log: Path | None) -> str:
     """The one line an internal error gets: that it is ours, what it was, where the log is."""
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
     where = f"with the log at {log}" if log is not None else "with the command you ran"
-    return (
-        f"internal error: {type(exc).__name__}: {first} (a bug in napari-ccf-align, not in "
-        f"your input): please report it, {where}."
-    )
+    return errors.internal_error_sentence(exc, where)

@@ -88,3 +88,13 @@ class UnknownRegionError(AtlasError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the sentence
         return str(self.args[0]) if self.args else ""
+
+
+def internal_error_sentence(exc: BaseException, report_with: str) -> str:
+    """The one line a bug of ours gets (anything not a :class:`CcfAlignError`): that it is
+    internal, what it was, and what to report it with (``report_with``)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return (
+        f"internal error: {type(exc).__name__}: {first} (a bug in napari-ccf-align, not in your "
+        f"input): please report it, {report_with}."
+    )

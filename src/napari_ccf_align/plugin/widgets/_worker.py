@@ -8,7 +8,7 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
 
-from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.errors import CcfAlignError, internal_error_sentence
 from napari_ccf_align.core.progress import ProgressEvent
 
 
@@ -20,11 +20,7 @@ def error_sentence(exc: BaseException) -> str:
     """
     if isinstance(exc, CcfAlignError):
         return str(exc)
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return (
-        f"internal error: {type(exc).__name__}: {first} (a bug in napari-ccf-align, not in your "
-        "input): please report it, with the traceback from napari's error dialog."
-    )
+    return internal_error_sentence(exc, "with the traceback from napari's error dialog")
 
 
 def report_bug(exc: BaseException) -> None:
