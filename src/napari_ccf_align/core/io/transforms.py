@@ -172,12 +172,7 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     path = Path(path)
     if not path.is_file():
         raise UnreadableFileError(f"No displacement field at {path}: check the session folder.")
-    io.check_complete(path)  # ITK reads a short file padded with zeros
-    if io.suffix_of(path) in (".nii", ".nii.gz") and not io.nifti_is_finite(path):
-        raise UnreadableFileError(  # (ITK would read each NaN as a number near 0)
-            f"{path.name} holds NaN or infinite displacements: the session is damaged; save it "
-            "again."
-        )
+    io.check_complete(path, finite=True)  # whole and finite: ITK would read neither as such
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

@@ -218,19 +218,23 @@ def _data_bytes(path: Path) -> int:
     return size * pixel.dtype.itemsize
 
 
-def check_complete(path: str | os.PathLike) -> None:
+def check_complete(path: str | os.PathLike, finite: bool = False) -> None:
     """Raise :class:`UnreadableFileError` if a file holds less data than its header says.
 
     ITK reads a truncated uncompressed NIfTI, NRRD or MetaImage file with the
     missing part as zeros (a ``.nii.gz`` too), and an ``.mhd`` without its ``.raw``
     fails with a message that does not say so. Other compressed files are checked by
-    their reader.
+    their reader. With ``finite``, a float NIfTI holding a NaN or infinite value is
+    refused as well (for files that must be finite, such as displacement fields).
     """
     path = Path(path)
     suffix = suffix_of(path)
     if suffix == ".nii.gz":
-        _check_nifti_gz_complete(path)
+        _check_nifti_gz_complete(path, finite)
         return
+    if finite and suffix == ".nii":
+        raw = path.read_bytes()
+        _check_finite(path, raw, _nifti_layout(raw[:352]))
     if suffix not in SITK_SUFFIXES:
         return
     try:
@@ -268,19 +272,52 @@ def check_complete(path: str | os.PathLike) -> None:
         )
 
 
-def _check_nifti_gz_complete(path: Path) -> None:
-    """Raise :class:`UnreadableFileError` if a ``.nii.gz`` holds less than its header says.
+#: NIfTI datatype codes of the float kinds (whose values can be NaN), as numpy codes.
+_NIFTI_FLOATS = {16: "f4", 64: "f8", 32: "c8", 1792: "c16"}
+
+
+def _nifti_layout(head: bytes) -> tuple[str, str | None, int] | None:
+    """``(byte order, float dtype code or None, data offset)`` of a NIfTI-1 header's first
+    bytes, or None when there are too few of them."""
+    if len(head) < 112:
+        return None
+    e = "<" if struct.unpack("<i", head[:4])[0] == 348 else ">"
+    kind = _NIFTI_FLOATS.get(struct.unpack(e + "h", head[70:72])[0])
+    return e, kind, int(struct.unpack(e + "f", head[108:112])[0]) or 352
+
+
+def _check_finite(path: Path, raw: bytes, layout) -> None:
+    """Refuse a float NIfTI holding NaN or infinite values, read from its own bytes:
+    SimpleITK reads a NaN as a number near 0, so damage would pass for data."""
+    if layout is None or layout[1] is None:
+        return
+    e, kind, offset = layout
+    if not np.all(np.isfinite(np.frombuffer(raw, dtype=e + kind, offset=offset))):
+        raise UnreadableFileError(
+            f"{path.name} holds NaN or infinite values, which ITK would read as numbers near 0: "
+            "the file is damaged; save or export it again."
+        )
+
+
+def _check_nifti_gz_complete(path: Path, finite: bool = False) -> None:
+    """Raise :class:`UnreadableFileError` if a ``.nii.gz`` holds less than its header says
+    (or, with ``finite``, a NaN or infinite value).
 
     ITK's NIfTI reader pads a short file with zeros, whether the gzip stream was cut
     (then also broken) or a whole stream holds too few bytes; the stream is decompressed
     once and its length compared with the header's.
     """
+    raw = b""
     try:
         with gzip.open(path, "rb") as f:
-            head = f.read(352)
-            total = len(head)
-            while block := f.read(1 << 24):
-                total += len(block)
+            if finite:  # the values are needed too: the whole stream, once
+                raw = f.read()
+                head, total = raw[:352], len(raw)
+            else:
+                head = f.read(352)
+                total = len(head)
+                while block := f.read(1 << 24):
+                    total += len(block)
     except gzip.BadGzipFile:
         raise UnreadableFileError(
             f"{path.name} is not gzip-compressed, so it is not really .nii.gz: check the file "
@@ -294,39 +331,16 @@ def _check_nifti_gz_complete(path: Path) -> None:
         need = _data_bytes(path)
     except RuntimeError:
         return  # an unreadable header is reported by the reader itself
-    if len(head) < 112:
+    layout = _nifti_layout(head)
+    if layout is None:
         return
-    little = struct.unpack("<i", head[:4])[0] == 348
-    offset = int(struct.unpack("<f" if little else ">f", head[108:112])[0]) or 352
-    if total - offset < need:
+    if total - layout[2] < need:
         raise UnreadableFileError(
-            f"{path.name} is truncated: it holds {max(total - offset, 0):,} of the {need:,} data "
-            "bytes its header announces; copy or export it again."
+            f"{path.name} is truncated: it holds {max(total - layout[2], 0):,} of the {need:,} "
+            "data bytes its header announces; copy or export it again."
         )
-
-
-def nifti_is_finite(path: str | os.PathLike) -> bool:
-    """Whether every value of a float NIfTI file (``.nii`` or ``.nii.gz``) is finite.
-
-    Read from the file's own bytes: SimpleITK turns a NaN into a tiny number or 0 on
-    reading, so a damaged displacement field would pass for an almost-zero one.
-    Integer files are finite by construction (True).
-    """
-    path = Path(path)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 348:
-        return True
-    little = struct.unpack("<i", raw[:4])[0] == 348
-    e = "<" if little else ">"
-    datatype = struct.unpack(e + "h", raw[70:72])[0]
-    kind = {16: "f4", 64: "f8", 32: "c8", 1792: "c16"}.get(datatype)
-    if kind is None:
-        return True
-    offset = int(struct.unpack(e + "f", raw[108:112])[0]) or 352
-    data = np.frombuffer(raw, dtype=e + kind, offset=offset)
-    return bool(np.all(np.isfinite(data)))
+    if finite:
+        _check_finite(path, raw, layout)
 
 
 def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:
