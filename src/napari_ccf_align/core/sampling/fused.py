@@ -33,6 +33,16 @@ from napari_ccf_align.core.sampling.trilinear import blend, rounded
 __all__ = ["warp"]
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _cell(x, n):  # pragma: no cover (numba-compiled)
+    """ITK's interpolation cell along one axis of ``n`` voxels for a continuous index ``x``
+    already inside ``[-0.5, n - 0.5)``: ``(first voxel, second voxel, weight of the second)``,
+    the edge value held for the half voxel beyond the outermost centres."""
+    x = min(max(x, 0.0), n - 1.0)
+    i = min(int(x), n - 1)
+    return i, (i + 1 if i < n - 1 else i), x - i
+
+
 @numba.njit(nogil=True, cache=True)
 def _field_at(field, f0, f1, f2, out):  # pragma: no cover (numba-compiled)
     """Trilinear displacement at continuous field index (f0, f1, f2), ITK's edge rule."""
@@ -42,17 +52,10 @@ def _field_at(field, f0, f1, f2, out):  # pragma: no cover (numba-compiled)
         out[1] = 0.0
         out[2] = 0.0
         return
-    f0 = min(max(f0, 0.0), n0 - 1.0)
-    f1 = min(max(f1, 0.0), n1 - 1.0)
-    f2 = min(max(f2, 0.0), n2 - 1.0)
-    i = min(int(f0), n0 - 1)
-    j = min(int(f1), n1 - 1)
-    k = min(int(f2), n2 - 1)
-    d0, d1, d2 = f0 - i, f1 - j, f2 - k
-    i1 = i + 1 if i < n0 - 1 else i
-    j1 = j + 1 if j < n1 - 1 else j
-    k1 = k + 1 if k < n2 - 1 else k
-    for c in range(3):
+    i, i1, d0 = _cell(f0, n0)
+    j, j1, d1 = _cell(f1, n1)
+    k, k1, d2 = _cell(f2, n2)
+    for c in range(3):  # (a per-component view for ``blend`` made the warp 1.3-1.4x slower)
         v00 = field[i, j, k, c] + (field[i, j, k1, c] - field[i, j, k, c]) * d2
         v01 = field[i, j1, k, c] + (field[i, j1, k1, c] - field[i, j1, k, c]) * d2
         v10 = field[i1, j, k, c] + (field[i1, j, k1, c] - field[i1, j, k, c]) * d2
@@ -97,16 +100,9 @@ def _warp_planes(
                     continue
                 if not (-0.5 <= x < s0 - 0.5 and -0.5 <= y < s1 - 0.5 and -0.5 <= z < s2 - 0.5):
                     continue
-                x = min(max(x, 0.0), s0 - 1.0)
-                y = min(max(y, 0.0), s1 - 1.0)
-                z = min(max(z, 0.0), s2 - 1.0)
-                i = min(int(x), s0 - 1)
-                j = min(int(y), s1 - 1)
-                k = min(int(z), s2 - 1)
-                dx, dy, dz = x - i, y - j, z - k
-                i1 = i + 1 if i < s0 - 1 else i
-                j1 = j + 1 if j < s1 - 1 else j
-                k1 = k + 1 if k < s2 - 1 else k
+                i, i1, dx = _cell(x, s0)
+                j, j1, dy = _cell(y, s1)
+                k, k1, dz = _cell(z, s2)
                 out[a, b, c] = rounded(blend(src, i, j, k, i1, j1, k1, dx, dy, dz), rounding)
 
 
