@@ -242,9 +242,8 @@ def test_register_widget_sets_the_anatomical_view_when_it_opens(make_napari_view
     assert tuple(viewer.dims.axis_labels) == AXIS_LABELS
 
 
-def test_docked_from_the_plugin_menu_the_result_is_shown(make_napari_viewer, qtbot):
-    # napari hands a docked widget proxies of its layers: an identity test never matches, and
-    # the result used to be hidden with the inputs
+def _docked_align_and_register(make_napari_viewer, qtbot):
+    """(viewer, Register dock) docked from the Plugins menu on the simulated brain, centred."""
     viewer = make_napari_viewer()
     _, align = viewer.window.add_plugin_dock_widget(
         "napari-ccf-align", "Initial alignment and crop"
@@ -253,6 +252,13 @@ def test_docked_from_the_plugin_menu_the_result_is_shown(make_napari_viewer, qtb
     viewer.open_sample("napari-ccf-align", "simulated_brain")
     qtbot.waitUntil(lambda: align.worker is None, timeout=30_000)
     align.centre_on_atlas()
+    return viewer, widget
+
+
+def test_docked_from_the_plugin_menu_the_result_is_shown(make_napari_viewer, qtbot):
+    # napari hands a docked widget proxies of its layers: an identity test never matches, and
+    # the result used to be hidden with the inputs
+    viewer, widget = _docked_align_and_register(make_napari_viewer, qtbot)
     widget.iterations.value = 20
     widget.levels.value = "4:0.4"
     widget.status.value = "an old error"
@@ -309,14 +315,7 @@ def test_cancel_during_syn_leaves_the_viewer_as_it_was(setup, qtbot, notificatio
 def test_docked_inspect_and_session_pick_the_newest_run_named_by_method_and_time(
     make_napari_viewer, qtbot
 ):
-    viewer = make_napari_viewer()
-    _, align = viewer.window.add_plugin_dock_widget(
-        "napari-ccf-align", "Initial alignment and crop"
-    )
-    _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register")
-    viewer.open_sample("napari-ccf-align", "simulated_brain")
-    qtbot.waitUntil(lambda: align.worker is None, timeout=30_000)
-    align.centre_on_atlas()
+    viewer, widget = _docked_align_and_register(make_napari_viewer, qtbot)
     widget.iterations.value = 5
     widget.levels.value = "4:0.4"
     moving = widget.moving.value.name
