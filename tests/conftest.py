@@ -112,3 +112,27 @@ def _shift(t):
     m = np.eye(4)
     m[:3, 3] = t
     return m
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 kB tmpfs (where this machine lets the tests mount one), else a skip."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here: the full-disk case is covered by the ENOSPC tests")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            "mounting a small tmpfs is not allowed here (needs root): the full-disk "
+            "case is covered by the simulated ENOSPC tests"
+        )
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)

@@ -338,3 +338,15 @@ def test_a_header_whose_data_file_leaves_its_folder_is_refused(tmp_path, kind):
         header.read_text().replace(f"ElementDataFile = {name}", "ElementDataFile = data.raw")
     )
     assert io.read_volume(header, orientation="RAS", voxel_size_um=10).shape == (16, 8, 8)
+
+
+@pytest.mark.parametrize("ending", [".nii.gz", ".nii", ".nrrd", ".tif"])
+def test_a_write_onto_a_really_full_disk_keeps_the_previous_file(small_disk, ending):
+    previous = io.write_volume(_small(), small_disk / f"keep{ending}")
+    before = previous.read_bytes()
+    noise = np.random.default_rng(0).random((64, 64, 64), np.float32)  # 1 MB, incompressible
+    big = Volume.from_array(noise, 0.1, "RAS", name="big")
+    with pytest.raises(WriteError, match=r"full|incomplete"):
+        io.write_volume(big, previous)
+    assert previous.read_bytes() == before
+    assert [p.name for p in small_disk.iterdir()] == [previous.name]  # no temporary file left

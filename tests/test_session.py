@@ -22,7 +22,7 @@ import pytest
 import SimpleITK as sitk
 
 from napari_ccf_align.core import frames, io
-from napari_ccf_align.core.errors import CcfAlignError
+from napari_ccf_align.core.errors import CcfAlignError, WriteError
 from napari_ccf_align.core.io import transforms
 from napari_ccf_align.core.register import rigid, syn
 from napari_ccf_align.core.runs import headless, session
@@ -358,3 +358,10 @@ def test_points_near_and_beyond_the_field_edge_map_as_simpleitk_maps_them(tmp_pa
     flip = np.diag([-1.0, -1.0, 1.0])
     by_sitk = np.array([to_sample.TransformPoint(tuple(p)) for p in points @ flip]) @ flip
     np.testing.assert_allclose(result.to_moving(points), by_sitk, atol=1e-6)
+
+
+def test_a_session_saved_onto_a_really_full_disk_says_so_and_leaves_nothing(saved, small_disk):
+    s, folder, sample_file, moving, template, annotation = saved
+    with pytest.raises(WriteError, match=r"disk .*full"):
+        session.save(small_disk / "run", s, template, moving, annotation, False)
+    assert list(small_disk.iterdir()) == []  # no partial folder left behind

@@ -172,7 +172,15 @@ def read_field(path: str | os.PathLike) -> tuple[np.ndarray, Volume]:
     path = Path(path)
     if not path.is_file():
         raise UnreadableFileError(f"No displacement field at {path}: check the session folder.")
-    io.check_complete(path, finite=True)  # whole and finite: ITK would read neither as such
+    try:
+        io.check_complete(path, finite=True)  # whole and finite: ITK would read neither as such
+    except UnreadableFileError as exc:
+        if "NaN or infinite" not in str(exc):
+            raise
+        raise UnreadableFileError(
+            f"{path.name} holds NaN or infinite displacements: the field is damaged; use the "
+            "session as it was saved, or save it again."
+        ) from None
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

@@ -16,6 +16,7 @@ import errno
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -119,6 +120,8 @@ def read_volume(
     if suffix in TIFF_SUFFIXES:
         volume = _read_tiff(path, voxel_size_um, orientation, style, name)
     elif suffix in SITK_SUFFIXES:
+        if suffix in (".nii", ".nii.gz") and voxel_size_um is None:
+            check_nifti_spacing(path)
         volume = _read_sitk(path, name)
         if orientation is not None or voxel_size_um is not None:
             volume = _override_geometry(volume, voxel_size_um, orientation, style)
@@ -156,6 +159,11 @@ def check_data_file(path: str | os.PathLike) -> None:
     data = header.get("data file") or header.get("datafile") or header.get("elementdatafile")
     if not data or data.upper() in ("LOCAL", "LIST") or " " in data.strip():
         return  # attached data, or a list/pattern ITK reads within the header's rules
+    if Path(data).name == path.name:
+        raise UnreadableFileError(
+            f"{path.name} names itself as its data file, so its voxels would be its own header "
+            "text: name the data file that belongs to it, or export the volume again."
+        )
     target = path.parent / data
     inside = Path(data).name == data and not Path(data).is_absolute()
     if not inside or target.is_symlink() or target.resolve().parent != path.parent.resolve():
@@ -167,7 +175,7 @@ def check_data_file(path: str | os.PathLike) -> None:
 
 def _read_sitk(path: Path, name: str) -> Volume:
     check_data_file(path)
-    check_complete(path)
+    check_complete(path, finite=_is_float_nifti(path))
     try:
         image = sitk.ReadImage(str(path))
     except (RuntimeError, OSError, EOFError) as exc:
@@ -175,7 +183,65 @@ def _read_sitk(path: Path, name: str) -> Volume:
             f"{path.name} could not be read (corrupt, truncated or not really "
             f"{suffix_of(path)}): {first_line(exc)}; check the file or export it again."
         ) from None
-    return from_sitk(image, name, {"source": str(path)})
+    volume = from_sitk(image, name, {"source": str(path)})
+    check_finite_values(volume.data, path)
+    return volume
+
+
+def check_finite_values(data: np.ndarray, path: Path) -> None:
+    """Refuse an image holding NaN or infinite values: every engine and figure would take
+    them for data (or, through ITK's NIfTI reader, for zeros)."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise UnreadableFileError(
+            f"{path.name} holds {bad:,} NaN or infinite values ({100.0 * bad / data.size:.3g} % "
+            "of its voxels), which registration cannot use: replace them (with 0 for "
+            "background) or export the file again."
+        )
+
+
+def _nifti_head(path: Path) -> bytes:
+    """The first 352 bytes of a NIfTI-1 file (decompressed for ``.nii.gz``), or b""."""
+    try:
+        if suffix_of(path) == ".nii.gz":
+            with gzip.open(path, "rb") as f:
+                return f.read(352)
+        with open(path, "rb") as f:
+            return f.read(352)
+    except (OSError, EOFError, zlib.error):
+        return b""  # the reader reports what is wrong with the file
+
+
+def _is_float_nifti(path: Path) -> bool:
+    if suffix_of(path) not in (".nii", ".nii.gz"):
+        return False
+    layout = _nifti_layout(_nifti_head(path))
+    return layout is not None and layout[1] is not None
+
+
+def check_nifti_spacing(path: str | os.PathLike) -> None:
+    """Refuse a NIfTI file whose header gives a voxel size of 0, a negative one or NaN
+    (``pixdim``): ITK would read it as 1 mm without a word."""
+    path = Path(path)
+    head = _nifti_head(path)
+    layout = _nifti_layout(head)
+    if layout is None:
+        return
+    e = layout[0]
+    ndim = struct.unpack(e + "h", head[40:42])[0]
+    if not 1 <= ndim <= 7:
+        return  # not a NIfTI-1 header the reader accepts; it says so
+    pixdim = struct.unpack(e + "8f", head[76:108])[1 : 1 + min(ndim, 3)]
+    if all(math.isfinite(v) and v > 0 for v in pixdim):
+        return
+    shown = " × ".join(f"{v:g}" for v in pixdim)
+    raise MissingVoxelSizeError(
+        f"{path.name}'s header gives a voxel size of {shown} mm (pixdim), which ITK would "
+        "read as 1 mm: give the voxel size and orientation yourself (--voxel-size Z Y X and "
+        "--orientation, or the Load form's fields)."
+    )
 
 
 _HEADER_KEYS = {
@@ -292,11 +358,7 @@ def _check_finite(path: Path, raw: bytes, layout) -> None:
     if layout is None or layout[1] is None:
         return
     e, kind, offset = layout
-    if not np.all(np.isfinite(np.frombuffer(raw, dtype=e + kind, offset=offset))):
-        raise UnreadableFileError(
-            f"{path.name} holds NaN or infinite values, which ITK would read as numbers near 0: "
-            "the file is damaged; save or export it again."
-        )
+    check_finite_values(np.frombuffer(raw, dtype=e + kind, offset=offset), path)
 
 
 def _check_nifti_gz_complete(path: Path, finite: bool = False) -> None:
@@ -524,6 +586,7 @@ def atomic_path(
     if not isinstance(path, str | os.PathLike):
         raise InputError(f"{path!r} is not a file path: give a str or pathlib.Path to write to.")
     path = Path(path)
+    check_name_length(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
@@ -547,10 +610,23 @@ def atomic_path(
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException as exc:
+        full = _nearly_full(folder)  # before the partial file's space is given back
         tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError | RuntimeError) and not isinstance(exc, WriteError):
-            raise write_error(folder, exc) from None
+            raise write_error(folder, exc, full) from None
         raise
+
+
+#: Free space (bytes) under which a failed write is taken for a full disk (ITK's writers
+#: say only "Error writing").
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 def check_output_folder(path: str | os.PathLike) -> Path:
@@ -566,6 +642,7 @@ def check_output_folder(path: str | os.PathLike) -> Path:
         Naming the path and what to do.
     """
     path = Path(path)
+    check_name_length(path)
     if path.exists() and not path.is_dir():
         raise WriteError(f"{path} is a file, not a folder: give a folder name for the results.")
     existing = path
@@ -584,9 +661,32 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
-def write_error(folder: Path, exc: BaseException) -> WriteError:
+#: Characters a temporary name adds to an output's name (``.NAME.<pid>.<random>.partial``).
+_TEMPORARY_NAME_EXTRA = 40
+
+
+def check_name_length(path: Path) -> None:
+    """Refuse an output path with a part too long for the file system once a temporary
+    name is made from it (names are written under a temporary name, then renamed)."""
+    limit = 255
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        existing = next(p for p in [path, *path.parents] if p.exists())
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    room = limit - _TEMPORARY_NAME_EXTRA
+    for part in path.parts:
+        if len(os.fsencode(part)) > room:
+            raise WriteError(
+                f"The name {part[:24]}… is {len(os.fsencode(part))} bytes long, more than the "
+                f"{room} an output's name may have here (the file system allows {limit}, and "
+                "the temporary name it is written under needs the rest): choose a shorter name."
+            )
+
+
+def write_error(folder: Path, exc: BaseException, disk_full: bool = False) -> WriteError:
+    """The one sentence for a failed write into ``folder`` (``disk_full``: the disk was
+    found nearly full when it failed)."""
     text = str(exc)
-    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
+    if disk_full or getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
         return WriteError(
             f"The disk holding {folder} is full: free some space or choose another folder."
         )
