@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from napari_ccf_align.core import frames
 from napari_ccf_align.core.align import AlignmentState
@@ -14,7 +15,8 @@ from napari_ccf_align.core.volume import Volume
 
 def _volume(shape=(20, 24, 16), spacing=(0.1, 0.15, 0.2), name="moving") -> Volume:
     rng = np.random.default_rng(0)
-    data = rng.uniform(0, 1000, shape).astype(np.float32)
+    # smooth, tissue-like values (white noise is refused as no brain)
+    data = ndimage.gaussian_filter(rng.uniform(0, 1000, shape), 2.0).astype(np.float32)
     return Volume.from_array(data, spacing, "RAS", "nibabel", origin_mm=(1, 2, 3), name=name)
 
 

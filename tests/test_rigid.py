@@ -123,7 +123,7 @@ def test_flipped_start_is_honoured(template_100, brain):
 
 def test_no_overlap_says_centre_on_atlas(template_100):
     far = template_100.transformed(frames.RigidParams(translation_mm=(40, 0, 0)).matrix())
-    with pytest.raises(RegistrationError, match="centre on atlas"):
+    with pytest.raises(RegistrationError, match="centre it on the atlas"):
         rigid.register(template_100, far)
 
 

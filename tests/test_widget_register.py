@@ -188,7 +188,7 @@ def test_failed_run_is_a_notification_and_adds_no_layer(
     widget.fixed.value, widget.moving.value = fixed, moving
     widget.run()
     _wait(qtbot, widget)
-    assert notifications[-1][0] == "error" and "centre on atlas" in notifications[-1][1]
+    assert notifications[-1][0] == "error" and "centre it on the atlas" in notifications[-1][1]
     assert [lyr.name for lyr in viewer.layers] == ["atlas", "far away"]
 
 

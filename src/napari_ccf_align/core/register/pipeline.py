@@ -13,7 +13,7 @@ import numpy as np
 from napari_ccf_align.core import checks
 from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
-from napari_ccf_align.core.register import child, rigid, syn
+from napari_ccf_align.core.register import child, prepare, rigid, syn
 from napari_ccf_align.core.register.methods import METHODS
 from napari_ccf_align.core.volume import Volume
 
@@ -48,6 +48,7 @@ def run(
         loop never holds the calling process's GIL (a GUI stays responsive).
     """
     checks.choice(method, "method", [name for name, _ in METHODS])
+    prepare.check_registrable(moving, fixed.ndim)
     state = state or AlignmentState()
     cancel = cancel or CancelToken()
     *linears, last = method.split("+")

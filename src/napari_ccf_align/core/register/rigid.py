@@ -260,6 +260,12 @@ class RigidResult:
 # --------------------------------------------------------------------------- the engine
 
 
+def _extent(volume: Volume) -> str:
+    """``'6.6 × 5.0 × 9.1 mm across'``: a volume's size along its array axes."""
+    size = np.asarray(volume.shape) * volume.spacing
+    return " × ".join(f"{v:.2g}" for v in size) + " mm across"
+
+
 def register(
     fixed: Volume,
     moving: Volume,
@@ -309,10 +315,13 @@ def register(
                 f"{v.name!r} is {v.ndim}D: the SimpleITK engine registers 3D volumes."
             )
     inputs = prepare(fixed, moving, state, settings.clip_percentiles, fixed_mask, start)
-    if overlap_fraction(inputs.fixed, inputs.moving, inputs.start) < 0.05:
+    overlap = overlap_fraction(inputs.fixed, inputs.moving, inputs.start)
+    if overlap < 0.05:
         raise RegistrationError(
-            "The atlas and your volume hardly overlap after the initial alignment: use "
-            "'centre on atlas' in the Align widget, then run again."
+            f"The atlas and your volume hardly overlap after the initial alignment ("
+            f"{100 * overlap:.0f} % of the atlas's tissue falls inside {moving.name!r}, "
+            f"{_extent(moving)}): check its voxel size and orientation, centre it on the atlas "
+            "(Align widget, or leave out --no-centre), then run again."
         )
     initial = frames.itk_start_transform(inputs.start, inputs.centre_mm, settings.transform)
     fixed_img = to_sitk(inputs.fixed)
