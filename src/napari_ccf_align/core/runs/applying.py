@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_ccf_align.core import io
+import numpy as np
+
+from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.errors import CcfAlignError, OutputError
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.results import apply
@@ -100,6 +102,39 @@ def read_for_atlas(saved: session.Session, path: str | os.PathLike, geometry: Ge
     )
 
 
+def world_box(volume: Volume) -> np.ndarray:
+    """``(2, 3)`` lowest and highest RAS corner (mm) of the space a volume's voxels cover."""
+    n = np.asarray(volume.shape, float)
+    corners = np.array(np.meshgrid(*[(-0.5, k - 0.5) for k in n], indexing="ij")).reshape(3, -1)
+    world = frames.apply_affine(volume.affine, corners.T)
+    return np.stack([world.min(axis=0), world.max(axis=0)])
+
+
+def check_same_tissue(image: Volume, sample: Volume) -> None:
+    """Refuse an image that does not cover the registered sample's space (RAS mm, to within
+    the coarser voxel): mapped through the session it would land in the wrong place.
+
+    Another channel of the same acquisition passes at any resolution; a volume of another
+    shape, orientation or voxel size over the same voxels does not.
+    """
+    if image.ndim != 3:
+        raise CcfAlignError(
+            f"{image.name!r} is {image.ndim}D: give a 3D image on the sample's grid (another "
+            "channel of the registered volume)."
+        )
+    gap = float(np.abs(world_box(image) - world_box(sample)).max())
+    tolerance = float(max(image.spacing.max(), sample.spacing.max()))
+    if gap > tolerance:
+        size = " × ".join(map(str, image.shape))
+        want = " × ".join(map(str, sample.shape))
+        raise CcfAlignError(
+            f"{image.name!r} ({size} voxels) does not cover the same space as the registered "
+            f"sample ({want} voxels; their boxes differ by {gap:.3g} mm): give another channel "
+            "of the same acquisition, or its true voxel size and orientation (the Load form's "
+            "fields, or --voxel-size and --orientation)."
+        )
+
+
 def read_for_sample(
     saved: session.Session,
     folder: Path,
@@ -140,6 +175,7 @@ def apply_to_image(
     """The image at ``path`` mapped through the session's result into ``to``'s space."""
     if to == "atlas":
         image = read_for_atlas(saved, path, geometry)
+        check_same_tissue(image, saved.moving.grid())
     else:
         image, labels = read_for_sample(saved, folder, path, labels, cache, base_url)
     return apply.map_volume(
@@ -163,8 +199,14 @@ def apply_to_points(
     frame: str,
     cache: str | os.PathLike | None = None,
     base_url: str | None = None,
+    regions: bool = True,
 ) -> MappedPoints:
-    """A CSV of points mapped into ``to``'s space, with the region under each atlas point."""
+    """A CSV of points mapped into ``to``'s space, with the region under each atlas point.
+
+    With ``regions`` (mapping to the Allen atlas) the annotation must load: a failure is
+    raised, naming ``--no-regions`` for the coordinates alone, rather than a table quietly
+    missing its region columns.
+    """
     result = saved.result
     if to == "sample":
         table = apply.read_points_csv(path, saved.atlas.grid(), frame)
@@ -176,10 +218,16 @@ def apply_to_points(
     note = ""
     if saved.atlas.kind == "allen":
         resolution = saved.atlas.resolution_um
+    if saved.atlas.kind == "allen" and regions:
         try:
             a = atlas.load_atlas(int(resolution), annotation=True, cache=cache, base_url=base_url)
             annotation, structures = a.annotation, a.structures
         except CcfAlignError as exc:
-            note = f"Region names left out: the annotation could not be loaded ({exc})"
+            raise type(exc)(
+                f"{str(exc).rstrip('.')}; or pass --no-regions to write the points' "
+                "coordinates without their regions."
+            ) from None
+    elif saved.atlas.kind == "allen":
+        note = "Region columns left out (--no-regions)."
     columns = apply.atlas_columns(points, resolution, annotation, structures)
     return MappedPoints(table, columns, note)

@@ -13,10 +13,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from napari_ccf_align.core import align
+import numpy as np
+
+from napari_ccf_align.core import align, io
 from napari_ccf_align.core.align import AlignmentState
+from napari_ccf_align.core.errors import VoxelSizeError
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
-from napari_ccf_align.core.register import methods, pipeline, rigid, syn
+from napari_ccf_align.core.register import methods, pipeline, prepare, rigid, syn
 from napari_ccf_align.core.results import report
 from napari_ccf_align.core.runs import session
 from napari_ccf_align.core.volume import Volume
@@ -88,6 +91,35 @@ class Fixed:
     structures: object | None = None  # the annotation's StructureTable (for volumes.csv)
 
 
+#: How far a new file's header may differ from a session's voxel size and still be taken
+#: for the same acquisition settings (relative).
+VOXEL_SIZE_TOLERANCE = 0.01
+
+
+def check_replay_geometry(recipe: Recipe, path: str | os.PathLike) -> None:
+    """Refuse to replay a session's voxel size on a file whose header says another one.
+
+    A session registered with an explicit voxel size carries it to the next brain; when
+    that brain's own header gives a different size, which is right cannot be guessed.
+    Pass the voxel size for the new file to say.
+    """
+    if recipe.voxel_size_um is None:
+        return  # the session used the header's; so will the new file
+    header, _, _ = io.peek(path)
+    if header is None or len(header) != len(recipe.voxel_size_um):
+        return  # a TIFF without a voxel size: the session's is the only one there is
+    given = np.asarray(recipe.voxel_size_um, float)
+    if np.allclose(header, given, rtol=VOXEL_SIZE_TOLERANCE):
+        return
+    shown = " × ".join(f"{v:g}" for v in header)
+    saved = " ".join(f"{v:g}" for v in given)
+    raise VoxelSizeError(
+        f"{Path(path).name}'s header says its voxels are {shown} µm, but the session was "
+        f"registered with --voxel-size {saved}: give --voxel-size for this file to say which "
+        "is right (nothing was run)."
+    )
+
+
 def load_fixed(resolution_um: int, cache=None, base_url=None, on_progress=ignore_progress):
     """The Allen CCF at ``resolution_um`` with its annotation, from the cache (or downloaded)."""
     from napari_ccf_align.core.io import atlas
@@ -115,6 +147,7 @@ def register_volume(
     cancelled (an earlier session at ``out`` is kept).
     """
     session.check_session_target(out)
+    prepare.check_registrable(moving)  # before centring, which needs a 3D volume
     t0 = time.perf_counter()
     state = recipe.state
     if recipe.centre:

@@ -20,7 +20,7 @@ from napari_ccf_align.core import align
 from napari_ccf_align.core.errors import CcfAlignError
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.results import apply, report
-from napari_ccf_align.core.runs import session
+from napari_ccf_align.core.runs import applying, session
 from napari_ccf_align.core.volume import Volume
 from napari_ccf_align.plugin.layer_data import (
     VOLUME_KEY,
@@ -246,6 +246,13 @@ class SessionWidget(StepWidget):
         labels = isinstance(layer, Labels)
         if labels:
             source = atlas.structure_id_volume(source)
+
+        try:
+            if to == "atlas":
+                applying.check_same_tissue(source, moving)
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return None
 
         def job():
             return apply.map_volume(result, source, to, fixed, moving, labels)
