@@ -41,17 +41,55 @@ def test_download_then_cache_makes_no_request(mirror, tmp_path):
     np.testing.assert_array_equal(a.template.data, b.template.data)
     downloads = [e for e in events if e.stage == "download"]
     assert downloads and downloads[-1].total > 0
-    recorded = json.loads((tmp_path / "recorded_sha256.json").read_text())
-    assert "structure_graph.json" in recorded  # unpinned file: hash of the first good download
-    (notice,) = [e.message for e in events if e.stage == "notice"]  # said once, in one line
-    assert notice.startswith("structure_graph.json has no published checksum")
-    assert recorded["structure_graph.json"][:12] in notice and "delete" in notice
+    # every 100 µm file is pinned (the structure graph by its content): nothing is trusted
+    # on first use, so there is no notice and no recorded hash
+    assert [e for e in events if e.stage == "notice"] == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "annotation_100.nrrd",
         "average_template_100.nrrd",
-        "recorded_sha256.json",
         "structure_graph.json",
     ]
+
+
+def test_a_file_without_a_published_checksum_is_recorded_and_said_once(tmp_path):
+    # the 10, 25 and 50 µm files: their SHA-256 is recorded on first use, in one line
+    events = []
+    f = tmp_path / "average_template_50.nrrd"
+    f.write_bytes(b"a first download")
+    atlas._record_hash(tmp_path, f.name, f, events.append)
+    atlas._record_hash(tmp_path, f.name, f, events.append)  # known now: nothing said
+    recorded = json.loads((tmp_path / "recorded_sha256.json").read_text())
+    (notice,) = [e.message for e in events if e.stage == "notice"]
+    assert notice.startswith("average_template_50.nrrd has no published checksum")
+    assert recorded[f.name][:12] in notice and "--forget average_template_50.nrrd" in notice
+    assert atlas.forget(tmp_path, f.name) == [f.name, "its recorded SHA-256"]
+    assert not f.exists() and f.name not in json.loads(
+        (tmp_path / "recorded_sha256.json").read_text()
+    )
+
+
+@pytest.mark.parametrize("form", ["wrapped", "hacked"])
+def test_the_structure_graph_is_pinned_by_its_content(shared_data, tmp_path, form):
+    # the API serves the tree wrapped as {"msg": [root]} (other bytes, the same content):
+    # accepted; a mirror's tree with every name changed is refused and not kept
+    root = build_mirror(shared_data, tmp_path / "mirror")
+    graph = json.loads((shared_data / "allen_structure_graph.json").read_text())
+    if form == "hacked":
+        stack = [graph]
+        while stack:
+            node = stack.pop()
+            node["name"] = "HACKED " + node["name"]
+            stack.extend(node.get("children") or [])
+    (root / "structure_graph_download/1.json").write_text(json.dumps({"msg": [graph]}))
+    cache = tmp_path / "cache"
+    with serve(root) as (url, _):
+        if form == "wrapped":
+            a = atlas.load_atlas(100, cache=cache, base_url=url)
+            assert a.structures.by_acronym("MOB").name == "Main olfactory bulb"
+            return
+        with pytest.raises(ChecksumError, match=r"not the Allen CCF v3 ontology"):
+            atlas.load_atlas(100, cache=cache, base_url=url)
+    assert not (cache / "structure_graph.json").exists()
 
 
 def test_corrupted_cache_file_is_downloaded_again(mirror, tmp_path):

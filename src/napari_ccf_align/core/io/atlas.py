@@ -19,6 +19,7 @@ Atlas", Cell 181(4):936-953, doi:10.1016/j.cell.2020.04.007.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import threading
@@ -80,6 +81,10 @@ KNOWN_SIZES = {
     "annotation_100.nrrd": 202_483,
     "average_template_25.nrrd": 32_998_960,
 }
+#: SHA-256 of the Allen CCF v3 structure ontology's content (:meth:`StructureTable.
+#: content_sha256`: id, acronym, name, colour and parent of every region), the same for the
+#: API's wrapped file and the bare tree; the file's own bytes differ between the two.
+STRUCTURES_CONTENT_SHA256 = "7f2fbf8d63c829dc48e8bbbf0eec95b3965d9109d0e3e2527011b5d92f0a6b9b"
 _HASHES_FILE = "recorded_sha256.json"
 _DOWNLOAD_CHUNK = 1 << 16  # small enough for a smooth progress bar and a prompt cancel
 
@@ -241,11 +246,43 @@ def _record_hash(
             "notice",
             message=(
                 f"{name} has no published checksum: its SHA-256 {hashes[name][:12]}… is "
-                f"recorded and checked on every later use; to verify it anew, delete {path} "
-                "and load the atlas again."
+                "recorded and checked on every later use; to trust a new copy instead, run "
+                f"napari-ccf-align fetch-atlas --forget {name}."
             ),
         )
     )
+
+
+def _graph_url(files: Iterable[RemoteFile]) -> str:
+    return next((f.url for f in files if f.name == "structure_graph.json"), "the mirror")
+
+
+def forget(cache: str | os.PathLike | None, name: str) -> list[str]:
+    """Reset the trust of one cached file: remove it and the hash recorded at its first use.
+
+    The next load downloads it again and records the new file's hash (a pinned file is
+    checked against its pin as always). Returns what was removed, e.g.
+    ``["average_template_25.nrrd", "its recorded SHA-256"]``.
+
+    Raises
+    ------
+    AtlasError
+        If ``name`` is not a file this cache holds.
+    """
+    folder = cache_dir(cache)
+    known = {f.name for r in RESOLUTIONS_UM for f in remote_files(r)}
+    if name not in known:
+        raise AtlasError(f"{name!r} is not an atlas file: name one of {', '.join(sorted(known))}.")
+    removed = []
+    if (folder / name).is_file():
+        (folder / name).unlink()
+        removed.append(name)
+    hashes = _recorded_hashes(folder)
+    if hashes.pop(name, None) is not None:
+        with io.atomic_path(folder / _HASHES_FILE) as tmp:
+            tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True))
+        removed.append("its recorded SHA-256")
+    return removed
 
 
 def _ensure_writable(cache: Path) -> None:
@@ -522,6 +559,15 @@ class StructureTable:
         _check_no_parent_cycle(by_id)
         return cls(by_id, children)
 
+    def content_sha256(self) -> str:
+        """SHA-256 of what the table holds (each region's id, acronym, name, colour and
+        parent), the same whether the graph came bare or wrapped as the API serves it."""
+        lines = [
+            f"{s.id}\t{s.acronym}\t{s.name}\t{bytes(s.color).hex()}\t{s.parent}"
+            for s in sorted(self.by_id.values(), key=lambda s: s.id)
+        ]
+        return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> StructureTable:
         """Read a structure graph JSON file."""
@@ -705,7 +751,14 @@ def load_atlas(
         except UnreadableFileError as exc:
             graph.unlink(missing_ok=True)
             raise UnreadableFileError(f"{exc} (The cached copy at {graph} was removed.)") from None
-        _record_hash(folder, "structure_graph.json", graph, on_progress)
+        if table.content_sha256() != STRUCTURES_CONTENT_SHA256:
+            graph.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"The structure graph from {_graph_url(files)} is not the Allen CCF v3 ontology "
+                "this version knows (its regions' ids, names, colours or parents differ), so "
+                f"its names cannot be trusted; the cached copy at {graph} was removed: load the "
+                "atlas again, from the Allen server or another mirror."
+            )
     return Atlas(
         res,
         volumes[f"average_template_{res}.nrrd"],
