@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +36,29 @@ def test_the_align_widget_does_not_compile_on_the_gui_thread(make_napari_viewer,
     AlignWidget(viewer)
     warm._thread.join(timeout=10)
     assert called_on and called_on[0] is not threading.main_thread()
+
+
+def test_numba_gets_a_temporary_cache_folder_when_nothing_else_is_writable(tmp_path, monkeypatch):
+    """No writable install folder and no writable home: numba would fail at import with
+    "no locator available"; a temporary folder is chosen instead, and only then."""
+    from napari_ccf_align.core.sampling import cache
+
+    monkeypatch.delenv(cache.ENV, raising=False)
+    package, home = tmp_path / "site" / "pkg", tmp_path / "home" / ".cache" / "numba"
+    package.mkdir(parents=True)
+    assert cache.fallback_dir(package, home) is None  # both writable here
+
+    writable = {package: False, tmp_path / "home": False}
+    real_access = os.access
+
+    def access(path, mode):
+        for folder, allowed in writable.items():
+            if Path(path) == folder or folder in Path(path).parents:
+                return allowed
+        return False if Path(path) in (tmp_path / "site", tmp_path) else real_access(path, mode)
+
+    monkeypatch.setattr(cache.os, "access", access)
+    folder = cache.fallback_dir(package, home)
+    assert folder is not None and folder.parent == Path(tempfile.gettempdir())
+    monkeypatch.setenv(cache.ENV, "/somewhere/chosen")
+    assert cache.fallback_dir(package, home) is None  # the user's choice wins
