@@ -21,7 +21,7 @@ from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.io import atlas, transforms
 from napari_ccf_align.core.register import prepare, rigid
 from napari_ccf_align.core.results import apply
-from napari_ccf_align.core.runs import applying, checks, session
+from napari_ccf_align.core.runs import applying, checks, headless, session
 from napari_ccf_align.core.volume import Volume
 
 Case = tuple[str, str, Callable[[Path], object]]
@@ -66,10 +66,10 @@ def _mhd_without_raw(tmp: Path) -> Path:
 
 def _cli(*argv: str) -> Callable[[Path], object]:
     """A command as ``napari-ccf-align`` runs it, minus the exit-status wrapper."""
-    from napari_ccf_align.cli.parser import build_parser
+    from napari_ccf_align.cli.parser import build_parser, protect_ranges
 
     def run(tmp: Path):
-        parsed = build_parser().parse_args(list(argv))
+        parsed = build_parser().parse_args(protect_ranges(list(argv)))
         return parsed.func(parsed)
 
     return run
@@ -534,7 +534,125 @@ CASES: list[Case] = [
         "demo --output is a file",
         lambda t: _cli("demo", "--headless", "--output", str(_write(t, "o", b"x")))(t),
     ),
+    (
+        "command line",
+        "register --crop -5:10 0:9 0:9 (a negative start)",
+        lambda t: _cli(
+            "register", str(_nifti(t)), "--crop", "-5:10", "0:9", "0:9", "--out", str(t / "crop")
+        )(t),
+    ),
+    (
+        "command line",
+        "register --out with a 300-character name",
+        lambda t: _cli("register", str(_nifti(t)), "--out", str(t / ("s" * 300)))(t),
+    ),
+    # -- values a file holds
+    (
+        "file",
+        "NaN-masked float NIfTI (half the voxels NaN)",
+        lambda t: io.read_volume(_half_nan(t, "masked.nii.gz")),
+    ),
+    ("file", "an infinite voxel in an NRRD", lambda t: io.read_volume(_one_inf(t, "inf.nrrd"))),
+    (
+        "file",
+        "NIfTI with pixdim 0 and no qform or sform",
+        lambda t: io.read_volume(_zero_pixdim(t)),
+    ),
+    (
+        "file",
+        ".mhd that names itself as its data file",
+        lambda t: io.read_volume(_mhd_pointing_at(t, "away.mhd")),
+    ),
+    # -- what can be registered
+    (
+        "register",
+        "a 2D section",
+        lambda t: prepare.check_registrable(_vol2d()),
+    ),
+    (
+        "register",
+        "a volume 3 voxels thick",
+        lambda t: prepare.check_registrable(_vol((40, 40, 3))),
+    ),
+    (
+        "register",
+        "white noise",
+        lambda t: prepare.prepare(_vol((20, 20, 20), value=1.0), _noise()),
+    ),
+    # -- applying a session to other files
+    (
+        "apply",
+        "--to atlas with an image of another shape",
+        lambda t: applying.check_same_tissue(_vol((8, 9, 14), name="other"), _vol()),
+    ),
+    (
+        "apply",
+        "--to atlas with the sample's axes read in another order",
+        lambda t: applying.check_same_tissue(_vol((40, 9, 8), name="swapped"), _vol((8, 9, 40))),
+    ),
+    (
+        "replay",
+        "a file whose header gives another voxel size than the session's flag",
+        lambda t: headless.check_replay_geometry(
+            headless.Recipe(voxel_size_um=(50.0, 40.0, 40.0)), _nifti(t)
+        ),
+    ),
+    # -- sessions
+    (
+        "session",
+        "format version is text",
+        lambda t: session.load(_session(t, json.dumps({"format": session.FORMAT, "version": "x"}))),
+    ),
+    (
+        "session",
+        "session.json nested 100,000 deep",
+        lambda t: session.load(_session(t, "[" * 100_000 + "]" * 100_000)),
+    ),
+    # -- points
+    (
+        "points",
+        "a Latin-1 CSV (a name with é)",
+        lambda t: apply.read_points_csv(
+            _write(t, "p.csv", "x,y,z,nom\n1,2,3,café\n".encode("latin-1")), _vol(), "index"
+        ),
+    ),
+    (
+        "write",
+        "a file name too long for a temporary name beside it",
+        lambda t: io.write_volume(_vol(), t / ("x" * 240 + ".nii.gz")),
+    ),
 ]
+
+
+def _half_nan(tmp: Path, name: str) -> Path:
+    data = np.ones((6, 7, 8), np.float32)
+    data[:, :, :4] = np.nan
+    image = sitk.GetImageFromArray(data)
+    sitk.WriteImage(image, str(tmp / name))
+    return tmp / name
+
+
+def _one_inf(tmp: Path, name: str) -> Path:
+    data = np.ones((6, 7, 8), np.float32)
+    data[1, 2, 3] = np.inf
+    sitk.WriteImage(sitk.GetImageFromArray(data), str(tmp / name))
+    return tmp / name
+
+
+def _zero_pixdim(tmp: Path) -> Path:
+    import struct
+
+    path = _nifti(tmp, name="nopixdim.nii")
+    raw = bytearray(path.read_bytes())
+    raw[76:108] = struct.pack("<8f", 1, 0, 0, 0, 1, 1, 1, 1)  # pixdim[1..3] = 0
+    raw[252:256] = struct.pack("<hh", 0, 0)  # qform_code, sform_code: none
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _noise() -> Volume:
+    data = np.random.default_rng(0).random((30, 30, 30)).astype(np.float32)
+    return Volume.from_array(data, 0.1, "RAS", name="noise")
 
 
 def _dir(tmp: Path, name: str) -> Path:
@@ -572,7 +690,9 @@ def _vol2d() -> Volume:
 
 
 def _far() -> Volume:
-    v = _vol((20, 20, 20), name="far")
+    z, y, x = np.mgrid[:20, :20, :20]
+    blob = np.exp(-((z - 10.0) ** 2 + (y - 9.0) ** 2 + (x - 11.0) ** 2) / 30.0).astype(np.float32)
+    v = Volume.from_array(blob, 0.1, "RAS", name="far")  # tissue-like, but 80 mm away
     return v.transformed(np.array([[1, 0, 0, 80.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
 
 

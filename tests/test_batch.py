@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_ccf_align.core import io
+from napari_ccf_align.core.errors import NetworkError
 from napari_ccf_align.core.register import rigid
 from napari_ccf_align.core.runs import batch, headless, session
 
@@ -63,6 +64,23 @@ def test_repeated_file_names_get_their_own_folders():
         "y",
         "x-3",
     ]
+
+
+def test_file_names_that_lead_out_or_hide_get_plain_folder_names():
+    # '..nii.gz' would otherwise write into the --out root; a 300-character name would not fit
+    names = batch.session_names(["a/..nii.gz", "b/.hidden.nrrd", "c/" + "n" * 300 + ".tif"])
+    assert names[:2] == ["brain", "hidden"] and names[2] == "n" * batch.MAX_NAME
+
+
+def test_a_scheduler_that_cannot_be_reached_is_one_sentence(template_100, tmp_path):
+    with pytest.raises(NetworkError, match=r"dask scheduler at nonsense .*leave out --scheduler"):
+        batch.run_batch(
+            headless.Recipe(),
+            [tmp_path / "a.nii.gz"],
+            tmp_path / "out",
+            headless.Fixed(template_100),
+            scheduler="nonsense",
+        )
 
 
 def test_no_brains_is_one_sentence(template_100, tmp_path):

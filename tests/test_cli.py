@@ -10,6 +10,7 @@ from napari_ccf_align import cli
 from napari_ccf_align.cli import demo, terminal
 from napari_ccf_align.core import io
 from napari_ccf_align.core.runs import session
+from napari_ccf_align.core.volume import Volume
 
 
 def test_headless_demo_runs_the_whole_pipeline_to_a_session_and_report(tmp_path, capsys):
@@ -108,7 +109,7 @@ def test_bad_flags_exit_2_with_usage(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["fetch-atlas", "--resolution", "lots"])
     assert info.value.code == 2
-    assert "invalid int value: 'lots'" in capsys.readouterr().err
+    assert "'lots' is not a whole number" in capsys.readouterr().err
 
 
 def test_help_shows_defaults_an_example_and_each_method_without_loading_an_engine():
@@ -151,3 +152,27 @@ def test_verbose_is_a_flag_and_quiet_is_the_default():
 
     assert build_parser().parse_args(["--verbose", "fetch-atlas"]).verbose
     assert not build_parser().parse_args(["fetch-atlas"]).verbose
+
+
+def test_ctrl_c_at_any_moment_of_start_up_prints_one_line_not_a_traceback(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sample = io.write_volume(
+        Volume.from_array(np.ones((6, 6, 6), np.float32), 0.1, "RAS"), tmp_path / "s.nii.gz"
+    )
+    for delay in (0.15, 0.4, 0.8):  # imports, flag parsing, reading the sample
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "napari_ccf_align", "register", str(sample),
+             "--atlas-resolution", "100", "--out", str(tmp_path / "o"), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, (delay, err)
+        if proc.returncode == 130:
+            assert err.strip().endswith("interrupted; nothing half-written was kept.")
+        assert not (tmp_path / "o").exists()

@@ -177,6 +177,9 @@ def test_replay_on_the_same_brain_gives_the_same_transform(run):
             "every voxel size must be a positive number of µm",
         ),
         (["register", "{sample}", "--crop", "1-5", "0:10", "0:10", "--out", "{tmp}/o"], "START:STOP"),
+        (["register", "{sample}", "--crop", "-5:10", "0:10", "0:10", "--out", "{tmp}/o"],
+         "starts below voxel 0"),
+        (["apply", "{session}", "{cut}", "--out", "{tmp}/c.nii.gz"], "does not cover the same space"),
         (["register", "{sample}", "--flip", "X", "--out", "{tmp}/o"], "--flip"),
         (["register", "{sample}", "--out", "{file}"], "is a file"),
         (["apply", "{tmp}/nothing", "{sample}", "--out", "{tmp}/x.nii.gz"], "No session folder"),
@@ -194,12 +197,35 @@ def test_bad_input_is_one_sentence_and_exit_2(run, tmp_path, args, says):
         "sample": sample_file,
         "file": tmp_path / "afile",
         "session": root / "s1",
+        "cut": _cut_sample(sample_file, tmp_path / "cut.nii.gz"),
     }
     proc = cli(*[a.format(**values) for a in args], check=False)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
     assert err.startswith("napari-ccf-align: ") and says in err
     assert "Traceback" not in err and err.count("\n") == 0
+
+
+def test_points_whose_region_names_cannot_load_are_refused_unless_asked(run, tmp_path):
+    # an atlas cache that cannot be filled: no table quietly missing its region columns
+    root, *_ = run
+    points = tmp_path / "cells.csv"
+    points.write_text("x,y,z\n10,10,10\n")
+    offline = ["--cache", tmp_path / "empty", "--base-url", "http://127.0.0.1:9/"]
+    out = tmp_path / "cells_atlas.csv"
+    proc = cli("apply", root / "s1", points, "--out", out, *offline, check=False)
+    assert proc.returncode == 2 and "--no-regions" in proc.stderr and not out.exists()
+    cli("apply", root / "s1", points, "--out", out, "--no-regions", *offline)
+    header = out.read_text().splitlines()[0]
+    assert "ccf_ap_um" in header and "region_id" not in header
+
+
+def _cut_sample(sample_file, path):
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(sample_file))
+    sitk.WriteImage(image[:, : image.GetSize()[1] // 2, :], str(path))  # half the tissue
+    return path
 
 
 def test_a_bad_flag_is_refused_with_usage_and_exit_2(tmp_path):

@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     status 1; Ctrl-C with status 130, nothing half-written kept.
     """
     try:
-        from napari_ccf_align.cli.parser import build_parser
+        from napari_ccf_align.cli.parser import build_parser, protect_ranges
 
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(protect_ranges(sys.argv[1:] if argv is None else argv))
         if not args.verbose:
             from napari_ccf_align.core.runs.headless import quiet_dipy_log
 

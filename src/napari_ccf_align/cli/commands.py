@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from napari_ccf_align.cli.terminal import TerminalProgress, ctrl_c_cancels
@@ -14,6 +15,9 @@ def fetch_atlas(args: argparse.Namespace) -> int:
     """Download the atlas into the cache (or check that it is there)."""
     from napari_ccf_align.core.io import atlas
 
+    if args.forget:
+        removed = atlas.forget(args.cache, args.forget)
+        print(f"Forgot {' and '.join(removed) or 'nothing (not cached)'}.", file=sys.stderr)
     progress = TerminalProgress()
     try:
         a = atlas.load_atlas(
@@ -112,6 +116,7 @@ def _crop(ranges):
         return None
     out = []
     for text in ranges:
+        text = text.strip()
         start, _, stop = text.partition(":")
         try:
             out.append((int(start), int(stop)))
@@ -120,6 +125,11 @@ def _crop(ranges):
                 f"--crop range {text!r} is not START:STOP: give three voxel ranges in file axis "
                 "order, e.g. --crop 0:120 10:90 0:160."
             ) from None
+        if out[-1][0] < 0 or out[-1][1] <= out[-1][0]:
+            raise CcfAlignError(
+                f"--crop range {text!r} is empty or starts below voxel 0: give START:STOP "
+                "with 0 <= START < STOP per file axis, e.g. --crop 0:120 10:90 0:160."
+            )
     return tuple(out)
 
 
@@ -137,7 +147,10 @@ def replay(args: argparse.Namespace) -> int:
 
     out = session.check_session_target(args.out)
     saved, _ = session.load(args.session)
-    return _register_and_save(args, _recipe(args, headless.recipe_of(saved)), out)
+    recipe = _recipe(args, headless.recipe_of(saved))
+    if args.voxel_size is None:
+        headless.check_replay_geometry(recipe, args.moving)
+    return _register_and_save(args, recipe, out)
 
 
 def _register_and_save(args: argparse.Namespace, recipe, out: Path) -> int:
@@ -175,10 +188,16 @@ def apply(args: argparse.Namespace) -> int:
     saved, folder = session.load(args.session)
     if routing.is_points_file(args.image):
         mapped = routing.apply_to_points(
-            saved, args.image, args.to, args.points_frame, args.cache, args.base_url
+            saved,
+            args.image,
+            args.to,
+            args.points_frame,
+            args.cache,
+            args.base_url,
+            regions=not args.no_regions,
         )
         if mapped.note:
-            print(mapped.note)
+            print(mapped.note, file=sys.stderr)
         target.parent.mkdir(parents=True, exist_ok=True)
         applying.write_points_csv(target, mapped.table, mapped.columns)
         print(f"{len(mapped.table.rows)} points -> {args.to} space: wrote {target}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from napari_ccf_align.cli import commands, demo
 
@@ -32,6 +33,43 @@ def _atlas_flags(p: argparse.ArgumentParser) -> None:
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="skip the QC report (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+_RANGE = re.compile(r"^-?\d*:-?\d*$")
+#: Flags whose values are voxel ranges, which may start with '-' (a mistake argparse would
+#: take for an unknown flag, answering "expected 3 arguments").
+_RANGE_FLAGS = {"--crop": 3}
+
+
+def protect_ranges(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--crop`` value that begins with '-' written as ``' -5:10'``, so
+    that argparse reads it as a value and the crop check can say what is wrong with it.
+
+    Examples
+    --------
+    >>> protect_ranges(["register", "a.tif", "--crop", "-5:10", "0:9", "1:2"])[3]
+    ' -5:10'
+    """
+    out, left = [], 0
+    for token in argv:
+        if left:
+            left -= 1
+            if token.startswith("-") and _RANGE.match(token):
+                token = " " + token
+        elif token in _RANGE_FLAGS:
+            left = _RANGE_FLAGS[token]
+        out.append(token)
+    return out
+
+
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number, said plainly when it is not one ('1e12', '2.5')."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number: write it out in digits, e.g. 200"
+        ) from None
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -108,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("moving", help="the sample: NIfTI, NRRD, MHA/MHD or TIFF")
     _geometry_flags(r)
-    r.add_argument("--atlas-resolution", type=int, default=25, help="10, 25, 50 or 100 (µm)")
+    r.add_argument(
+        "--atlas-resolution", type=whole_number, default=25, help="10, 25, 50 or 100 (µm)"
+    )
     r.add_argument(
         "--rotate",
         nargs=3,
@@ -124,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method", choices=methods, default="rigid", help="see the list above")
     r.add_argument(
         "--iterations",
-        type=int,
+        type=whole_number,
         help=f"SimpleITK iterations per level (default: {DEFAULT_RIGID_ITERATIONS})",
     )
     r.add_argument(
@@ -156,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--to", choices=["atlas", "sample"], default="atlas")
     a.add_argument("--labels", action="store_true", help="nearest neighbour: keep label values")
+    a.add_argument(
+        "--no-regions",
+        action="store_true",
+        help="points: write coordinates only, without loading the annotation for region names",
+    )
     a.add_argument(
         "--points-frame",
         choices=["index", "world"],
@@ -194,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     _geometry_flags(b)
     b.add_argument("--out", required=True, help="folder for one session per brain")
     b.add_argument("--scheduler", help="address of a running dask scheduler (default: local)")
-    b.add_argument("--workers", type=int, default=2, help="local cluster worker processes")
+    b.add_argument("--workers", type=whole_number, default=2, help="local cluster worker processes")
     _atlas_flags(b)
     _run_flags(b)
     b.set_defaults(func=commands.batch)
@@ -204,9 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         "download the Allen CCF into the cache",
         "napari-ccf-align fetch-atlas --resolution 25",
     )
-    f.add_argument("--resolution", type=int, default=25, help="10, 25, 50 or 100 (µm)")
+    f.add_argument("--resolution", type=whole_number, default=25, help="10, 25, 50 or 100 (µm)")
     f.add_argument("--cache", help="cache folder (default: the user cache, or $CCF_ALIGN_CACHE)")
     f.add_argument("--base-url", help="mirror of the Allen download server")
     f.add_argument("--no-annotation", action="store_true", help="template only")
+    f.add_argument(
+        "--forget",
+        metavar="FILE",
+        help="first remove FILE (e.g. average_template_25.nrrd) and the hash recorded when it "
+        "was first downloaded, so that a new copy is fetched and trusted",
+    )
     f.set_defaults(func=commands.fetch_atlas)
     return parser

@@ -109,8 +109,19 @@ def read_points_csv(path: str | os.PathLike, sample: Volume, frame: PointsFrame)
     path = Path(path)
     if not path.is_file():
         raise UnreadableFileError(f"No points file at {path}: check the path.")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        table = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            table = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(
+            f"{path.name} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+            f"{exc.start}): save it as UTF-8 CSV (in Excel: Save As, 'CSV UTF-8') and try again."
+        ) from None
+    except csv.Error as exc:
+        raise UnreadableFileError(
+            f"{path.name} is not a CSV file this plugin can read ({exc}): save it as plain "
+            "comma-separated text."
+        ) from None
     if len(table) < 2:
         raise UnreadableFileError(
             f"{path.name} holds no points: give a CSV file with a header row and one point per row."

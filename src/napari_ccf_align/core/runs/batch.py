@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_ccf_align.core.errors import CcfAlignError, InputError
+from napari_ccf_align.core.errors import CcfAlignError, InputError, NetworkError
+from napari_ccf_align.core.io.volumes import first_line
 from napari_ccf_align.core.runs import headless
 
 
@@ -50,13 +51,21 @@ class BatchRow:
     message: str = ""
 
 
+#: Seconds to wait for a dask scheduler given by address.
+SCHEDULER_TIMEOUT_S = 20
+#: The longest session folder name batch makes from a file name (characters).
+MAX_NAME = 120
+
+
 def session_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     """One distinct folder name per input: the file name without its ending, numbered if repeated."""
     from napari_ccf_align.core.io import file_stem
 
     names: list[str] = []
     for p in paths:
-        base = file_stem(p) or "brain"
+        # a name that leads nowhere ('..nii.gz' has the stem '..') or hides ('.x') gets a
+        # plain one; long names are cut so that the folder and its temporary name fit
+        base = file_stem(p).lstrip(".")[:MAX_NAME] or "brain"
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -146,7 +155,14 @@ def run_batch(
     names = session_names(paths)
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout="20s")
+        try:
+            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise NetworkError(
+                f"Could not reach the dask scheduler at {scheduler} within "
+                f"{SCHEDULER_TIMEOUT_S} s ({first_line(exc)}): check its address and that it "
+                "runs, or leave out --scheduler to use a local cluster."
+            ) from None
         threads = 0
     else:
         # one brain at a time per worker, the machine's cores shared among the workers (dask

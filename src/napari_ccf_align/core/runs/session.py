@@ -282,6 +282,11 @@ def load(folder: str | os.PathLike) -> tuple[Session, Path]:
     folder = _session_folder(Path(folder))
     try:
         data = json.loads((folder / SESSION_JSON).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UnreadableFileError(
+            f"{folder / SESSION_JSON} is nested too deeply to be a session (a damaged or "
+            "hostile file): use the session as it was saved, or save it again."
+        ) from None
     except (OSError, ValueError) as exc:
         raise UnreadableFileError(
             f"{folder / SESSION_JSON} is not readable JSON ({io.first_line(exc)}): the session "
@@ -291,7 +296,13 @@ def load(folder: str | os.PathLike) -> tuple[Session, Path]:
         raise UnreadableFileError(
             f"{folder / SESSION_JSON} is not a napari-ccf-align session: choose a session folder."
         )
-    if int(data.get("version", 0)) > VERSION:
+    version = data.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise UnreadableFileError(
+            f"{folder / SESSION_JSON} gives its format version as {version!r}, not a whole "
+            "number: the session is damaged or was edited; save it again."
+        )
+    if version > VERSION:
         raise UnreadableFileError(
             f"The session at {folder} was written by a newer napari-ccf-align (format "
             f"{data.get('version')}): update the plugin to read it."
