@@ -10,7 +10,8 @@ brain with both images clipped at their 99.5th percentile (the only figure for t
 template, which has no annotation), the smallest Jacobian determinant over the brain (<= 0 is
 folding), and the time.
 
-Run: ``.venv/bin/python -m benchmarks.bench_real [--100]``
+Run: ``.venv/bin/python -m benchmarks.bench_real [--100]`` (with ANTsPy's recipes as peers when
+``antspyx`` is installed: ``pip install -e .[benchmarks]``)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 
 import numpy as np
 
+from benchmarks import ants_peer
 from benchmarks.common import SHARED, write
 from napari_ccf_align.core import align
 from napari_ccf_align.core.io import atlas
@@ -30,7 +32,9 @@ from napari_ccf_align.core.volume import Volume
 TEMPLATES = SHARED / "templates_200um"
 BRAINS = ("demba_P14_mouse", "demba_P28_mouse", "demba_P56_mouse", "perens_stereotaxic_mri_mouse")
 
-#: (label, method, SyN settings overrides): our defaults, DIPY's CC defaults, and more iterations.
+#: (label, method, SyN settings overrides): our defaults, DIPY's CC defaults, and the
+#: per-level convergence stop (DIPY fits the energy over its last ``energy_window``
+#: iterations; with its window of 12, a level of 10 iterations can only stop at its cap).
 SETTINGS = (
     ("rigid", "rigid", {}),
     ("similarity", "similarity", {}),
@@ -39,11 +43,18 @@ SETTINGS = (
     ("rigid+affine+syn, ours", "rigid+affine+syn", {}),
     ("affine+syn, DIPY CC (r4, σ2, 40/20/10)", "affine+syn", {"radius": 4, "sigma_diff": 2.0}),
     (
-        "affine+syn, DIPY CC, 100/100/25",
-        "affine+syn",
-        {"radius": 4, "sigma_diff": 2.0, "level_iters": (100, 100, 25)},
+        "rigid+affine+syn, caps 100/50/25, window 12",
+        "rigid+affine+syn",
+        {"level_iters": (100, 50, 25)},
+    ),
+    (
+        "rigid+affine+syn, caps 100/50/25, window 6",
+        "rigid+affine+syn",
+        {"level_iters": (100, 50, 25), "energy_window": 6},
     ),
 )
+#: ANTsPy's own recipes (an optional peer: ``pip install antspyx``).
+ANTS = ("Rigid", "Affine", "SyN", "SyNRA")
 
 
 def _npz(name: str) -> tuple[Volume, Volume | None]:
@@ -86,6 +97,25 @@ def _one(fixed, annotation, structures, brain, brain_labels, method, overrides, 
     row["min_jacobian"] = round(float(np.min(jac[brain_mask])), 3)
     if result.linear_stage is not None and result.linear_stage.method == "similarity":
         row["scale"] = round(float(np.cbrt(abs(np.linalg.det(result.matrix[:3, :3])))), 4)
+    if result.deformable:  # iterations each level ran, and whether it stopped at its cap
+        used = [sum(1 for t in result.trace if t.stage == "syn" and t.level == k) for k in
+                range(len(syn_settings.level_iters))]  # fmt: skip
+        row["iterations"] = used
+        row["capped"] = [u >= cap for u, cap in zip(used, syn_settings.level_iters, strict=True)]
+    return row
+
+
+def _ants(fixed, annotation, structures, brain, brain_labels, kind):
+    warped, labels, seconds = ants_peer.register(fixed, brain, kind, brain_labels)
+    brain_mask = qc.brain_mask(fixed, annotation)
+    row = {
+        "seconds": round(seconds, 2),
+        "ncc_clipped": round(qc.clipped_ncc(fixed.data, warped.data, brain_mask), 4),
+    }
+    if labels is not None:
+        row["mean_dice"] = round(
+            qc.major_region_dice(labels.data, annotation.data, structures)["mean"], 4
+        )
     return row
 
 
@@ -104,6 +134,11 @@ def main(resolutions=(200,)) -> None:
                     fixed, annotation, structures, brain, labels, method, overrides, res
                 )
                 print(key, rows[key], flush=True)
+            if ants_peer.available():
+                for kind in ANTS:
+                    key = f"{res} µm | {name} | ANTsPy {kind}"
+                    rows[key] = _ants(fixed, annotation, structures, brain, labels, kind)
+                    print(key, rows[key], flush=True)
     print("written to", write("real", {"rows": rows}))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from napari_ccf_align import cli
 from napari_ccf_align.cli import demo, terminal
 from napari_ccf_align.core import io
+from napari_ccf_align.core.results import report
 from napari_ccf_align.core.runs import session
 from napari_ccf_align.core.volume import Volume
 
@@ -23,7 +24,7 @@ def test_headless_demo_runs_the_whole_pipeline_to_a_session_and_report(tmp_path,
     np.testing.assert_allclose(warped.spacing, 0.1, atol=1e-6)
     s, _ = session.load(out_dir)
     assert s.method == "rigid+syn" and s.moving.embedded == "moving.nii.gz"
-    ncc = [f["NCC (brain)"] for f in s.figures.values()]
+    ncc = [f[report.NCC] for f in s.figures.values()]
     assert ncc[-1] > ncc[0] + 0.2  # hand alignment -> rigid + SyN
     assert (out_dir / "qc_report.html").is_file() and (out_dir / "syn_warp.nii.gz").is_file()
 

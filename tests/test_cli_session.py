@@ -206,6 +206,24 @@ def test_bad_input_is_one_sentence_and_exit_2(run, tmp_path, args, says):
     assert "Traceback" not in err and err.count("\n") == 0
 
 
+def test_a_seeded_session_replays_bit_identically(run, tmp_path):
+    # --seed sums the metric on one thread: the replay on the same brain repeats every bit
+    # (the default, on every core, differs in the last digits)
+    root, sample_file, _, atlas_flags = run
+    first, again = tmp_path / "seeded", tmp_path / "replayed"
+    cli(
+        "register", sample_file, "--atlas-resolution", "100", "--method", "rigid+syn", *FAST,
+        "--seed", "3", "--out", first, "--quiet", "--no-report", *atlas_flags,
+    )  # fmt: skip
+    cli("replay", first, sample_file, "--out", again, "--quiet", "--no-report", *atlas_flags)
+    a, _ = session.load(first)
+    b, _ = session.load(again)
+    assert a.rigid_settings.seed == 3 and a.rigid_settings.threads == 1
+    assert np.array_equal(a.result.linear.matrix, b.result.linear.matrix)
+    assert np.array_equal(a.result.forward, b.result.forward)
+    assert (first / "rigid.tfm").read_bytes() == (again / "rigid.tfm").read_bytes()
+
+
 def test_points_whose_region_names_cannot_load_are_refused_unless_asked(run, tmp_path):
     # an atlas cache that cannot be filled: no table quietly missing its region columns
     root, *_ = run

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -78,6 +81,29 @@ def test_similarity_and_affine_recover_ten_percent_scaling(template_100, brain, 
     assert warped.data.dtype == moving.data.dtype and warped.shape == template_100.shape
     assert np.count_nonzero(warped.data) > 0.2 * warped.data.size
     assert np.abs(warped.data - direct).max() <= 0.5 + 1e-6  # rounded to the dtype at most
+
+
+def test_the_status_line_states_the_scale_found(template_100):
+    from napari_ccf_align.core.register.result import scale_note
+
+    moving, _ = _scaled(template_100, 1.1)  # a brain 10 % larger than the atlas
+    start = align.centre_on_atlas(align.AlignmentState(), moving, template_100)
+    s = rigid.RigidSettings(transform="similarity", iterations=60)
+    note = scale_note(rigid.register(template_100, moving, start, s).matrix)
+    assert re.fullmatch(
+        r"scale 0\.9\d\d: your brain is (9\.\d|10\.\d) % larger than the atlas", note
+    )
+    assert scale_note(np.eye(4)) == ""  # rigid: nothing to say
+
+
+def test_a_seeded_single_threaded_run_replays_bit_identically(template_100):
+    sim = phantom.simulate_brain(template_100)
+    start = align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100)
+    one = rigid.RigidSettings(iterations=40, seed=7, threads=1)
+    runs = [rigid.register(template_100, sim.volume, start, one) for _ in range(2)]
+    assert np.array_equal(runs[0].matrix, runs[1].matrix)
+    assert runs[0].final_metric == runs[1].final_metric
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() > 1 or (os.cpu_count() or 1) == 1
 
 
 def test_rigid_cannot_fit_scaling_but_similarity_can(template_100, brain):

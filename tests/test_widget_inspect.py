@@ -11,7 +11,7 @@ from napari.layers import Labels
 from napari_ccf_align.core import align
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.register import syn
-from napari_ccf_align.core.results import qc
+from napari_ccf_align.core.results import qc, report
 from napari_ccf_align.core.testing import phantom
 from napari_ccf_align.plugin.layer_data import atlas_layer_data, image_layer_data
 from napari_ccf_align.plugin.model import model_for
@@ -102,7 +102,7 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
     inspect.update_figures()
     qtbot.waitUntil(lambda: len(inspect.table.column_headers) == 3, timeout=60_000)
     table = inspect.table.to_dict("dict")
-    ncc = {column: float(values["NCC (brain)"]) for column, values in table.items()}
+    ncc = {column: float(values[report.NCC]) for column, values in table.items()}
     assert ncc["after rigid+syn"] > ncc["hand alignment"]
     assert ncc["after the linear stage"] > ncc["hand alignment"]  # each stage has its column
     viewer.screenshot(str(screenshot_dir / "inspect_widget.png"), canvas_only=False)

@@ -29,6 +29,9 @@ def setup(make_napari_viewer, template_100):
     model.set(align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100))
     widget = RegisterWidget(viewer)
     widget.fixed.value, widget.moving.value = fixed, moving
+    widget.method.value = (
+        "rigid"  # these tests run the rigid stage (the default is the full recipe)
+    )
     widget.iterations.value = 30
     widget.levels.value = "4:0.4, 2:0.2"
     return viewer, widget, sim
@@ -186,6 +189,7 @@ def test_failed_run_is_a_notification_and_adds_no_layer(
     moving = add_layer_data(viewer, image_layer_data(far, name="far away"))
     widget = RegisterWidget(viewer)
     widget.fixed.value, widget.moving.value = fixed, moving
+    widget.method.value = "rigid"
     widget.run()
     _wait(qtbot, widget)
     assert notifications[-1][0] == "error" and "centre it on the atlas" in notifications[-1][1]
@@ -252,6 +256,8 @@ def _docked_align_and_register(make_napari_viewer, qtbot):
     viewer.open_sample("napari-ccf-align", "simulated_brain")
     qtbot.waitUntil(lambda: align.worker is None, timeout=30_000)
     align.centre_on_atlas()
+    assert widget.method.value == "rigid+affine+syn"  # the default a user gets
+    widget.method.value = "rigid"
     return viewer, widget
 
 

@@ -86,9 +86,13 @@ def _recipe(args: argparse.Namespace, base=None):
         settings = rigid.RigidSettings(
             transform=linear if linear in rigid.TRANSFORMS else "rigid",
             **({"iterations": args.iterations} if args.iterations is not None else {}),
+            **({"seed": args.seed, "threads": 1} if args.seed is not None else {}),
         )
         syn_settings = syn.SynSettings(
             working_resolution_um=args.syn_resolution,
+            radius=args.syn_radius,
+            sigma_diff=args.syn_sigma_diff,
+            step_length=args.syn_step,
             **(
                 {"level_iters": methods.parse_level_iters(args.syn_iterations, "--syn-iterations")}
                 if args.syn_iterations is not None

@@ -89,8 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-ccf-align``."""
     from napari_ccf_align import __version__
     from napari_ccf_align.core.register.methods import (
+        DEFAULT_METHOD,
         DEFAULT_RIGID_ITERATIONS,
         DEFAULT_SYN_LEVEL_ITERS,
+        DEFAULT_SYN_RADIUS,
+        DEFAULT_SYN_SIGMA_DIFF,
+        DEFAULT_SYN_STEP,
         DEFAULT_WORKING_RESOLUTION_UM,
         METHOD_HELP,
         METHODS,
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="napari-ccf-align",
         description="Register a mouse-brain volume to the Allen CCF v3 (napari plugin + CLI).",
         epilog="Example: napari-ccf-align register brain.tif --voxel-size 10 5 5 "
-        "--orientation PIR --method affine+syn --out sessions/brain1",
+        "--orientation PIR --out sessions/brain1",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -140,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "register",
         "register a sample file and save the session",
         "napari-ccf-align register brain.tif --voxel-size 10 5 5 --orientation PIR "
-        "--atlas-resolution 25 --method affine+syn --out sessions/brain1",
+        "--atlas-resolution 25 --out sessions/brain1",
         "Register a sample file to the Allen CCF and save the session. Methods:\n"
         + "\n".join(f"  {name:<11} {METHOD_HELP[name]}" for name in methods),
     )
@@ -161,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crop", nargs=3, metavar="START:STOP", help="voxel range per file array axis")
     r.add_argument("--crop-as-mask", action="store_true", help="mask with the crop, keep the grid")
     r.add_argument("--no-centre", action="store_true", help="do not centre the sample on the atlas")
-    r.add_argument("--method", choices=methods, default="rigid", help="see the list above")
+    r.add_argument("--method", choices=methods, default=DEFAULT_METHOD, help="see the list above")
     r.add_argument(
         "--iterations",
         type=whole_number,
@@ -177,6 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--syn-iterations",
         help="SyN iterations per level, coarsest first "
         f"(default: {format_level_iters(DEFAULT_SYN_LEVEL_ITERS).replace(' ', '')})",
+    )
+    r.add_argument(
+        "--syn-radius",
+        type=whole_number,
+        default=DEFAULT_SYN_RADIUS,
+        help="SyN cross-correlation neighbourhood radius (voxels of each level)",
+    )
+    r.add_argument(
+        "--syn-sigma-diff",
+        type=float,
+        default=DEFAULT_SYN_SIGMA_DIFF,
+        help="smoothing of SyN's update field (voxels of each level)",
+    )
+    r.add_argument(
+        "--syn-step",
+        type=float,
+        default=DEFAULT_SYN_STEP,
+        help="SyN's largest displacement per iteration (voxels of each level)",
+    )
+    r.add_argument(
+        "--seed",
+        type=whole_number,
+        help="seed the metric's sampling and sum it on one thread: a replay is then "
+        "bit-identical (default: seed 42 on every core, replays differ in the last digits)",
     )
     r.add_argument("--out", required=True, help="session folder to write")
     _atlas_flags(r)

@@ -60,6 +60,30 @@ class Result(Protocol):
     def deformation(self, grid: Volume) -> np.ndarray | None: ...
 
 
+def scale_note(matrix: np.ndarray) -> str:
+    """What a moving -> atlas map (4 x 4, RAS mm) says of the brain's size, for a status line.
+
+    A map that enlarges by 4 % fits a brain 4 % smaller than the atlas (cleared tissue
+    shrinks). Empty for a map within 0.5 % of the atlas's size (rigid).
+
+    Examples
+    --------
+    >>> scale_note(np.diag([1.04, 1.04, 1.04, 1.0]))
+    'scale 1.040: your brain is 3.8 % smaller than the atlas'
+    """
+    linear = np.asarray(matrix, float)[:3, :3]
+    scale = float(abs(np.linalg.det(linear)) ** (1.0 / 3.0))
+    if abs(scale - 1.0) < 0.005:
+        return ""
+    size = 100.0 * abs(1.0 / scale - 1.0)
+    word = "smaller" if scale > 1 else "larger"
+    note = f"scale {scale:.3f}: your brain is {size:.1f} % {word} than the atlas"
+    axes = np.linalg.svd(linear, compute_uv=False)
+    if axes.max() / axes.min() > 1.01:  # affine: not the same along every axis
+        note += f" (by {axes.min():.3f} to {axes.max():.3f} along its principal axes)"
+    return note
+
+
 def warped_name(image: Volume, space: str) -> str:
     """The name of ``image`` mapped into ``space`` (``"atlas"`` or ``"sample"``)."""
     return f"{image.name} (in {space})"

@@ -36,7 +36,12 @@ from napari_ccf_align.core.progress import (
     TracePoint,
     ignore_progress,
 )
-from napari_ccf_align.core.register.methods import DEFAULT_SYN_LEVEL_ITERS
+from napari_ccf_align.core.register.methods import (
+    DEFAULT_SYN_LEVEL_ITERS,
+    DEFAULT_SYN_RADIUS,
+    DEFAULT_SYN_SIGMA_DIFF,
+    DEFAULT_SYN_STEP,
+)
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
 from napari_ccf_align.core.register.result import warp_through
 from napari_ccf_align.core.sampling import field_at, over_grid
@@ -73,6 +78,9 @@ class SynSettings:
         Largest displacement of one update, in voxels of the level.
     opt_tol : float
         A level ends when the energy's estimated derivative falls below this.
+    energy_window : int
+        Iterations the derivative is fitted over (DIPY's rule). A level shorter than the
+        window can only stop at its cap (DIPY's window is 12).
     inv_iter, inv_tol : int, float
         Iterations and tolerance of the field inversion.
     ss_sigma_factor : float
@@ -85,11 +93,12 @@ class SynSettings:
     """
 
     metric: SynMetric = "cc"
-    sigma_diff: float = 4.0
-    radius: int = 2
+    sigma_diff: float = DEFAULT_SYN_SIGMA_DIFF
+    radius: int = DEFAULT_SYN_RADIUS
     level_iters: tuple[int, ...] = DEFAULT_SYN_LEVEL_ITERS
-    step_length: float = 0.25
+    step_length: float = DEFAULT_SYN_STEP
     opt_tol: float = 1e-5
+    energy_window: int = 12
     inv_iter: int = 20
     inv_tol: float = 1e-3
     ss_sigma_factor: float = 0.2
@@ -100,6 +109,9 @@ class SynSettings:
         checks.choice(self.metric, "SyN metric", SYN_METRICS)
         checks.number(self.sigma_diff, "SyN gradient smoothing (voxels)", 0, 20, lo_open=True)
         checks.number(self.radius, "CC radius (voxels)", 1, 20, integer=True)
+        checks.number(
+            self.energy_window, "SyN convergence window (iterations)", 3, 100, integer=True
+        )
         try:
             iters = tuple(self.level_iters)
         except TypeError:
@@ -448,6 +460,7 @@ def register(
         inv_tol=settings.inv_tol,
         callback=callback,
     )
+    sdr.energy_window = settings.energy_window  # DIPY keeps it as an attribute only
     prealign = frames.dipy_prealign(prealigned)
     try:
         mapping = sdr.optimize(

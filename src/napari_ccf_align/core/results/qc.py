@@ -202,6 +202,10 @@ def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float((x * y).sum() / denom) if denom > 0 else 0.0
 
 
+#: Voxels Mattes MI is estimated on (a regular sample, fixed seed) when an image has more.
+MI_SAMPLES = 500_000
+
+
 def mattes_mi(fixed: Volume, moving_on_fixed: Volume, bins: int = 32) -> float:
     """Mattes mutual information (nats, higher = more alike) of two images on one grid.
 
@@ -211,7 +215,12 @@ def mattes_mi(fixed: Volume, moving_on_fixed: Volume, bins: int = 32) -> float:
     _pair(fixed.data, moving_on_fixed.data)
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(bins))
-    reg.SetMetricSamplingStrategy(reg.NONE)
+    n = int(np.prod(fixed.shape))
+    if n > MI_SAMPLES:  # an estimate on a regular sample is as good and n / MI_SAMPLES faster
+        reg.SetMetricSamplingStrategy(reg.REGULAR)
+        reg.SetMetricSamplingPercentage(MI_SAMPLES / n, 1)
+    else:
+        reg.SetMetricSamplingStrategy(reg.NONE)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetInitialTransform(sitk.TranslationTransform(fixed.ndim))
     f = to_sitk(fixed.with_data(unit_range(fixed.data)))

@@ -76,7 +76,7 @@ def figure(
     log2 = qc.log2_jacobian(jac)
     log2[fixed.data <= tissue_threshold(fixed)] = np.nan  # over the brain only
     edges = qc.region_boundaries(annotation.data) if annotation is not None else None
-    figures = figures or {f"after {result.method}": similarity(fixed, warped)}
+    figures = figures or {f"after {result.method}": similarity(fixed, warped, annotation)}
 
     fig = Figure(figsize=(12, 12), dpi=100)
     FigureCanvasAgg(fig)
@@ -141,49 +141,96 @@ def figure(
     return fig
 
 
-def similarity(fixed: Volume, warped: Volume) -> dict[str, float]:
-    """NCC over the atlas's brain and Mattes MI of the atlas and a sample on its grid."""
+#: The figures of a stage, each named for what it is.
+NCC = "NCC (99.5 %-clipped, over tissue)"
+MI = "Mattes MI (nats)"
+DICE = "mean Dice (14 major regions)"
+
+
+def similarity(
+    fixed: Volume,
+    warped: Volume,
+    annotation: Volume | None = None,
+    warped_labels: Volume | None = None,
+    structures=None,
+) -> dict[str, float]:
+    """How alike the atlas and a sample on its grid are, in figures a person can read.
+
+    - :data:`NCC`: correlation over the tissue of both (the atlas's brain, from its
+      ``annotation`` when given, and the sample's tissue), each image clipped at its 99.5th
+      percentile there, so a saturated spot weighs no more than bright tissue;
+    - :data:`MI`: Mattes mutual information (nats, higher = more alike), the rigid engine's
+      own measure;
+    - :data:`DICE`: where the sample has labels too (``warped_labels``, Allen ids on the
+      atlas grid) and ``structures`` names them: the mean Dice of the major regions.
+    """
     from napari_ccf_align.core.align import tissue_threshold
 
-    brain = fixed.data > tissue_threshold(fixed)
-    return {
-        "NCC (brain)": qc.ncc(fixed.data, warped.data, brain),
-        "Mattes MI": qc.mattes_mi(fixed, warped),
-    }
+    brain = qc.brain_mask(fixed, annotation)
+    data = np.asarray(warped.data)
+    if np.ptp(data) > 0:
+        brain = brain | (data > tissue_threshold(warped))
+    out = {NCC: qc.clipped_ncc(fixed.data, data, brain), MI: qc.mattes_mi(fixed, warped)}
+    if warped_labels is not None and annotation is not None and structures is not None:
+        out[DICE] = qc.major_region_dice(annotation.data, warped_labels.data, structures)["mean"]
+    return out
 
 
 def stage_figures(
-    result, fixed: Volume, moving: Volume, state=None, warped: Volume | None = None
+    result,
+    fixed: Volume,
+    moving: Volume,
+    state=None,
+    warped: Volume | None = None,
+    annotation: Volume | None = None,
+    moving_labels: Volume | None = None,
+    structures=None,
 ) -> dict:
-    """Similarity to the atlas per stage: the hand alignment, the linear stage (for SyN:
-    the start it was given) and the whole result.
+    """:func:`similarity` per stage: the hand alignment, the linear stage (for SyN: the
+    start it was given) and the whole result.
 
-    ``warped`` is ``result.warp(fixed, moving)`` when already computed (saves a warp).
+    ``warped`` is ``result.warp(fixed, moving)`` when already computed (saves a warp);
+    ``moving_labels`` (Allen ids on the sample's grid), with the atlas's ``annotation``
+    and ``structures``, adds the Dice of the major regions.
 
     Returns
     -------
     dict
-        ``{stage: {"NCC (brain)": float, "Mattes MI": float}}``; NCC over the atlas's
-        brain; Mattes mutual information in nats (higher = more alike).
+        ``{stage: {figure name: value}}``, the names :data:`NCC`, :data:`MI` (and
+        :data:`DICE`).
     """
     from napari_ccf_align.core import align
     from napari_ccf_align.core.register.result import warp_through_matrix
-    from napari_ccf_align.core.results import qc
 
-    brain = fixed.data > align.tissue_threshold(fixed)
-    stages = [("hand alignment", align.preview(fixed, moving, state or align.AlignmentState()))]
+    state = state or align.AlignmentState()
+    hand = state.rigid.matrix()
+    stages = [("hand alignment", align.preview(fixed, moving, state), hand)]
     if result.deformable:  # its matrix is the linear stage's whole map
-        stages.append(("after the linear stage", warp_through_matrix(fixed, moving, result.matrix)))
+        stages.append(
+            (
+                "after the linear stage",
+                warp_through_matrix(fixed, moving, result.matrix),
+                result.matrix,
+            )
+        )
     stages.append(
-        (f"after {result.method}", warped if warped is not None else result.warp(fixed, moving))
+        (
+            f"after {result.method}",
+            warped if warped is not None else result.warp(fixed, moving),
+            None,
+        )
     )
-    return {
-        column: {
-            "NCC (brain)": qc.ncc(fixed.data, image.data, brain),
-            "Mattes MI": qc.mattes_mi(fixed, image),
-        }
-        for column, image in stages
-    }
+    out = {}
+    for column, image, matrix in stages:
+        labels = None
+        if moving_labels is not None:
+            labels = (
+                result.warp(fixed, moving_labels, labels=True)
+                if matrix is None
+                else warp_through_matrix(fixed, moving_labels, matrix, labels=True)
+            )
+        out[column] = similarity(fixed, image, annotation, labels, structures)
+    return out
 
 
 def write(
@@ -208,7 +255,7 @@ def write(
     folder = io.check_output_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     warped = warped if warped is not None else result.warp(fixed, moving)
-    figures = figures or {f"after {result.method}": similarity(fixed, warped)}
+    figures = figures or {f"after {result.method}": similarity(fixed, warped, annotation)}
     sheet = figure(result, fixed, moving, annotation, figures, grid_mm, warped)
     png = folder / "qc_report.png"
     with io.atomic_path(png) as tmp:

@@ -101,7 +101,9 @@ def register_one(
             time.perf_counter() - t0,
             message=f"unexpected error ({type(exc).__name__}: {exc})",
         )
-    ncc = [f.get("NCC (brain)") for f in s.figures.values()]
+    from napari_ccf_align.core.results.report import NCC
+
+    ncc = [f.get(NCC) for f in s.figures.values()]
     return BatchRow(
         name,
         str(path),

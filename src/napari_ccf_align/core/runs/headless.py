@@ -20,6 +20,7 @@ from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.errors import VoxelSizeError
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
 from napari_ccf_align.core.register import methods, pipeline, prepare, rigid, syn
+from napari_ccf_align.core.register.result import scale_note
 from napari_ccf_align.core.results import report
 from napari_ccf_align.core.runs import session
 from napari_ccf_align.core.volume import Volume
@@ -165,7 +166,7 @@ def register_volume(
     )
     t_run = time.perf_counter() - t0
     warped = result.warp(fixed.template, moving)  # once, for the figures and the session
-    figures = report.stage_figures(result, fixed.template, moving, state, warped)
+    figures = report.stage_figures(result, fixed.template, moving, state, warped, fixed.annotation)
     s = session.Session(
         method=recipe.method,
         atlas=session.record_atlas(fixed.template, fixed.source),
@@ -224,10 +225,15 @@ def summary(s: session.Session, out: str | os.PathLike) -> str:
     r = s.result
     figures = list(s.figures.values())
     ncc = ""
-    if figures and "NCC (brain)" in figures[0]:
-        ncc = f"; NCC {figures[0]['NCC (brain)']:.3f} -> {figures[-1]['NCC (brain)']:.3f}"
+    if figures and report.NCC in figures[0]:
+        ncc = (
+            f"; NCC over tissue (clipped) {figures[0][report.NCC]:.3f} -> "
+            f"{figures[-1][report.NCC]:.3f}"
+        )
     seconds = s.timings.get("registration_s", r.seconds)
+    scale = scale_note(r.matrix)
     return (
-        f"{s.method}: {seconds:.1f} s, final metric {r.final_metric:.5g}{ncc}; "
-        f"session in {Path(out)}"
+        f"{s.method}: {seconds:.1f} s, final metric {r.final_metric:.5g}{ncc}"
+        + (f"; {scale}" if scale else "")
+        + f"; session in {Path(out)}"
     )

@@ -244,6 +244,7 @@ class InspectWidget(StepWidget):
             fixed=fixed,
             moving=moving,
             state=self._hand_alignment(moving),
+            annotation=self._atlas_labels(),
             on_done=self._show_figures,
             on_error=self._on_error,
         )
@@ -364,5 +365,10 @@ def _compute(key, result, fixed, moving, labels, tiles, every_mm) -> tuple[Volum
 
 def _write_report(folder, result, fixed, moving, labels, state):
     return report.write(
-        folder, result, fixed, moving, labels, report.stage_figures(result, fixed, moving, state)
+        folder,
+        result,
+        fixed,
+        moving,
+        labels,
+        report.stage_figures(result, fixed, moving, state, annotation=labels),
     )

@@ -29,6 +29,7 @@ from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.errors import Cancelled, CcfAlignError
 from napari_ccf_align.core.progress import CancelToken, ProgressEvent
 from napari_ccf_align.core.register import methods, pipeline, rigid, syn
+from napari_ccf_align.core.register.result import scale_note
 from napari_ccf_align.core.volume import robust_range
 from napari_ccf_align.plugin.layer_data import image_layer_data, placed_volume
 from napari_ccf_align.plugin.model import model_for
@@ -93,7 +94,7 @@ class RegisterWidget(StepWidget):
         self.method = ComboBox(
             label="method",
             choices=[(label, name) for name, label in methods.METHODS],
-            value=d.transform,
+            value=methods.DEFAULT_METHOD,
         )
         self.start_from = ComboBox(
             label="start from",
@@ -142,6 +143,10 @@ class RegisterWidget(StepWidget):
         self.syn_step = FloatSpinBox(
             label="SyN step (voxels)", min=0.01, max=2.0, step=0.05, value=ds.step_length
         )
+        self.syn_radius = SpinBox(label="SyN CC radius (voxels)", min=1, max=20, value=ds.radius)
+        self.syn_sigma = FloatSpinBox(
+            label="SyN smoothing σ (voxels)", min=0.1, max=20.0, step=0.5, value=ds.sigma_diff
+        )
         self.syn_process = CheckBox(
             text="run SyN in its own process (the GUI never waits for it)", value=True
         )
@@ -150,12 +155,18 @@ class RegisterWidget(StepWidget):
                 self.syn_metric,
                 self.syn_iters,
                 self.syn_resolution,
+                self.syn_radius,
+                self.syn_sigma,
                 self.syn_step,
                 self.syn_process,
             ],
             visible=False,
         )
         self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
+        self.one_thread = CheckBox(
+            text="one thread: bit-identical reruns (slower; every core differs in the last digits)",
+            value=d.threads == 1,
+        )
         self.advanced = Container(
             widgets=[
                 self.sampling,
@@ -166,6 +177,7 @@ class RegisterWidget(StepWidget):
                 self.clip_high,
                 self.ants_radius,
                 self.seed,
+                self.one_thread,
             ],
             visible=False,
         )
@@ -214,6 +226,7 @@ class RegisterWidget(StepWidget):
         follow_anatomy(self.viewer)
         keep_inputs_fresh(self.viewer, self.fixed, self.moving, lambda: self.model.moving_layer)
         self.model.session_loaded.connect(self.restore)
+        self._on_method(self.method.value)
 
     # ------------------------------------------------------------------ form
 
@@ -236,6 +249,8 @@ class RegisterWidget(StepWidget):
             metric=self.syn_metric.value,
             level_iters=methods.parse_level_iters(self.syn_iters.value),
             step_length=float(self.syn_step.value),
+            radius=int(self.syn_radius.value),
+            sigma_diff=float(self.syn_sigma.value),
             working_resolution_um=float(self.syn_resolution.value),
         )
 
@@ -255,6 +270,7 @@ class RegisterWidget(StepWidget):
             min_step=float(self.min_step.value),
             clip_percentiles=(float(self.clip_low.value), float(self.clip_high.value)),
             seed=int(self.seed.value),
+            threads=1 if self.one_thread.value else 0,
         )
 
     def start_state(self, moving_name: str) -> AlignmentState:
@@ -291,11 +307,14 @@ class RegisterWidget(StepWidget):
             self.min_step.value = r.min_step
             self.clip_low.value, self.clip_high.value = r.clip_percentiles
             self.seed.value = r.seed
+            self.one_thread.value = r.threads == 1
         y = saved.syn_settings
         if y is not None:
             self.syn_metric.value = y.metric
             self.syn_iters.value = methods.format_level_iters(y.level_iters)
             self.syn_step.value = y.step_length
+            self.syn_radius.value = y.radius
+            self.syn_sigma.value = y.sigma_diff
             if y.working_resolution_um is not None:
                 res = round(y.working_resolution_um)
                 if res not in self.syn_resolution.choices:
@@ -442,9 +461,11 @@ class RegisterWidget(StepWidget):
                 else "Next: check it by eye, or run again starting from this result (e.g. "
                 "affine, or SyN)."
             )
+            scale = scale_note(result.matrix)
             self.status.value = (
-                f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5g}. "
-                f"{_first_sentence(result.stop_reason.split(':')[-1])} {follow}"
+                f"Done in {result.seconds:.1f} s: metric {result.final_metric:.5g}"
+                + (f"; {scale}" if scale else "")
+                + f". {_first_sentence(result.stop_reason.split(':')[-1])} {follow}"
             )
             done = "updated (it replaces the earlier run)" if self._replaced else "added"
             show_info(f"Registration finished: {layer.name} {done}.")

@@ -159,7 +159,7 @@ class SessionWidget(StepWidget):
             in_file = session.as_in_file(moving)  # the grid of the user's file
             on_file = replace(state, crop=align.crop_between(state.crop, moving, in_file))
             warped = result.warp(fixed, in_file)  # once, for the figures and the session
-            figures = report.stage_figures(result, fixed, in_file, on_file, warped)
+            figures = report.stage_figures(result, fixed, in_file, on_file, warped, annotation)
             s = session.of_run(result, method, on_file, fixed, in_file, asked.get("start"), figures)
             return session.save(folder, s, fixed, in_file, annotation, warped=warped)
 
