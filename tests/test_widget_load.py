@@ -10,6 +10,8 @@ from napari.layers import Image, Labels
 from napari_ccf_align.core import io
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.plugin.layer_data import image_layer_data
+from napari_ccf_align.plugin.widgets._layers import add_layer_data
 from napari_ccf_align.plugin.widgets._view import camera
 from napari_ccf_align.plugin.widgets.load import LoadWidget
 
@@ -196,3 +198,38 @@ def test_existing_layer_is_placed_with_the_given_code(
     assert layer.name == "stack (RAS)" and layer is not stack
     np.testing.assert_array_equal(layer.data, template_100.data)
     np.testing.assert_allclose(np.diag(layer.affine.affine_matrix)[:3], 0.1)
+
+
+def test_a_second_channel_is_a_new_layer_and_the_same_file_is_not_loaded_twice(
+    make_napari_viewer, tmp_path, template_100
+):
+    # docked as users get it: a second file of the same name (channel 2 in its own folder)
+    # must not replace the first; pressing Load again on the same file adds nothing
+    v = Volume.from_array(
+        (np.random.default_rng(0).random((20, 30, 25)) * 4000).astype(np.uint16),
+        (0.05, 0.04, 0.03),
+        "PIR",
+        name="brain",
+    )
+    (tmp_path / "ch1").mkdir()
+    (tmp_path / "ch2").mkdir()
+    first = io.write_volume(v, tmp_path / "ch1" / "brain.nii.gz")
+    second = io.write_volume(v.with_data(v.data // 2), tmp_path / "ch2" / "brain.nii.gz")
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Load volume and atlas")
+    add_layer_data(viewer, image_layer_data(template_100, name="atlas"))
+    widget.path.value = str(first)
+    one = widget.load_user_volume()
+    widget.path.value = str(second)
+    two = widget.load_user_volume()
+    assert (one.name, two.name) == ("brain", "brain [2]")
+    np.testing.assert_array_equal(viewer.layers["brain"].data // 2, viewer.layers["brain [2]"].data)
+    widget.path.value = str(first)
+    again = widget.load_user_volume()
+    assert again.name == "brain" and len(viewer.layers) == 3
+    # from a layer: the choice stays on the user's layer as layers come and go, never the atlas
+    widget.source.value = "layer"
+    widget.layer.value = viewer.layers["brain [2]"]
+    viewer.add_points([[0, 0, 0]], name="cells")
+    assert widget.layer.value.name == "brain [2]"
+    assert "atlas" not in [name for name, _ in widget._layer_choices()]

@@ -37,6 +37,17 @@ def add_layer_data(viewer: napari.viewer.Viewer, layer_data: tuple) -> Layer:
     return viewer.add_layer(Layer.create(data, kwargs, kind))
 
 
+def free_name(viewer: napari.viewer.Viewer, name: str) -> str:
+    """``name``, or ``name [2]``, ``name [3]``, ... : the first no layer has."""
+    taken = {layer.name for layer in viewer.layers}
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name} [{k}]" in taken:
+        k += 1
+    return f"{name} [{k}]"
+
+
 def is_atlas(layer: Layer) -> bool:
     """Whether ``layer`` holds an atlas (loaded as the Allen CCF, an atlas file or a phantom)."""
     v = layer.metadata.get(VOLUME_KEY)

@@ -35,7 +35,13 @@ from napari_ccf_align.plugin.layer_data import (
 )
 from napari_ccf_align.plugin.widgets import _worker
 from napari_ccf_align.plugin.widgets._geometry import GeometryForm
-from napari_ccf_align.plugin.widgets._layers import add_layer_data, atlas_layer, image_layers
+from napari_ccf_align.plugin.widgets._layers import (
+    add_layer_data,
+    atlas_layer,
+    free_name,
+    image_layers,
+    is_atlas,
+)
 from napari_ccf_align.plugin.widgets._view import (
     StepWidget,
     anatomical_view,
@@ -152,8 +158,8 @@ class LoadWidget(StepWidget):
         self.load_atlas.changed.connect(self.start_atlas_load)
         self.cancel.changed.connect(self.cancel_load)
         self.load_local.changed.connect(self.load_atlas_from_files)
-        self.viewer.layers.events.inserted.connect(self.layer.reset_choices)
-        self.viewer.layers.events.removed.connect(self.layer.reset_choices)
+        self.viewer.layers.events.inserted.connect(self._keep_layer_choice)
+        self.viewer.layers.events.removed.connect(self._keep_layer_choice)
         follow_anatomy(self.viewer)
         self._on_source()
         self.refresh_size()
@@ -161,7 +167,17 @@ class LoadWidget(StepWidget):
     # ------------------------------------------------------------------ your volume
 
     def _layer_choices(self, _widget=None) -> list[tuple[str, object]]:
-        return [(layer.name, layer) for layer in image_layers(self.viewer)]
+        # the atlas is never "your volume" (its check would compare the atlas with itself)
+        return [(layer.name, layer) for layer in image_layers(self.viewer) if not is_atlas(layer)]
+
+    def _keep_layer_choice(self, _event=None) -> None:
+        """Refresh the layer choices, keeping the chosen layer (by name: a docked widget
+        gets layer proxies, so the old value never equals the new choice)."""
+        chosen = getattr(self.layer.value, "name", None)
+        self.layer.reset_choices()
+        for name, layer in self._layer_choices():
+            if name == chosen and self.layer.value is not layer:
+                self.layer.value = layer
 
     def _on_source(self, _value=None) -> None:
         from_file = self.source.value == "file"
@@ -284,8 +300,14 @@ class LoadWidget(StepWidget):
         if self.source.value == "layer" and volume is self.layer.value.metadata.get(VOLUME_KEY):
             show_info(f"{self.layer.value.name} is already placed in the RAS world.")
             return self.layer.value
+        same = self._same_layer(volume)
+        if same is not None:
+            show_info(f"{same.name} is this file, already loaded as it is read now.")
+            return same
+        name = free_name(self.viewer, volume.name)  # a second channel never replaces the first
         layer = add_layer_data(
-            self.viewer, image_layer_data(volume, colormap="magenta", blending="additive")
+            self.viewer,
+            image_layer_data(volume, name=name, colormap="magenta", blending="additive"),
         )
         anatomical_view(self.viewer)
         self.viewer.reset_view()
@@ -294,6 +316,20 @@ class LoadWidget(StepWidget):
             "'Initial alignment and crop', press 'Centre on atlas'."
         )
         return layer
+
+    def _same_layer(self, volume: Volume):
+        """A layer already showing this very file read with the same geometry, or None."""
+        source = volume.metadata.get("source")
+        for layer in image_layers(self.viewer):
+            kept = layer.metadata.get(VOLUME_KEY)
+            if (
+                isinstance(kept, Volume)
+                and source is not None
+                and kept.metadata.get("source") == source
+                and kept.metadata.get("read_as") == volume.metadata.get("read_as")
+            ):
+                return layer
+        return None
 
     # ------------------------------------------------------------------ atlas
 
