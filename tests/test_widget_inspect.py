@@ -77,7 +77,11 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
         assert not re.search(r"\bnan\b", inspect.status.value.lower()), inspect.status.value
         if key == "jacobian":
             assert tuple(layer.contrast_limits) == (-1.0, 1.0) and layer.colorbar.visible
-            assert inspect.histogram.figure.axes  # the histogram was drawn
+            (ax,) = inspect.histogram.figure.axes  # the histogram, as a titled colour bar
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "0.71", "1", "1.41", "2"]
+            assert "Jacobian determinant" in ax.get_xlabel() and ax.get_ylabel() == "voxels"
+            assert ax.get_title() and len({p.get_facecolor() for p in ax.patches}) > 10
+            inspect.histogram.figure.savefig(screenshot_dir / "inspect_jacobian_histogram.png")
             # over the whole brain, white matter and ventricles included: no holes
             _, fixed, _, _ = inspect.inputs()
             brain = qc.brain_mask(fixed, inspect._atlas_labels())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import matplotlib
 import napari
 import numpy as np
 from magicgui.widgets import (
@@ -46,6 +47,9 @@ from napari_ccf_align.plugin.widgets._mpl import ThemedCanvas
 from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
 from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY
 
+#: The Jacobian's colours (napari and matplotlib know it by this name): pink shrunk, green
+#: stretched.
+JACOBIAN_COLORMAP = "PiYG"
 #: log2 Jacobian shown from -1 to 1: the volume halved to doubled, 1 (no change) in the middle.
 LOG2_JACOBIAN_LIMITS = (-1.0, 1.0)
 
@@ -294,9 +298,26 @@ class InspectWidget(StepWidget):
         ax = fig.add_subplot(111)
         self.histogram.style_axes(ax)
         values = log2_jac[np.isfinite(log2_jac)]
-        ax.hist(values, bins=60, range=LOG2_JACOBIAN_LIMITS, color=self.histogram.colors["accent"])
-        ax.set_xlabel("log2 Jacobian (0 = no change, +1 = doubled)", fontsize=7)
-        ax.set_yticks([])
+        # the histogram is also the view's titled colour bar: each bar in the layer's colour,
+        # ticks at the determinant values a person reads (napari's own bar shows log2 only)
+        _, edges, bars = ax.hist(values, bins=60, range=LOG2_JACOBIAN_LIMITS)
+        lo, hi = LOG2_JACOBIAN_LIMITS
+        cmap = matplotlib.colormaps[JACOBIAN_COLORMAP]
+        for patch, left, right in zip(bars, edges[:-1], edges[1:], strict=True):
+            patch.set_facecolor(cmap(((left + right) / 2 - lo) / (hi - lo)))
+        ticks = [0.5, 0.71, 1.0, 1.41, 2.0]
+        ax.set_xticks(np.log2(ticks), [f"{t:g}" for t in ticks], fontsize=6)
+        ax.set_xlabel(
+            "Jacobian determinant (log scale): <1 shrunk, 1 unchanged, >1 stretched", fontsize=7
+        )
+        ax.set_ylabel("voxels", fontsize=7)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.set_title(
+            "Jacobian over the brain (colours as in the layer)",
+            fontsize=7,
+            color=self.histogram.colors["text"],
+        )
+        self.histogram.figure.tight_layout()
         self.histogram.draw_idle()
 
 
@@ -306,7 +327,7 @@ _IMAGE_STYLE = {
     "difference": lambda w: {"colormap": "PiYG", "contrast_limits": (-1, 1)},
     "grid": lambda w: {"colormap": "yellow", "contrast_limits": (0, 1)},
     # opaque over the brain (NaN outside it): a colour under them would change their meaning
-    "jacobian": lambda w: {"colormap": "PiYG", "contrast_limits": LOG2_JACOBIAN_LIMITS},
+    "jacobian": lambda w: {"colormap": JACOBIAN_COLORMAP, "contrast_limits": LOG2_JACOBIAN_LIMITS},
     "magnitude": lambda w: {"colormap": "viridis"},
 }
 
