@@ -109,9 +109,9 @@ def test_crop_rows_name_the_users_file_axes_and_the_steps_hint_the_next(
     _wait(qtbot, align)
     p, i, r = sample.shape  # the file's axes: 0 runs to P, 1 to I, 2 to R
     assert [lbl.text() for lbl in align.crop_names] == [
-        f"file axis 2 (L→R), {r} voxels",
-        f"file axis 0 (P→A), {p} voxels",
-        f"file axis 1 (I→S), {i} voxels",
+        f"file axis 2 (runs L→R), {r} voxels; slider L→R",
+        f"file axis 0 (runs A→P), {p} voxels; slider P→A",  # PIR: axis 0 runs towards P
+        f"file axis 1 (runs S→I), {i} voxels; slider I→S",
     ]
     assert "Next: 'Centre on atlas'" in align.status.value
     align.centre_on_atlas()

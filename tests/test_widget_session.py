@@ -144,6 +144,29 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
     assert register2.last_result[0] == "sample"
     fresh.screenshot(str(screenshot_dir / "session_loaded.png"), canvas_only=False)
 
+    # a fresh viewer with only the Session dock: the load opens Align and Register itself,
+    # restores them against the original sample (never the warped result), with contrast
+    # that shows the tissue, and the result on top
+    bare = make_napari_viewer(show=True)
+    (sessions3,) = _dock(bare, "Session")
+    sessions3.load_session(folder)
+    _idle(qtbot, sessions3)
+    align3 = bare.window.add_plugin_dock_widget("napari-ccf-align", "Initial alignment and crop")[1]
+    register3 = bare.window.add_plugin_dock_widget("napari-ccf-align", "Register")[1]
+    saved_state = model_for(viewer).state
+    assert model_for(bare).moving_layer == "sample" and model_for(bare).state == saved_state
+    assert align3.moving.value.name == "sample"
+    assert [round(r.value(), 2) for r in align3.rot] == [
+        round(a, 2) for a in saved_state.rigid.rotation_deg
+    ]
+    assert register3.method.value == "rigid+syn" and register3.last_result[0] == "sample"
+    assert bare.layers[-1].name == "sample (rigid+syn)"
+    for name in ("sample", "sample (rigid+syn)"):
+        layer = bare.layers[name]
+        tissue = np.asarray(layer.data)[np.asarray(layer.data) > 0]
+        assert layer.contrast_limits[1] <= np.percentile(tissue, 99.9)  # not 0..max
+    assert not [n for n in (lyr.name for lyr in bare.layers) if "(rigid+syn) (" in n]
+
 
 def test_apply_maps_the_annotation_to_the_sample_and_points_to_the_atlas(registered, qtbot):
     viewer, register, sessions, path = registered

@@ -45,6 +45,7 @@ from napari_ccf_align.plugin.widgets._layers import (
     EDGES_SUFFIX,
     PREVIEW_SUFFIX,
     add_layer_data,
+    choose_inputs,
     input_choices,
     keep_inputs_fresh,
 )
@@ -216,7 +217,9 @@ class AlignWidget(StepWidget):
         self.model.changed.connect(self._on_model)
         self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         follow_anatomy(self.viewer)
-        keep_inputs_fresh(self.viewer, self.fixed, self.moving)
+        # the model's layer stays the moving one as layers come (a result, a reloaded session)
+        keep_inputs_fresh(self.viewer, self.fixed, self.moving, lambda: self.model.moving_layer)
+        self.model.session_loaded.connect(self._on_session)
 
     # ------------------------------------------------------------------ layers
 
@@ -278,6 +281,13 @@ class AlignWidget(StepWidget):
         else:
             self._on_model(self.model.state)
 
+    def _on_session(self, loaded) -> None:
+        """A loaded session: its sample is the moving layer, its state the controls'."""
+        _, moving_name = loaded
+        if moving_name in self.viewer.layers:
+            choose_inputs(self.viewer, self.fixed, self.moving, moving_name)
+            self._on_moving(self.moving.value)
+
     def _label_crop_axes(self, v: Volume) -> None:
         """Name each crop row by the user's file axis and its anatomical direction.
 
@@ -291,8 +301,11 @@ class AlignWidget(StepWidget):
         for k in range(3):
             lo, hi = ends[k]
             if code:
-                j, _ = frames.file_axes(code)[k]
-                self.crop_names[k].setText(f"file axis {j} ({lo}→{hi}), {v.shape[k]} voxels")
+                j, backwards = frames.file_axes(code)[k]
+                runs = f"{hi}→{lo}" if backwards else f"{lo}→{hi}"  # the way the file's index runs
+                self.crop_names[k].setText(
+                    f"file axis {j} (runs {runs}), {v.shape[k]} voxels; slider {lo}→{hi}"
+                )
             else:
                 self.crop_names[k].setText(f"{lo}→{hi}, {v.shape[k]} voxels")
 

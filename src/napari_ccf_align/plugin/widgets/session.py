@@ -21,7 +21,7 @@ from napari_ccf_align.core.errors import CcfAlignError
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.results import apply, report
 from napari_ccf_align.core.runs import applying, session
-from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.core.volume import Volume, robust_range
 from napari_ccf_align.plugin.layer_data import (
     VOLUME_KEY,
     annotation_layer_data,
@@ -185,7 +185,8 @@ class SessionWidget(StepWidget):
             moving = session.read_moving(s, read_from)
             template, annotation, structures = session.read_fixed(s, read_from)
             warped = s.result.warp(template, moving)
-            return s, read_from, moving, template, annotation, structures, warped
+            limits = robust_range(moving.data), robust_range(warped.data)  # off the GUI thread
+            return s, read_from, moving, template, annotation, structures, warped, limits
 
         self.status.value = "Loading the session..."
         self._busy(True)
@@ -193,7 +194,7 @@ class SessionWidget(StepWidget):
         return self.worker
 
     def _restore(self, loaded) -> None:
-        s, read_from, moving, template, annotation, structures, warped = loaded
+        s, read_from, moving, template, annotation, structures, warped, limits = loaded
         self._busy(False)
         res = round(s.atlas.resolution_um)
         if s.atlas.kind == "allen":
@@ -206,7 +207,13 @@ class SessionWidget(StepWidget):
             )
         add_layer_data(
             self.viewer,
-            image_layer_data(moving, colormap="magenta", blending="additive", visible=False),
+            image_layer_data(
+                moving,
+                colormap="magenta",
+                blending="additive",
+                visible=False,
+                contrast_limits=_shown_limits(limits[0]),
+            ),
         )
         asked = {"method": s.method, "state": s.state, "start": s.start}
         meta = {RESULT_KEY: s.result, MOVING_KEY: moving.name, RUN_KEY: asked}
@@ -214,10 +221,18 @@ class SessionWidget(StepWidget):
         layer = add_layer_data(
             self.viewer,
             image_layer_data(
-                warped, name=name, colormap="magenta", blending="additive", metadata=meta
+                warped,
+                name=name,
+                colormap="magenta",
+                blending="additive",
+                metadata=meta,
+                contrast_limits=_shown_limits(limits[1]),
             ),
         )
         layer.metadata.update(meta)
+        layers = self.viewer.layers
+        layers.move(layers.index(layer.name), len(layers))  # on top: above the annotation
+        self._open_steps()
         shown = displayable(moving)  # the layer's layout (the session's is the file's)
         state = replace(s.state, crop=align.crop_between(s.state.crop, moving, shown))
         self.model.moving_layer = moving.name
@@ -225,6 +240,18 @@ class SessionWidget(StepWidget):
         self.model.session_loaded.emit((s, moving.name))
         self.result.value = name
         self._say(f"Session loaded from {read_from}: {s.method} of {moving.name!r}.")
+
+    def _open_steps(self) -> None:
+        """Open the Align and Register docks (a fresh viewer has none), so that they take
+        the session's state and settings when it is announced."""
+        window = getattr(self.viewer, "window", None)
+        if window is None:
+            return
+        for dock in ("Initial alignment and crop", "Register"):
+            try:
+                window.add_plugin_dock_widget("napari-ccf-align", dock)
+            except Exception as exc:  # napari without our manifest (never in a real install)
+                self._say(f"Could not open the {dock} dock: {exc}", error=True)
 
     # ------------------------------------------------------------------ apply
 
@@ -300,3 +327,9 @@ class SessionWidget(StepWidget):
     def _on_error(self, exc: BaseException) -> None:
         self._busy(False)
         self._say(_worker.error_sentence(exc), error=True)
+
+
+def _shown_limits(limits: tuple[float, float]) -> tuple[float, float]:
+    """Robust contrast limits (0.5-99.5th percentiles), widened when they are equal."""
+    lo, hi = limits
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
