@@ -305,3 +305,13 @@ def test_region_lookups_and_damaged_graphs_are_sentences(shared_data):
         {"id": 1, "acronym": "a", "name": "a"}]}  # fmt: skip
     with pytest.raises(UnreadableFileError, match="twice"):
         atlas.StructureTable.from_graph(twice)
+
+
+def test_regions_grouped_at_a_depth_of_the_ontology(shared_data):
+    table = atlas.StructureTable.from_file(shared_data / "allen_structure_graph.json")
+    mop1, mo, ca1 = (table.by_acronym(a).id for a in ("MOp1", "MO", "CA1"))
+    ids = np.array([[0, mop1], [ca1, 123456789]], np.uint32)  # background, a layer, CA1, unknown
+    grouped = table.at_depth(ids, 6)
+    assert grouped[0, 0] == 0 and grouped[0, 1] == mo and grouped[1, 1] == 123456789
+    assert table[int(grouped[1, 0])].depth <= 6 and table.contains(int(grouped[1, 0]), ca1)
+    assert table.at_depth(ids, 99).tolist() == ids.tolist()  # deeper than any: unchanged

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 from napari.layers import Labels
+from scipy import ndimage
 
 from napari_ccf_align.core import align
 from napari_ccf_align.core.io import atlas
@@ -95,6 +96,19 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
             named = "name" in atlas_layer(viewer, Labels).features.columns
             assert named == (SHARED_DATA / "allen_structure_graph.json").is_file()
             assert ("name" in layer.features.columns) == named
+            # outlines in the plane shown, and a name anywhere inside a region (not only on
+            # its outline): the layer holds the regions whole
+            assert layer.contour == 1
+            data = np.asarray(layer.data)
+            inner = np.argwhere(
+                ndimage.binary_erosion(
+                    data == np.bincount(data.ravel())[1:].argmax() + 1, iterations=2
+                )
+            )
+            if len(inner):
+                world = layer.data_to_world(inner[len(inner) // 2])
+                assert layer.get_value(world, world=True) != 0
+        qtbot.wait(300)  # let napari draw the last change
         viewer.screenshot(str(screenshot_dir / f"inspect_{key}_2d.png"), canvas_only=True)
         box.value = False
         assert inspect.layer_name(key) not in viewer.layers

@@ -83,12 +83,15 @@ def _recipe(args: argparse.Namespace, base=None):
             args.crop_as_mask,
         )
         linear = changes.get("method", recipe.method).partition("+")[0]
+        prep = {"bias_correction": args.n4, "match_histogram": args.match_histogram}
         settings = rigid.RigidSettings(
             transform=linear if linear in rigid.TRANSFORMS else "rigid",
             **({"iterations": args.iterations} if args.iterations is not None else {}),
             **({"seed": args.seed, "threads": 1} if args.seed is not None else {}),
+            **prep,
         )
         syn_settings = syn.SynSettings(
+            **prep,
             working_resolution_um=args.syn_resolution,
             radius=args.syn_radius,
             sigma_diff=args.syn_sigma_diff,

@@ -201,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="SyN's largest displacement per iteration (voxels of each level)",
     )
     r.add_argument(
+        "--n4",
+        action="store_true",
+        help="correct the sample's smooth bias field (N4) before registering (off: it did not "
+        "raise Dice on real templates)",
+    )
+    r.add_argument(
+        "--match-histogram",
+        action="store_true",
+        help="match the sample's intensity histogram to the atlas's before registering",
+    )
+    r.add_argument(
         "--seed",
         type=whole_number,
         help="seed the metric's sampling and sum it on one thread: a replay is then "

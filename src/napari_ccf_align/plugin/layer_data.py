@@ -15,6 +15,8 @@ import numpy as np
 
 from napari_ccf_align.core.volume import Volume
 
+#: Key under which an annotation layer's metadata keeps its StructureTable.
+STRUCTURES_KEY = "ccf_align_structures"
 #: Key under which a layer's metadata keeps its Volume.
 VOLUME_KEY = "ccf_align_volume"
 
@@ -142,6 +144,7 @@ def annotation_layer_data(annotation: Volume, structures=None, resolution_um: in
     compact, ids = compact_labels(annotation)
     extra: dict = {"name": f"Allen CCF annotation ({resolution_um} µm)", "opacity": 0.5}
     if structures is not None:
+        extra["metadata"] = {STRUCTURES_KEY: structures}  # for views that group regions
         known = [(k, int(i)) for k, i in enumerate(ids) if k and int(i) in structures]
         colors = structures.colors([i for _, i in known])
         extra["colormap"] = {

@@ -16,6 +16,7 @@ import numpy as np
 from napari_ccf_align.core import frames
 from napari_ccf_align.core.align import AlignmentState, crop_mask, cropped_moving
 from napari_ccf_align.core.errors import EmptyVolumeError, RegistrationError
+from napari_ccf_align.core.register import intensity
 from napari_ccf_align.core.volume import Volume, block_factors, block_mean, robust_range
 
 
@@ -115,6 +116,8 @@ def prepare(
     clip_percentiles: tuple[float, float] = (0.5, 99.5),
     fixed_mask: Volume | None = None,
     start: np.ndarray | None = None,
+    bias_correction: bool = False,
+    match_histogram: bool = False,
 ) -> Prepared:
     """Flip split, crop, block means, masks and intensity normalisation: the engines' inputs.
 
@@ -137,6 +140,9 @@ def prepare(
     start : numpy.ndarray, optional
         4 x 4 moving -> atlas map (RAS mm) to start from instead of the state's
         rigid map, e.g. an earlier result's ``matrix`` (hand alignment included).
+    bias_correction, match_histogram : bool
+        N4 bias-field correction of the moving volume, and matching its histogram to the
+        atlas's (:mod:`.intensity`), after the block means and before the clipping.
 
     Raises
     ------
@@ -167,6 +173,10 @@ def prepare(
         if mask is not None:
             blocks = block_mean(mask, factors)  # rounded means: 1 where half a block is inside
             mask = blocks.with_data((np.asarray(blocks.data) >= 1).astype(np.uint8))
+    if bias_correction:
+        work = intensity.bias_corrected(work)
+    if match_histogram:
+        work = intensity.histogram_matched(work, fixed)
     if not np.array_equal(flip, np.eye(4)):
         work = work.transformed(flip)
         mask = mask.transformed(flip) if mask is not None else None

@@ -132,6 +132,9 @@ class RigidSettings:
         Intensities are clipped to these percentiles, then scaled to [0, 1].
     seed : int
         Seed of the random sampling, so runs are repeatable.
+    bias_correction, match_histogram : bool
+        N4 bias-field correction of the sample and matching its histogram to the atlas's,
+        before the clipping (:mod:`.intensity`; off by default, as measured).
     threads : int
         Threads for the metric's sums; 0 (the default) uses every core, and then two runs
         differ in the last digits (the sums add up in another order). 1 gives bit-identical
@@ -153,6 +156,8 @@ class RigidSettings:
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     seed: int = 42
     threads: int = 0
+    bias_correction: bool = False
+    match_histogram: bool = False
 
     def __post_init__(self) -> None:
         checks.choice(self.transform, "transform", TRANSFORMS)
@@ -321,7 +326,16 @@ def register(
             raise RegistrationError(
                 f"{v.name!r} is {v.ndim}D: the SimpleITK engine registers 3D volumes."
             )
-    inputs = prepare(fixed, moving, state, settings.clip_percentiles, fixed_mask, start)
+    inputs = prepare(
+        fixed,
+        moving,
+        state,
+        settings.clip_percentiles,
+        fixed_mask,
+        start,
+        settings.bias_correction,
+        settings.match_histogram,
+    )
     overlap = overlap_fraction(inputs.fixed, inputs.moving, inputs.start)
     if overlap < 0.05:
         raise RegistrationError(

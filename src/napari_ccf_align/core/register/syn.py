@@ -90,6 +90,9 @@ class SynSettings:
         (e.g. 50 or 100); None = the atlas grid as given.
     clip_percentiles : (float, float)
         Intensities are clipped to these percentiles, then scaled to [0, 1].
+    bias_correction, match_histogram : bool
+        N4 bias-field correction of the sample and matching its histogram to the atlas's,
+        before the clipping (:mod:`.intensity`; off by default, as measured).
     """
 
     metric: SynMetric = "cc"
@@ -104,6 +107,8 @@ class SynSettings:
     ss_sigma_factor: float = 0.2
     working_resolution_um: float | None = None
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    bias_correction: bool = False
+    match_histogram: bool = False
 
     def __post_init__(self) -> None:
         checks.choice(self.metric, "SyN metric", SYN_METRICS)
@@ -400,7 +405,15 @@ def register(
     check_memory(grid.shape, float(np.min(grid.spacing)) * 1000.0)
     state = state or AlignmentState()
     if n == 3:
-        inputs = prepare(grid, moving, state, settings.clip_percentiles, start=start)
+        inputs = prepare(
+            grid,
+            moving,
+            state,
+            settings.clip_percentiles,
+            start=start,
+            bias_correction=settings.bias_correction,
+            match_histogram=settings.match_histogram,
+        )
         moving_image, flip, prealigned = inputs.moving, inputs.flip, inputs.start
         static = inputs.fixed
         if inputs.moving_mask is not None:

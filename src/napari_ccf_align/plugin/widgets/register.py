@@ -163,6 +163,8 @@ class RegisterWidget(StepWidget):
             visible=False,
         )
         self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
+        self.n4 = CheckBox(text="correct the bias field first (N4)", value=d.bias_correction)
+        self.match = CheckBox(text="match the atlas's histogram first", value=d.match_histogram)
         self.one_thread = CheckBox(
             text="one thread: bit-identical reruns (slower; every core differs in the last digits)",
             value=d.threads == 1,
@@ -175,6 +177,8 @@ class RegisterWidget(StepWidget):
                 self.min_step,
                 self.clip_low,
                 self.clip_high,
+                self.n4,
+                self.match,
                 self.ants_radius,
                 self.seed,
                 self.one_thread,
@@ -250,6 +254,8 @@ class RegisterWidget(StepWidget):
             level_iters=methods.parse_level_iters(self.syn_iters.value),
             step_length=float(self.syn_step.value),
             radius=int(self.syn_radius.value),
+            bias_correction=bool(self.n4.value),
+            match_histogram=bool(self.match.value),
             sigma_diff=float(self.syn_sigma.value),
             working_resolution_um=float(self.syn_resolution.value),
         )
@@ -271,6 +277,8 @@ class RegisterWidget(StepWidget):
             clip_percentiles=(float(self.clip_low.value), float(self.clip_high.value)),
             seed=int(self.seed.value),
             threads=1 if self.one_thread.value else 0,
+            bias_correction=bool(self.n4.value),
+            match_histogram=bool(self.match.value),
         )
 
     def start_state(self, moving_name: str) -> AlignmentState:
@@ -308,6 +316,7 @@ class RegisterWidget(StepWidget):
             self.clip_low.value, self.clip_high.value = r.clip_percentiles
             self.seed.value = r.seed
             self.one_thread.value = r.threads == 1
+            self.n4.value, self.match.value = r.bias_correction, r.match_histogram
         y = saved.syn_settings
         if y is not None:
             self.syn_metric.value = y.metric
