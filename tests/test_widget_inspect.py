@@ -87,6 +87,10 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
             _, fixed, _, _ = inspect.inputs()
             brain = qc.brain_mask(fixed, inspect._atlas_labels())
             assert brain.mean() > 0.2 and np.isfinite(np.asarray(layer.data)[brain]).all()
+        if key == "overlay":  # two colours, contrast from the tissue (not 0..max)
+            assert atlas_layer(viewer).colormap.name == "green" and layer.colormap.name == "magenta"
+            data = np.asarray(layer.data)
+            assert layer.contrast_limits[1] <= np.percentile(data[data > 0], 99.6)
         if key == "magnitude":
             largest = float(inspect.status.value.split("displacement ")[1].split(" mm")[0])
             assert 0.01 < largest < 5.0  # the simulated deformation's size, not NaN

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from napari_ccf_align.core.errors import CcfAlignError
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.results import qc, report
-from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.core.volume import Volume, robust_range
 from napari_ccf_align.plugin.layer_data import (
     STRUCTURES_KEY,
     annotation_layer_data,
@@ -54,6 +54,8 @@ from napari_ccf_align.plugin.widgets._mpl import ThemedCanvas
 from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
 from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY
 
+#: Metadata key of the contrast limits a view computed for itself.
+LIMITS_KEY = "ccf_align_display_limits"
 #: Depth of the Allen ontology the region outlines are drawn at (6: cortical areas, not
 #: their layers; 344 regions in the 100 µm annotation against 670 leaves).
 OUTLINE_DEPTH = 6
@@ -90,6 +92,11 @@ class InspectWidget(StepWidget):
         pick_newest(self.result, napari_viewer, RESULT_KEY)
         self.toggles = {key: CheckBox(text=text, value=False) for key, text in _VIEWS}
         self.colour = ComboBox(label="overlay colour", choices=["magenta", "green", "cyan"])
+        # two colours: where both agree the overlay is grey-white, where one alone is bright
+        # it shows that one's colour (the atlas's layer is ours; its data never changes)
+        self.atlas_colour = ComboBox(
+            label="atlas colour (overlay)", choices=["green", "gray", "magenta"], value="green"
+        )
         self.blend = ComboBox(
             label="overlay blending",
             choices=["additive", "translucent", "opaque"],
@@ -109,6 +116,7 @@ class InspectWidget(StepWidget):
                 self.result,
                 *self.toggles.values(),
                 self.colour,
+                self.atlas_colour,
                 self.blend,
                 self.tiles,
                 self.grid_mm,
@@ -221,6 +229,13 @@ class InspectWidget(StepWidget):
         if kind != "layer":
             volume = replace(volume, name=name)
         annotation = atlas_layer(self.viewer, Labels)
+        if key == "overlay":
+            self._show_atlas_as(self.atlas_colour.value)
+            shown = self.result.value  # the same image: both at once would saturate
+            if shown in self.viewer.layers:
+                self.viewer.layers[shown].visible = False
+            if annotation is not None:
+                annotation.visible = False  # its colours would mix into the two
         if kind == "layer":  # layer data made on the worker (region outlines by area)
             data = (volume[0], {**volume[1], "name": name, "opacity": 0.9}, volume[2])
         elif kind == "labels" and key in ("boundaries", "sample_boundaries"):
@@ -231,7 +246,13 @@ class InspectWidget(StepWidget):
             data = labels_layer_data(volume, opacity=0.8)
         else:
             blending = {"overlay": self.blend.value, "grid": "additive"}.get(key, "translucent")
-            data = image_layer_data(volume, blending=blending, **_IMAGE_STYLE[key](self))
+            style = _IMAGE_STYLE[key](self)
+            if (
+                LIMITS_KEY in volume.metadata
+                and volume.metadata[LIMITS_KEY][1] > volume.metadata[LIMITS_KEY][0]
+            ):
+                style["contrast_limits"] = volume.metadata[LIMITS_KEY]
+            data = image_layer_data(volume, blending=blending, **style)
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         layer = add_layer_data(self.viewer, data)
@@ -244,6 +265,15 @@ class InspectWidget(StepWidget):
         if key == "jacobian":
             self._draw_histogram(volume.data)
         self.status.value = note
+
+    def _show_atlas_as(self, colour: str) -> None:
+        """The atlas template in ``colour`` with robust contrast, for a two-colour overlay."""
+        template = atlas_layer(self.viewer)
+        if template is None:
+            return
+        template.colormap = colour
+        template.blending = "additive"
+        template.visible = True
 
     def _on_error(self, exc: BaseException) -> None:
         message = _worker.error_sentence(exc)
@@ -359,7 +389,18 @@ def _compute(
     if key in ("overlay", "checkerboard", "difference"):
         warped = result.warp(fixed, moving)
         if key == "overlay":
-            return warped, "image", "The warped sample over the atlas."
+            # contrast from the tissue's percentiles: a saturated spot sets no scale
+            tissue = np.asarray(warped.data)[np.asarray(warped.data) > 0]
+            limits = (0.0, robust_range(tissue, (0.0, 99.5))[1]) if tissue.size else (0.0, 1.0)
+            shown = replace(warped, metadata={**warped.metadata, LIMITS_KEY: limits})
+            return (
+                shown,
+                "image",
+                (
+                    "The warped sample over the atlas: white where both are bright, one colour "
+                    "where only one is (contrast up to the tissue's 99.5th percentile)."
+                ),
+            )
         if key == "checkerboard":
             board = qc.checkerboard(fixed.data, warped.data, tiles)
             return on_grid(board), "image", f"Atlas and sample in {tiles} tiles per axis."
