@@ -51,6 +51,19 @@ def test_download_then_cache_makes_no_request(mirror, tmp_path):
     ]
 
 
+def test_downloaded_files_get_the_permissions_the_umask_gives(mirror, tmp_path):
+    # pooch's temporary files are private (0600): a lab's shared cache was unreadable
+    import stat
+
+    from napari_ccf_align.core import io
+
+    with serve(mirror) as (url, _):
+        atlas.load_atlas(100, cache=tmp_path, base_url=url)
+    wanted = 0o666 & ~io.current_umask()
+    for name in ("average_template_100.nrrd", "annotation_100.nrrd", "structure_graph.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == wanted, name
+
+
 def test_a_file_without_a_published_checksum_is_recorded_and_said_once(tmp_path):
     # the 10, 25 and 50 µm files: their SHA-256 is recorded on first use, in one line
     events = []

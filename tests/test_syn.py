@@ -10,6 +10,7 @@ from napari_ccf_align.core.errors import AffineError, Cancelled, RegistrationErr
 from napari_ccf_align.core.progress import CancelToken
 from napari_ccf_align.core.register import syn
 from napari_ccf_align.core.results import qc
+from napari_ccf_align.core.testing import phantom
 from napari_ccf_align.core.testing.phantom import deformed, smooth_field
 from napari_ccf_align.core.volume import Volume
 
@@ -204,3 +205,20 @@ def test_the_syn_child_runs_nothing_from_the_working_folder(circle_to_c, tmp_pat
     )  # fmt: skip
     assert result.deformable and not marker.exists()
     assert "-I" in child.child_command()
+
+
+def test_dipy_says_nothing_unless_asked(template_100, caplog, monkeypatch):
+    # DIPY logs every level at INFO (to stdout, outside pytest); the progress events say it
+    import logging
+
+    monkeypatch.delenv(syn.VERBOSE_ENV, raising=False)
+    sim = phantom.simulate_brain(template_100)
+    quick = syn.SynSettings(level_iters=(3,), working_resolution_um=200)
+    start = align.centre_on_atlas(align.AlignmentState(), sim.volume, template_100)
+    with caplog.at_level(logging.INFO, logger="dipy"):
+        syn.register(template_100, sim.volume, start.rigid.matrix(), quick, start)
+    assert not [r for r in caplog.records if "Optimizing level" in r.getMessage()]
+    monkeypatch.setenv(syn.VERBOSE_ENV, "1")  # napari-ccf-align --verbose
+    with caplog.at_level(logging.INFO, logger="dipy"):
+        syn.register(template_100, sim.volume, start.rigid.matrix(), quick, start)
+    assert [r for r in caplog.records if "Optimizing level" in r.getMessage()]

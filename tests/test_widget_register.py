@@ -345,3 +345,17 @@ def test_docked_inspect_and_session_pick_the_newest_run_named_by_method_and_time
     qtbot.waitUntil(  # the figures of the picked result, computed on a worker, are in
         lambda: all(not w.is_running for w in inspect.workers.values()), timeout=30_000
     )
+
+
+def test_the_metric_plot_follows_napari_theme(setup, qtbot):
+    from napari_ccf_align.plugin.widgets._mpl import theme_colors
+
+    viewer, widget, _ = setup
+    viewer.theme = "dark"
+    dark = widget.plot.canvas.figure.get_facecolor()
+    viewer.theme = "light"
+    qtbot.wait(100)
+    light = widget.plot.canvas.figure.get_facecolor()
+    assert dark != light
+    assert widget.plot.canvas.colors == theme_colors("light")
+    assert widget.plot.ax.get_facecolor() == widget.plot.canvas.figure.get_facecolor()

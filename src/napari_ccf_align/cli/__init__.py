@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
         from napari_ccf_align.cli.parser import build_parser, protect_ranges
 
         args = build_parser().parse_args(protect_ranges(sys.argv[1:] if argv is None else argv))
-        if not args.verbose:
+        if args.verbose:
+            import os
+
+            os.environ["CCF_ALIGN_VERBOSE"] = "1"  # DIPY's level lines, in the SyN child too
+        else:
             from napari_ccf_align.core.runs.headless import quiet_dipy_log
 
             quiet_dipy_log()

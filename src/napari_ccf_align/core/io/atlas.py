@@ -253,6 +253,17 @@ def _record_hash(
     )
 
 
+def _permit_as_umask(path: Path) -> None:
+    """Give a downloaded file the permissions the user's umask gives new files (pooch's
+    temporary file is private, 0600, so a lab's shared cache was unreadable to the group)."""
+    wanted = 0o666 & ~io.current_umask()
+    try:
+        if path.stat().st_mode & 0o777 != wanted:
+            os.chmod(path, wanted)
+    except OSError:
+        pass  # a cache on a file system without modes (or read-only): readable as it is
+
+
 def _graph_url(files: Iterable[RemoteFile]) -> str:
     return next((f.url for f in files if f.name == "structure_graph.json"), "the mirror")
 
@@ -343,6 +354,7 @@ def fetch(
                 raise io.write_error(cache, exc) from None
             raise
         path = Path(path)
+        _permit_as_umask(path)
         if f.size is not None and path.stat().st_size != f.size:
             path.unlink(missing_ok=True)
             raise ChecksumError(

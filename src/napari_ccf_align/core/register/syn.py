@@ -50,6 +50,8 @@ from napari_ccf_align.core.volume import Volume, block_factors, block_mean
 SynMetric = Literal["cc", "ssd", "em"]
 SYN_METRICS: tuple[str, ...] = ("cc", "ssd", "em")
 
+#: Set (to anything) to let DIPY log its levels (``napari-ccf-align --verbose`` sets it).
+VERBOSE_ENV = "CCF_ALIGN_VERBOSE"
 #: Bytes of working memory per voxel of the working grid: ``benchmarks/bench_syn.py``
 #: measured a peak of 276 (100 µm grid) and 241 (50 µm) bytes per voxel allocated by
 #: numpy during a run (3D, CC metric); 420 leaves room for what numpy does not see.
@@ -393,7 +395,11 @@ def register(
     Cancelled
         When ``cancel`` was set.
     """
-    from dipy.align.imwarp import RegistrationStages, SymmetricDiffeomorphicRegistration
+    from dipy.align.imwarp import (
+        RegistrationStages,
+        SymmetricDiffeomorphicRegistration,
+        VerbosityLevels,
+    )
 
     settings = settings or SynSettings()
     cancel = cancel or CancelToken()
@@ -474,6 +480,8 @@ def register(
         callback=callback,
     )
     sdr.energy_window = settings.energy_window  # DIPY keeps it as an attribute only
+    if not os.environ.get(VERBOSE_ENV):  # DIPY logs every level at INFO; progress says it
+        sdr.verbosity = VerbosityLevels.NONE
     prealign = frames.dipy_prealign(prealigned)
     try:
         mapping = sdr.optimize(

@@ -36,6 +36,11 @@ class ThemedCanvas(FigureCanvasQTAgg):
         self.colors = theme_colors(theme_id)
         self.figure.set_facecolor(self.colors["background"])
 
+    def set_theme(self, theme_id: str) -> None:
+        """Take another napari theme's colours (the axes are restyled at their next draw)."""
+        self.colors = theme_colors(theme_id)
+        self.figure.set_facecolor(self.colors["background"])
+
     def style_axes(self, ax) -> None:
         """Colour an axes' face, spines, ticks and labels for the theme."""
         c = self.colors

@@ -72,6 +72,16 @@ class MetricPlot(QWidget):
         self._timer.start()
         self.clear()
 
+    def set_theme(self, theme_id: str) -> None:
+        """Follow napari's theme (dark, light, ...): colours, then a full redraw."""
+        self.canvas.set_theme(theme_id)
+        self.line.set_color(self.canvas.colors["accent"])
+        for line in self._level_lines:
+            line.set_color(self.canvas.colors["text"])
+        self._forget_background()
+        self._limits = None
+        self._redraw_if_dirty()
+
     def clear(self, title: str = "metric") -> None:
         """Forget every point and show empty axes labelled ``title``."""
         self.points = []

@@ -232,6 +232,7 @@ class RegisterWidget(StepWidget):
         keep_inputs_fresh(self.viewer, self.fixed, self.moving, lambda: self.model.moving_layer)
         self.model.session_loaded.connect(self.restore)
         self._on_method(self.method.value)
+        self.viewer.events.theme.connect(lambda event: self.plot.set_theme(str(event.value)))
 
     # ------------------------------------------------------------------ form
 
