@@ -177,3 +177,49 @@ def test_ctrl_c_at_any_moment_of_start_up_prints_one_line_not_a_traceback(tmp_pa
         if proc.returncode == 130:
             assert err.strip().endswith("interrupted; nothing half-written was kept.")
         assert not (tmp_path / "o").exists()
+
+
+def test_a_labs_own_template_is_the_fixed_side_and_replay_and_apply_keep_it(
+    tmp_path, template_100, capsys
+):
+    # the template as a bare TIFF in BrainGlobe 'asr' order (no header to trust), with labels;
+    # offline: no Allen file is read
+    import tifffile
+
+    from .conftest import lightsheet_like
+
+    own = template_100.reoriented("PIL")  # nibabel PIL = BrainGlobe asr
+    labels = own.with_data(np.digitize(np.asarray(own.data), np.percentile(own.data, [50, 80])))
+    tifffile.imwrite(tmp_path / "lab_template.tif", np.asarray(own.data))
+    tifffile.imwrite(tmp_path / "lab_labels.tif", labels.data.astype(np.uint16))
+    sample, _ = lightsheet_like(template_100)
+    sample_file = io.write_volume(sample, tmp_path / "brain.nii.gz")
+    own_flags = [
+        "--atlas-file", str(tmp_path / "lab_template.tif"), "--atlas-orientation", "asr",
+        "--style", "brainglobe", "--atlas-voxel-size", "100", "100", "100",
+        "--atlas-labels", str(tmp_path / "lab_labels.tif"),
+    ]  # fmt: skip
+    fast = ["--iterations", "40", "--syn-iterations", "10,5", "--quiet", "--no-report"]
+    assert cli.main(["register", str(sample_file), *own_flags, *fast, "--out", "s1"]) == 0
+    s, _ = session.load(tmp_path / "s1")
+    assert s.atlas.kind == "volume" and s.atlas.name == "lab_template"
+    assert (tmp_path / "s1" / "fixed.nii.gz").is_file()
+    assert (tmp_path / "s1" / "fixed_labels.nii.gz").is_file()
+    ncc = [f[report.NCC] for f in s.figures.values()]
+    assert ncc[-1] > 0.6 and ncc[-1] > ncc[0] + 0.2  # registered to that template
+    # replay registers to the session's template, not to the Allen CCF
+    assert (
+        cli.main(["replay", "s1", str(sample_file), "--out", "s2", "--quiet", "--no-report"]) == 0
+    )
+    again, _ = session.load(tmp_path / "s2")
+    assert again.atlas.kind == "volume" and again.atlas.shape == s.atlas.shape
+    # the template's labels go onto the sample as the annotation does
+    assert cli.main(["apply", "s1", "annotation", "--to", "sample", "--out", "ann.nii.gz"]) == 0
+    applied = io.read_volume(tmp_path / "ann.nii.gz").data
+    saved = io.read_volume(tmp_path / "s1" / "annotation_in_sample.nii.gz").data
+    assert np.mean(applied == saved) > 0.9999  # nearest-neighbour ties after a file round trip
+    assert set(np.unique(applied)) == {0, 1, 2}
+    capsys.readouterr()
+    # the labels flags without a template: one sentence, exit 2
+    code = cli.main(["register", str(sample_file), "--atlas-labels", "x.tif", "--out", "s3"])
+    assert code == 2 and "give the template file too" in capsys.readouterr().err

@@ -92,7 +92,7 @@ def _recipe(args: argparse.Namespace, base=None):
         )
         syn_settings = syn.SynSettings(
             **prep,
-            working_resolution_um=args.syn_resolution,
+            working_resolution_um=args.syn_resolution or methods.DEFAULT_WORKING_RESOLUTION_UM,
             radius=args.syn_radius,
             sigma_diff=args.syn_sigma_diff,
             step_length=args.syn_step,
@@ -145,7 +145,32 @@ def register(args: argparse.Namespace) -> int:
     from napari_ccf_align.core.runs import session
 
     out = session.check_session_target(args.out)
-    return _register_and_save(args, _recipe(args), out)
+    recipe = _recipe(args)
+    fixed = None
+    if args.atlas_file:
+        from dataclasses import replace
+
+        from napari_ccf_align.core.runs import headless
+
+        fixed = headless.load_fixed_file(
+            args.atlas_file,
+            args.atlas_orientation,
+            tuple(args.atlas_voxel_size) if args.atlas_voxel_size else None,
+            args.style or "nibabel",
+            args.atlas_labels,
+        )
+        if args.syn_resolution is None:  # the default, but never finer than the template
+            own_um = float(fixed.template.spacing.max()) * 1000.0
+            working = max(recipe.syn_settings.working_resolution_um or 0.0, own_um)
+            recipe = replace(
+                recipe, syn_settings=replace(recipe.syn_settings, working_resolution_um=working)
+            )
+    elif args.atlas_labels or args.atlas_orientation or args.atlas_voxel_size:
+        raise CcfAlignError(
+            "--atlas-labels, --atlas-orientation and --atlas-voxel-size describe an --atlas-file: "
+            "give the template file too."
+        )
+    return _register_and_save(args, recipe, out, fixed)
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -153,14 +178,17 @@ def replay(args: argparse.Namespace) -> int:
     from napari_ccf_align.core.runs import headless, session
 
     out = session.check_session_target(args.out)
-    saved, _ = session.load(args.session)
+    saved, folder = session.load(args.session)
     recipe = _recipe(args, headless.recipe_of(saved))
     if args.voxel_size is None:
         headless.check_replay_geometry(recipe, args.moving)
-    return _register_and_save(args, recipe, out)
+    fixed = None
+    if saved.atlas.kind != "allen":  # its own template, embedded in the session
+        fixed = headless.fixed_of_session(saved, folder, args.cache, args.base_url)
+    return _register_and_save(args, recipe, out, fixed)
 
 
-def _register_and_save(args: argparse.Namespace, recipe, out: Path) -> int:
+def _register_and_save(args: argparse.Namespace, recipe, out: Path, fixed=None) -> int:
     """One run with progress bars and Ctrl-C as cancel; its summary line on stdout."""
     from napari_ccf_align.core.runs import headless
 
@@ -171,6 +199,7 @@ def _register_and_save(args: argparse.Namespace, recipe, out: Path) -> int:
                 args.moving,
                 recipe,
                 out,
+                fixed=fixed,
                 cache=args.cache,
                 base_url=args.base_url,
                 on_progress=progress,

@@ -174,8 +174,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--syn-resolution",
         type=float,
-        default=DEFAULT_WORKING_RESOLUTION_UM,
-        help="SyN working resolution (µm)",
+        help=f"SyN working resolution (µm) (default: {DEFAULT_WORKING_RESOLUTION_UM:g}, or an "
+        "--atlas-file's own spacing when coarser)",
+    )
+    r.add_argument(
+        "--atlas-file",
+        metavar="PATH",
+        help="register to your own template (any 3D reference volume) instead of the Allen CCF",
+    )
+    r.add_argument(
+        "--atlas-orientation",
+        metavar="CODE",
+        help="orientation code of --atlas-file's axes (default: its header's; a TIFF needs it)",
+    )
+    r.add_argument(
+        "--atlas-voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="--atlas-file's voxel size in µm per array axis (default: its header's)",
+    )
+    r.add_argument(
+        "--atlas-labels",
+        metavar="PATH",
+        help="a label image on --atlas-file's grid, put on your sample like the annotation",
     )
     r.add_argument(
         "--syn-iterations",

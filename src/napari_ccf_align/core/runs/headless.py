@@ -17,7 +17,7 @@ import numpy as np
 
 from napari_ccf_align.core import align, io
 from napari_ccf_align.core.align import AlignmentState
-from napari_ccf_align.core.errors import VoxelSizeError
+from napari_ccf_align.core.errors import CcfAlignError, VoxelSizeError
 from napari_ccf_align.core.progress import CancelToken, ProgressCallback, ignore_progress
 from napari_ccf_align.core.register import methods, pipeline, prepare, rigid, syn
 from napari_ccf_align.core.register.result import scale_note
@@ -130,6 +130,47 @@ def load_fixed(resolution_um: int, cache=None, base_url=None, on_progress=ignore
     )
     source = f"Allen CCF v3 ({base_url or os.environ.get(atlas.ENV_BASE_URL) or atlas.DEFAULT_BASE_URL}), cached in {atlas.cache_dir(cache)}"
     return Fixed(a.template, a.annotation, source, a.structures)
+
+
+def load_fixed_file(
+    path: str | os.PathLike,
+    orientation: str | None = None,
+    voxel_size_um=None,
+    style: str = "nibabel",
+    labels: str | os.PathLike | None = None,
+) -> Fixed:
+    """A lab's own template (any reference volume) as the fixed side, with optional labels
+    on its grid.
+
+    The file is read as its header says unless ``orientation`` (and ``voxel_size_um``)
+    restate it, as for a sample; a TIFF needs both. Labels must lie on the template's grid.
+    """
+    template = session.read_input(path, voxel_size_um, orientation, style)
+    if template.ndim != 3:
+        raise CcfAlignError(
+            f"{Path(path).name} is {template.ndim}D: a template must be a 3D volume."
+        )
+    template = replace(template, name=io.file_stem(path))
+    annotation = None
+    if labels is not None:
+        annotation = session.read_input(labels, voxel_size_um, orientation, style)
+        if annotation.shape != template.shape or not np.allclose(
+            annotation.affine, template.affine, atol=1e-6
+        ):
+            raise CcfAlignError(
+                f"{Path(labels).name} is not on the grid of {Path(path).name} (shape "
+                f"{annotation.shape} against {template.shape}): give the labels of this template."
+            )
+    return Fixed(template, annotation, f"own template {Path(path).resolve()}")
+
+
+def fixed_of_session(saved: session.Session, folder, cache=None, base_url=None) -> Fixed:
+    """The fixed side a saved session registered to: the Allen CCF from the cache, or the
+    session's own embedded template (a replay must not swap it for the Allen atlas)."""
+    if saved.atlas.kind == "allen":
+        return load_fixed(round(saved.atlas.resolution_um), cache, base_url)
+    template, annotation, structures = session.read_fixed(saved, folder, cache, base_url)
+    return Fixed(template, annotation, saved.atlas.source, structures)
 
 
 def register_volume(

@@ -34,6 +34,8 @@ WARPED = "warped.nii.gz"
 ANNOTATION_IN_SAMPLE = "annotation_in_sample.nii.gz"
 EMBEDDED_MOVING = "moving.nii.gz"
 EMBEDDED_FIXED = "fixed.nii.gz"
+#: The labels of an embedded template, when the run had them (its own annotation).
+EMBEDDED_FIXED_LABELS = "fixed_labels.nii.gz"
 
 
 def _matrix(value) -> list[list[float]]:

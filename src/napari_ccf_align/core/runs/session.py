@@ -43,6 +43,7 @@ from napari_ccf_align.core.runs import checks
 from napari_ccf_align.core.runs.schema import (
     ANNOTATION_IN_SAMPLE,
     EMBEDDED_FIXED,
+    EMBEDDED_FIXED_LABELS,
     EMBEDDED_MOVING,
     FORMAT,
     LINEAR_TFM,
@@ -69,6 +70,7 @@ from napari_ccf_align.core.volume import Volume
 __all__ = [
     "ANNOTATION_IN_SAMPLE",
     "EMBEDDED_FIXED",
+    "EMBEDDED_FIXED_LABELS",
     "EMBEDDED_MOVING",
     "FORMAT",
     "LINEAR_TFM",
@@ -100,7 +102,14 @@ _PREVIOUS = ".previous"
 #: Region volumes in the sample's space (with the annotation and its ontology).
 VOLUMES_CSV = "volumes.csv"
 #: The files whose SHA-256 a session records and checks on load (those a load reads).
-_HASHED = (LINEAR_TFM, SYN_WARP, SYN_INVERSE_WARP, EMBEDDED_MOVING, EMBEDDED_FIXED)
+_HASHED = (
+    LINEAR_TFM,
+    SYN_WARP,
+    SYN_INVERSE_WARP,
+    EMBEDDED_MOVING,
+    EMBEDDED_FIXED,
+    EMBEDDED_FIXED_LABELS,
+)
 
 # --------------------------------------------------------------------------- saving
 
@@ -210,6 +219,8 @@ def _write_contents(
     if atlas_record.kind != "allen":
         io.write_volume(fixed, tmp / EMBEDDED_FIXED)
         atlas_record = replace(atlas_record, source=EMBEDDED_FIXED)
+        if annotation is not None:  # its own labels: apply --to sample needs them again
+            io.write_volume(annotation, tmp / EMBEDDED_FIXED_LABELS)
     if report:
         qc_report.write(
             tmp, result, fixed, moving, annotation, session.figures or None, warped=warped
@@ -388,7 +399,12 @@ def read_fixed(session: Session, folder: str | os.PathLike, cache=None, base_url
     """``(template, annotation or None, structures or None)`` of the session's atlas."""
     rec = session.atlas
     if rec.kind != "allen":
-        return io.read_volume(Path(folder) / rec.source, name=rec.name), None, None
+        template = io.read_volume(Path(folder) / rec.source, name=rec.name)
+        labels_path = Path(folder) / EMBEDDED_FIXED_LABELS
+        labels = None
+        if labels_path.is_file():  # hash-checked with the rest when the session was loaded
+            labels = io.read_volume(labels_path, name=f"{rec.name} labels")
+        return template, labels, None
     from napari_ccf_align.core.io import atlas
 
     a = atlas.load_atlas(int(rec.resolution_um), annotation=True, cache=cache, base_url=base_url)
