@@ -30,11 +30,20 @@ def test_report_sheet_and_page(run, tmp_path, screenshot_dir):
     result, fixed, moving, labels = run
     figures = {"hand alignment": {report.NCC: 0.3, report.MI: 0.4}}
     figures[f"after {result.method}"] = report.similarity(fixed, result.warp(fixed, moving))
-    png, page = report.write(tmp_path / "qc", result, fixed, moving, labels, figures)
+    png, page = report.write(
+        tmp_path / "qc", result, fixed, moving, labels, figures, seconds=12.3,
+        settings={"syn": result.settings.to_dict()},
+    )  # fmt: skip
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     text = page.read_text(encoding="utf-8")
-    assert text.count("<tr>") == 3  # header + NCC + MI
+    # more than the picture: the method and whole time, each stage, the figures, the settings
+    assert "Method: rigid+syn; 12.3 s in all" in text
+    stages = re.search(r"<h2>Stages</h2>\s*<table.*?</table>", text, re.S).group(0)
+    assert stages.count("<tr>") == 3 and "<td>rigid</td>" in stages and "<td>SyN</td>" in stages
+    table = re.search(r"<h2>Similarity to the atlas</h2>\s*<table.*?</table>", text, re.S).group(0)
+    assert table.count("<tr>") == 3  # header + NCC + MI
+    assert "&quot;level_iters&quot;: [5, 3]" in text
     assert f"{figures[f'after {result.method}'][report.NCC]:.4f}" in text
     embedded = re.search(r'src="data:image/png;base64,([^"]+)"', text).group(1)
     import base64

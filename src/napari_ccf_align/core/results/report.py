@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 from pathlib import Path
 
@@ -242,10 +243,14 @@ def write(
     figures: dict[str, dict[str, float]] | None = None,
     grid_mm: float = 0.5,
     warped: Volume | None = None,
+    seconds: float | None = None,
+    settings: dict | None = None,
 ) -> tuple[Path, Path]:
     """Write ``qc_report.png`` and ``qc_report.html`` into ``folder`` (made if needed).
 
-    ``warped`` is ``result.warp(fixed, moving)`` when already computed (saves a warp).
+    ``warped`` is ``result.warp(fixed, moving)`` when already computed (saves a warp);
+    ``seconds`` the whole run's time (every stage; else the last stage's is shown) and
+    ``settings`` what it ran with (``{"rigid": {...}, "syn": {...}}``), listed on the page.
 
     Returns
     -------
@@ -272,14 +277,39 @@ def write(
         for r in rows
     )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    from napari_ccf_align.core.register.result import scale_note
+
+    stages = [result.linear_stage] if result.deformable and result.linear_stage else []
+    stages.append(result)
+    stage_rows = "".join(
+        f"<tr><td>{'SyN' if r.deformable else html.escape(r.method)}</td><td>{r.seconds:.1f} s</td>"
+        f"<td>{html.escape(r.stop_reason)}</td></tr>"
+        for r in stages
+    )
+    total = f"{seconds:.1f} s in all" if seconds is not None else f"{result.seconds:.1f} s"
+    scale = scale_note(result.matrix)
+    settings_rows = "".join(
+        f"<tr><th>{html.escape(stage)}</th><td><code>{html.escape(json.dumps(values))}</code></td></tr>"
+        for stage, values in (settings or {}).items()
+        if values
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>QC report: {html.escape(moving.name)}</title></head>
 <body>
 <h1>QC report: {html.escape(moving.name)} → {html.escape(fixed.name)}</h1>
-<p>Method: {html.escape(result.method)}; {result.seconds:.1f} s; final metric
-{result.final_metric:.5g}; stop: {html.escape(result.stop_reason)}</p>
+<p>Method: {html.escape(result.method)}; {total}; final metric {result.final_metric:.5g}{
+        "; " + html.escape(scale) if scale else ""
+    }.</p>
+<h2>Stages</h2>
+<table border="1"><tr><th>stage</th><th>time</th><th>how it stopped</th></tr>{stage_rows}</table>
+<h2>Similarity to the atlas</h2>
 <table border="1"><tr><th></th>{head}</tr>{cells}</table>
+<p>NCC over the tissue of both with each image clipped at its 99.5th percentile; Mattes MI in
+nats (higher is more alike); Dice of the 14 major regions where the sample has labels. Different
+modalities never reach 1: judge the rise from the hand alignment, and the pictures below.</p>
 <p><img alt="QC sheet" src="data:image/png;base64,{encoded}" style="max-width:100%"></p>
+<h2>Settings</h2>
+<table border="1">{settings_rows or "<tr><td>(not recorded)</td></tr>"}</table>
 </body></html>
 """
     page_path = folder / "qc_report.html"

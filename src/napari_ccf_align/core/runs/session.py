@@ -223,7 +223,18 @@ def _write_contents(
             io.write_volume(annotation, tmp / EMBEDDED_FIXED_LABELS)
     if report:
         qc_report.write(
-            tmp, result, fixed, moving, annotation, session.figures or None, warped=warped
+            tmp,
+            result,
+            fixed,
+            moving,
+            annotation,
+            session.figures or None,
+            warped=warped,
+            seconds=session.timings.get("registration_s"),
+            settings={
+                "rigid": session.rigid_settings.to_dict() if session.rigid_settings else None,
+                "syn": session.syn_settings.to_dict() if session.syn_settings else None,
+            },
         )
     timings = {**session.timings, "save_s": round(time.perf_counter() - t0, 3)}
     data = to_dict(replace(session, moving=moving_record, atlas=atlas_record, timings=timings))
