@@ -53,6 +53,14 @@ SETTINGS = (
         {"level_iters": (100, 50, 25), "energy_window": 6},
     ),
 )
+#: Intensity preparation (``--intensity``): the full recipe with N4 bias correction of the
+#: sample, and with its histogram matched to the atlas's (both stages).
+INTENSITY = (
+    ("rigid+affine+syn, ours", "rigid+affine+syn", {}),
+    ("rigid+affine+syn + N4", "rigid+affine+syn", {"bias_correction": True}),
+    ("rigid+affine+syn + histogram match", "rigid+affine+syn", {"match_histogram": True}),
+    ("rigid+affine+syn + clip at 99.9 %", "rigid+affine+syn", {"clip_percentiles": (0.5, 99.9)}),
+)
 #: ANTsPy's own recipes (an optional peer: ``pip install antspyx``).
 ANTS = ("Rigid", "Affine", "SyN", "SyNRA")
 
@@ -78,9 +86,10 @@ def _fixed(resolution_um: int):
 def _one(fixed, annotation, structures, brain, brain_labels, method, overrides, res_um):
     state = align.centre_on_atlas(align.AlignmentState(), brain, fixed)
     syn_settings = syn.SynSettings(working_resolution_um=float(res_um), **overrides)
+    shared = {k: v for k, v in overrides.items() if k in rigid.RigidSettings.__dataclass_fields__}
     t0 = time.perf_counter()
     result = pipeline.run(
-        fixed, brain, method, state, rigid.RigidSettings(), syn_settings, isolate_syn=False
+        fixed, brain, method, state, rigid.RigidSettings(**shared), syn_settings, isolate_syn=False
     )
     seconds = time.perf_counter() - t0
     brain_mask = qc.brain_mask(fixed, annotation)
@@ -119,7 +128,7 @@ def _ants(fixed, annotation, structures, brain, brain_labels, kind):
     return row
 
 
-def main(resolutions=(200,)) -> None:
+def main(resolutions=(200,), settings=SETTINGS, peers=True, out_name="real") -> None:
     if not (TEMPLATES / "allen_mouse_200um.npz").is_file():
         print(f"{TEMPLATES} is missing: nothing to measure.")
         return
@@ -128,19 +137,23 @@ def main(resolutions=(200,)) -> None:
         fixed, annotation, structures = _fixed(res)
         for name in BRAINS:
             brain, labels = _npz(name)
-            for label, method, overrides in SETTINGS:
+            for label, method, overrides in settings:
                 key = f"{res} µm | {name} | {label}"
                 rows[key] = _one(
                     fixed, annotation, structures, brain, labels, method, overrides, res
                 )
                 print(key, rows[key], flush=True)
-            if ants_peer.available():
+            if peers and ants_peer.available():
                 for kind in ANTS:
                     key = f"{res} µm | {name} | ANTsPy {kind}"
                     rows[key] = _ants(fixed, annotation, structures, brain, labels, kind)
                     print(key, rows[key], flush=True)
-    print("written to", write("real", {"rows": rows}))
+    print("written to", write(out_name, {"rows": rows}))
 
 
 if __name__ == "__main__":
-    main((200, 100) if "--100" in sys.argv else (200,))
+    resolutions = (200, 100) if "--100" in sys.argv else (200,)
+    if "--intensity" in sys.argv:
+        main(resolutions, INTENSITY, peers=False, out_name="real_intensity")
+    else:
+        main(resolutions)
