@@ -144,3 +144,14 @@ def test_major_region_dice_on_constructed_labels():
     assert d["Isocortex"] == pytest.approx(2 * 40 / 100) and d["CB"] == pytest.approx(2 * 40 / 100)
     x = np.arange(100.0).reshape(10, 10)
     assert qc.clipped_ncc(x, x, np.ones((10, 10), bool)) == pytest.approx(1.0)
+
+
+def test_deformed_cells_move_with_the_field_and_their_borders_are_the_grid():
+    disp = np.zeros((1, 12, 2))  # a 2D field: 1 x 12 voxels of 1 mm
+    straight = qc.deformed_cells(disp, (1.0, 1.0), 4.0)[0]
+    assert straight.tolist() == [1] * 4 + [2] * 4 + [3] * 4  # borders every 4 mm
+    disp[..., 1] = 2.0  # every point shown 2 mm further on: the borders move 2 mm back
+    shifted = qc.deformed_cells(disp, (1.0, 1.0), 4.0)[0]
+    assert np.flatnonzero(np.diff(shifted)).tolist() == [1, 5, 9]
+    with pytest.raises(CcfAlignError, match="not positive"):
+        qc.deformed_cells(disp, (1.0, 1.0), 0.0)

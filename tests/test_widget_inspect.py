@@ -87,6 +87,8 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
             _, fixed, _, _ = inspect.inputs()
             brain = qc.brain_mask(fixed, inspect._atlas_labels())
             assert brain.mean() > 0.2 and np.isfinite(np.asarray(layer.data)[brain]).all()
+        if key == "grid":  # lines in the plane shown, never a filled plane
+            assert isinstance(layer, Labels) and layer.contour == 1
         if key == "overlay":  # two colours, contrast from the tissue (not 0..max)
             assert atlas_layer(viewer).colormap.name == "green" and layer.colormap.name == "magenta"
             data = np.asarray(layer.data)

@@ -135,6 +135,35 @@ def deformation_grid(
     return out
 
 
+def deformed_cells(disp: np.ndarray, spacing_mm: Sequence[float], every_mm: float) -> np.ndarray:
+    """The cells of a grid every ``every_mm`` pushed through a displacement field, as labels.
+
+    A voxel at ``x`` (mm from index 0) belongs to the cell holding ``x + u(x)``; the cells'
+    borders are the deformed grid. Drawn as label contours in the plane shown, they are thin
+    lines in every slice, including one lying on a grid plane (which
+    :func:`deformation_grid` would fill).
+
+    Examples
+    --------
+    >>> deformed_cells(np.zeros((1, 6, 2)), (1.0, 1.0), 2.0)[0].tolist()
+    [1, 1, 2, 2, 3, 3]
+    """
+    disp, spacing = _check_field(disp, spacing_mm)
+    if not np.isfinite(every_mm) or every_mm <= 0:
+        raise DimensionError(f"Grid spacing {every_mm!r} mm is not positive: give e.g. 0.5 mm.")
+    labels = np.zeros(disp.shape[:-1], np.int64)
+    stride = 1
+    for k in range(disp.shape[-1]):
+        shape = [1] * (disp.ndim - 1)
+        shape[k] = disp.shape[k]
+        coord = (np.arange(disp.shape[k]) * spacing[k]).reshape(shape) + disp[..., k]
+        cell = np.floor(coord / every_mm).astype(np.int64)
+        cell -= cell.min()
+        labels += cell * stride
+        stride *= int(cell.max()) + 1
+    return (labels + 1).astype(np.uint32 if stride < 2**32 else np.uint64)
+
+
 def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
     """``a`` and ``b`` (same shape, each scaled to [0, 1]) in alternating tiles, ``tiles`` per axis."""
     a, b = _pair(a, b)

@@ -103,7 +103,7 @@ class InspectWidget(StepWidget):
             value="additive",
         )
         self.tiles = SpinBox(label="checkerboard tiles per axis", min=2, max=64, value=8)
-        self.grid_mm = FloatSpinBox(label="grid every (mm)", min=0.1, max=5.0, step=0.1, value=0.5)
+        self.grid_mm = FloatSpinBox(label="grid every (mm)", min=0.1, max=5.0, step=0.1, value=1.0)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)
         self.table = Table(value={"data": [], "index": [], "columns": []})
@@ -258,7 +258,7 @@ class InspectWidget(StepWidget):
         layer = add_layer_data(self.viewer, data)
         if key in ("jacobian", "magnitude"):
             layer.colorbar.visible = True
-        if key in ("boundaries", "sample_boundaries"):
+        if key in ("boundaries", "sample_boundaries", "grid"):
             layer.contour = 1  # outlines one voxel wide in the displayed plane
             if annotation is not None:
                 annotation.visible = False  # the filled regions would hide their own outlines
@@ -371,7 +371,6 @@ _IMAGE_STYLE = {
     "overlay": lambda w: {"colormap": w.colour.value},
     "checkerboard": lambda w: {"colormap": "gray", "contrast_limits": (0, 1)},
     "difference": lambda w: {"colormap": "PiYG", "contrast_limits": (-1, 1)},
-    "grid": lambda w: {"colormap": "yellow", "contrast_limits": (0, 1)},
     # opaque over the brain (NaN outside it): a colour under them would change their meaning
     "jacobian": lambda w: {"colormap": JACOBIAN_COLORMAP, "contrast_limits": LOG2_JACOBIAN_LIMITS},
     "magnitude": lambda w: {"colormap": "viridis"},
@@ -419,14 +418,17 @@ def _compute(
         coarse = ids.with_data(structures.at_depth(np.asarray(ids.data), OUTLINE_DEPTH))
         return annotation_layer_data(coarse, structures), "layer", note
     if key == "grid":
-        grid = qc.deformation_grid(qc.deformation_of(result, fixed), fixed.spacing, every_mm)
+        cells = qc.deformed_cells(qc.deformation_of(result, fixed), fixed.spacing, every_mm)
         note = (
             "A linear result bends nothing: the grid is straight (the linear map itself is in "
             "the overlay)."
             if linear
-            else f"Grid planes every {every_mm:g} mm pushed through the SyN deformation."
+            else f"A grid every {every_mm:g} mm pushed through the SyN deformation, drawn in the "
+            "plane shown."
         )
-        return on_grid(grid), "image", note
+        # one colour for every cell: their borders, drawn as contours, are the grid's lines
+        colours = {None: (1.0, 0.85, 0.0, 1.0), 0: (0.0, 0.0, 0.0, 0.0)}
+        return labels_layer_data(on_grid(cells), colormap=colours), "layer", note
     jac, uniform = qc.jacobian_of(result, fixed)
     outside = ~qc.brain_mask(fixed, labels)  # shown over the whole brain, holes included
     if key == "jacobian":
