@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import napari
 import numpy as np
 from napari.layers import Image, Labels, Layer, Shapes
@@ -46,6 +48,37 @@ def free_name(viewer: napari.viewer.Viewer, name: str) -> str:
     while f"{name} [{k}]" in taken:
         k += 1
     return f"{name} [{k}]"
+
+
+_labels_warm = threading.Event()
+
+
+def warm_labels_in_background() -> None:
+    """Have napari compile its label colouring (numba, ~1.3 s on first use) on a daemon
+    thread, through a throw-away Labels layer that no viewer shows, so that the first atlas,
+    session or outline view does not stall the GUI thread for it. Only the first call works."""
+    if _labels_warm.is_set():
+        return
+    _labels_warm.set()
+
+    def warm() -> None:
+        try:
+            colours = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), 1: (1.0, 0.0, 0.0, 1.0)}
+            for dtype in (np.uint8, np.uint16, np.uint32):  # numba compiles one per dtype
+                Labels(np.ones((4, 4), dtype), colormap=colours)
+        except Exception:  # only a warm-up: the real layer compiles it if this could not
+            pass
+
+    threading.Thread(target=warm, name="ccf-align-labels-warm-up", daemon=True).start()
+
+
+#: Metadata key under which a layer holds a registration result (the Register dock's).
+RESULT_KEY = "ccf_align_result"
+
+
+def is_result(layer: Layer) -> bool:
+    """Whether ``layer`` shows a registration's result (never a volume to align)."""
+    return RESULT_KEY in layer.metadata
 
 
 def is_atlas(layer: Layer) -> bool:

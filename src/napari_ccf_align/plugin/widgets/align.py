@@ -47,6 +47,8 @@ from napari_ccf_align.plugin.widgets._layers import (
     add_layer_data,
     choose_inputs,
     input_choices,
+    is_atlas,
+    is_result,
     keep_inputs_fresh,
 )
 from napari_ccf_align.plugin.widgets._view import (
@@ -242,8 +244,8 @@ class AlignWidget(StepWidget):
         return moving, fixed
 
     def _on_moving(self, layer=None) -> None:
-        if layer is None:
-            return
+        if layer is None or is_atlas(layer) or is_result(layer):
+            return  # a passing choice while the layers change: never the volume to align
         try:
             v = volume_of_layer(layer)
         except CcfAlignError as exc:

@@ -49,6 +49,7 @@ from napari_ccf_align.plugin.widgets._layers import (
     pick_newest,
     result_choices,
     result_inputs,
+    warm_labels_in_background,
 )
 from napari_ccf_align.plugin.widgets._mpl import ThemedCanvas
 from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
@@ -85,6 +86,7 @@ class InspectWidget(StepWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
+        warm_labels_in_background()  # napari's label colouring, compiled off the GUI thread
         self.viewer = napari_viewer
         self.model = model_for(napari_viewer)
         self.workers: dict[str, object] = {}

@@ -41,6 +41,7 @@ from napari_ccf_align.plugin.widgets._layers import (
     free_name,
     image_layers,
     is_atlas,
+    warm_labels_in_background,
 )
 from napari_ccf_align.plugin.widgets._view import (
     StepWidget,
@@ -69,6 +70,7 @@ class LoadWidget(StepWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
+        warm_labels_in_background()  # napari's label colouring, compiled off the GUI thread
         self.viewer = napari_viewer
         self._token: CancelToken | None = None
         self._progress: napari.utils.progress | None = None

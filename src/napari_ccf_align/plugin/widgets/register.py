@@ -33,7 +33,7 @@ from napari_ccf_align.core.register.result import scale_note
 from napari_ccf_align.core.volume import robust_range
 from napari_ccf_align.plugin.layer_data import image_layer_data, placed_volume
 from napari_ccf_align.plugin.model import model_for
-from napari_ccf_align.plugin.widgets import _worker
+from napari_ccf_align.plugin.widgets import _layers, _worker
 from napari_ccf_align.plugin.widgets._layers import (
     FINISHED_KEY,
     add_layer_data,
@@ -57,7 +57,7 @@ _PLOT_TITLES = {
     "mean_squares": "mean squares (lower is better)",
     "ants_nc": "−ANTS NC (lower is better)",
 }
-RESULT_KEY = "ccf_align_result"
+RESULT_KEY = _layers.RESULT_KEY  # (defined beside the layer helpers)
 MOVING_KEY = "ccf_align_moving"  # the name of the layer a result registered
 RUN_KEY = "ccf_align_run"  # what the run was asked: method, alignment state, start map
 

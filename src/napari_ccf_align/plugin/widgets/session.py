@@ -41,6 +41,7 @@ from napari_ccf_align.plugin.widgets._layers import (
     pick_newest,
     result_choices,
     result_inputs,
+    warm_labels_in_background,
 )
 from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
 from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY, RUN_KEY
@@ -58,6 +59,7 @@ class SessionWidget(StepWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
+        warm_labels_in_background()  # napari's label colouring, compiled off the GUI thread
         self.viewer = napari_viewer
         self.model = model_for(napari_viewer)
         self.worker = None
@@ -232,12 +234,14 @@ class SessionWidget(StepWidget):
         layer.metadata.update(meta)
         layers = self.viewer.layers
         layers.move(layers.index(layer.name), len(layers))  # on top: above the annotation
-        self._open_steps()
         shown = displayable(moving)  # the layer's layout (the session's is the file's)
         state = replace(s.state, crop=align.crop_between(s.state.crop, moving, shown))
+        # the docks first (a fresh viewer has none), then which layer is the sample (Align
+        # selects it), then the state (its controls and preview follow, on the right layer)
+        self._open_steps()
         self.model.moving_layer = moving.name
-        self.model.set(state)
         self.model.session_loaded.emit((s, moving.name))
+        self.model.set(state)
         self.result.value = name
         self._say(f"Session loaded from {read_from}: {s.method} of {moving.name!r}.")
 
