@@ -110,6 +110,16 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
     assert data["method"] == "rigid+syn" and data["syn_settings"]["level_iters"] == [10, 5]
     assert (folder / "annotation_in_sample.nii.gz").is_file()
     assert (folder / "fixed.nii.gz").is_file() != REAL  # the phantom is embedded, Allen is not
+    # region volumes from a GUI save too, where the annotation names its regions (Allen)
+    assert (folder / "volumes.csv").is_file() == REAL and sessions.volumes.visible == REAL
+    if REAL:
+        table = sessions.volumes.value
+        assert "Isocortex" in table["index"] and list(table["columns"]) == [
+            "left (mm³)",
+            "right (mm³)",
+        ]
+        left, right = (float(v) for v in table["data"][list(table["index"]).index("Isocortex")])
+        assert left > 0 and right > 0 and 0.7 < left / right < 1.4  # two similar hemispheres
     # the session is on the file's grid (P, I, R here), crop included
     in_file = io.read_volume(path)
     shown = viewer.layers["sample"].metadata["ccf_align_volume"]
@@ -142,6 +152,7 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
     assert register2.method.value == "rigid+syn" and register2.iterations.value == 40
     assert register2.syn_iters.value == "10, 5" and register2.syn_resolution.value == 200
     assert register2.last_result[0] == "sample"
+    assert sessions2.volumes.visible == REAL  # the saved volumes, shown again on load
     fresh.screenshot(str(screenshot_dir / "session_loaded.png"), canvas_only=False)
 
     # a fresh viewer with only the Session dock: the load opens Align and Register itself,

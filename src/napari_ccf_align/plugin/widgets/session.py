@@ -11,7 +11,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, Table
 from napari.layers import Image, Labels, Points
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
@@ -23,6 +23,7 @@ from napari_ccf_align.core.results import apply, report
 from napari_ccf_align.core.runs import applying, session
 from napari_ccf_align.core.volume import Volume, robust_range
 from napari_ccf_align.plugin.layer_data import (
+    STRUCTURES_KEY,
     VOLUME_KEY,
     annotation_layer_data,
     displayable,
@@ -71,6 +72,8 @@ class SessionWidget(StepWidget):
         self.layer = ComboBox(label="layer to apply to", choices=self._appliable)
         self.direction = ComboBox(label="direction", choices=_DIRECTIONS, value="atlas")
         self.apply_button = PushButton(text="Apply")
+        self.volumes = Table(value={"data": [], "columns": ["left (mm³)", "right (mm³)"]})
+        self.volumes.visible = False
         self.status = Label(value="Save a result, or load a saved session.")
         self.status.native.setWordWrap(True)
         body = QWidget()
@@ -83,6 +86,7 @@ class SessionWidget(StepWidget):
         layout.addWidget(row(Label(value="Apply the result to other data")).native)
         layout.addWidget(Container(widgets=[self.layer, self.direction, self.apply_button]).native)
         layout.addWidget(self.status.native)
+        layout.addWidget(self.volumes.native)
         layout.addStretch(1)
         scrollable(self, body)
         self.save_button.changed.connect(lambda _=None: self.save_session(self.folder.value))
@@ -155,6 +159,7 @@ class SessionWidget(StepWidget):
         annotation = (
             atlas.structure_id_volume(volume_of_layer(labels)) if labels is not None else None
         )
+        structures = labels.metadata.get(STRUCTURES_KEY) if labels is not None else None
         method = asked.get("method") or result.method
 
         def job():
@@ -163,16 +168,38 @@ class SessionWidget(StepWidget):
             warped = result.warp(fixed, in_file)  # once, for the figures and the session
             figures = report.stage_figures(result, fixed, in_file, on_file, warped, annotation)
             s = session.of_run(result, method, on_file, fixed, in_file, asked.get("start"), figures)
-            return session.save(folder, s, fixed, in_file, annotation, warped=warped)
+            saved = session.save(
+                folder, s, fixed, in_file, annotation, warped=warped, structures=structures
+            )
+            return saved, major_volumes(saved)
 
         self.status.value = "Saving the session (transforms, warped image, QC report)..."
         self._busy(True)
         self.worker = _worker.start(job, on_done=self._saved, on_error=self._on_error)
         return self.worker
 
-    def _saved(self, folder: Path) -> None:
+    def _saved(self, saved) -> None:
+        folder, volumes = saved
         self._busy(False)
-        self._say(f"Session saved in {folder}.")
+        self._show_volumes(volumes)
+        self._say(
+            f"Session saved in {folder}."
+            + (
+                " Region volumes (left, right, mm³) in volumes.csv; the major ones below."
+                if volumes
+                else ""
+            )
+        )
+
+    def _show_volumes(self, rows: list[tuple[str, float, float]]) -> None:
+        """The major regions' volumes in the sample (left, right; mm³) in the dock's table."""
+        self.volumes.visible = bool(rows)
+        if rows:
+            self.volumes.value = {
+                "data": [[f"{left:.3f}", f"{right:.3f}"] for _, left, right in rows],
+                "index": [name for name, _, _ in rows],
+                "columns": ["left (mm³)", "right (mm³)"],
+            }
 
     # ------------------------------------------------------------------ load
 
@@ -188,7 +215,8 @@ class SessionWidget(StepWidget):
             template, annotation, structures = session.read_fixed(s, read_from)
             warped = s.result.warp(template, moving)
             limits = robust_range(moving.data), robust_range(warped.data)  # off the GUI thread
-            return s, read_from, moving, template, annotation, structures, warped, limits
+            volumes = major_volumes(read_from)
+            return s, read_from, moving, template, annotation, structures, warped, limits, volumes
 
         self.status.value = "Loading the session..."
         self._busy(True)
@@ -196,7 +224,7 @@ class SessionWidget(StepWidget):
         return self.worker
 
     def _restore(self, loaded) -> None:
-        s, read_from, moving, template, annotation, structures, warped, limits = loaded
+        s, read_from, moving, template, annotation, structures, warped, limits, volumes = loaded
         self._busy(False)
         res = round(s.atlas.resolution_um)
         if s.atlas.kind == "allen":
@@ -243,6 +271,7 @@ class SessionWidget(StepWidget):
         self.model.session_loaded.emit((s, moving.name))
         self.model.set(state)
         self.result.value = name
+        self._show_volumes(volumes)
         self._say(f"Session loaded from {read_from}: {s.method} of {moving.name!r}.")
 
     def _open_steps(self) -> None:
@@ -337,3 +366,26 @@ def _shown_limits(limits: tuple[float, float]) -> tuple[float, float]:
     """Robust contrast limits (0.5-99.5th percentiles), widened when they are equal."""
     lo, hi = limits
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def major_volumes(folder: Path) -> list[tuple[str, float, float]]:
+    """``(name, left mm³, right mm³)`` of the major regions in a session's ``volumes.csv``
+    (empty when it has none), in the order of the Allen ontology's major regions."""
+    import csv
+
+    from napari_ccf_align.core.results.qc import MAJOR_REGIONS
+
+    path = Path(folder) / session.VOLUMES_CSV
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        by_id = {int(r["structure_id"]): r for r in csv.DictReader(f)}
+    return [
+        (
+            by_id[sid]["name"],
+            float(by_id[sid]["left_volume_mm3"]),
+            float(by_id[sid]["right_volume_mm3"]),
+        )
+        for sid in MAJOR_REGIONS
+        if sid in by_id
+    ]
