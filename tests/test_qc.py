@@ -155,3 +155,22 @@ def test_deformed_cells_move_with_the_field_and_their_borders_are_the_grid():
     assert np.flatnonzero(np.diff(shifted)).tolist() == [1, 5, 9]
     with pytest.raises(CcfAlignError, match="not positive"):
         qc.deformed_cells(disp, (1.0, 1.0), 0.0)
+
+
+def test_a_mask_carried_to_a_coarser_grid_keeps_its_place():
+    fine = Volume.from_array(np.zeros((20, 20, 20), np.uint8), 0.1, "RAS")
+    mask = np.zeros(fine.shape, bool)
+    mask[4:12, 6:14, 8:16] = True  # a box from 0.4 to 1.2 mm (and so on) in world RAS
+    coarse = Volume.grid((10, 10, 10), np.diag([0.2, 0.2, 0.2, 1.0]) @ _centred(), "coarse", "RAS")
+    carried = qc.mask_on(mask, fine, coarse)
+    world = coarse.index_to_world(np.argwhere(carried))
+    assert carried.sum() == 4 * 4 * 4
+    assert world[:, 0].min() >= 0.4 - 1e-9 and world[:, 0].max() <= 1.2
+    np.testing.assert_array_equal(qc.mask_on(mask, fine, fine), mask)
+
+
+def _centred():
+    # voxel centres of the 0.2 mm grid on the 0.1 mm grid's pairs: 0.05 mm in from index 0
+    m = np.eye(4)
+    m[:3, 3] = 0.25
+    return m

@@ -16,7 +16,7 @@ from napari_ccf_align.core.results import qc, report
 from napari_ccf_align.core.testing import phantom
 from napari_ccf_align.plugin.layer_data import atlas_layer_data, image_layer_data
 from napari_ccf_align.plugin.model import model_for
-from napari_ccf_align.plugin.widgets._layers import add_layer_data, atlas_layer
+from napari_ccf_align.plugin.widgets._layers import RESULT_KEY, add_layer_data, atlas_layer
 
 from .conftest import SHARED_DATA
 
@@ -72,9 +72,13 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
         box.value = True
         _wait(qtbot, inspect, key)
         layer = viewer.layers[inspect.layer_name(key)]
-        assert layer.data.shape == viewer.layers[inspect.result.value].data.shape or key == (
-            "sample_boundaries"
-        )
+        result_layer = viewer.layers[inspect.result.value]
+        if key in ("jacobian", "folding", "magnitude"):  # on SyN's (coarser) working grid
+            grid = result_layer.metadata[RESULT_KEY].field_grid
+            assert layer.data.shape == grid.shape != result_layer.data.shape
+            np.testing.assert_allclose(layer.affine.affine_matrix, grid.affine, atol=1e-9)
+        elif key != "sample_boundaries":
+            assert layer.data.shape == result_layer.data.shape
         assert not re.search(r"\bnan\b", inspect.status.value.lower()), inspect.status.value
         if key == "jacobian":
             assert tuple(layer.contrast_limits) == (-1.0, 1.0) and layer.colorbar.visible
@@ -86,6 +90,7 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
             # over the whole brain, white matter and ventricles included: no holes
             _, fixed, _, _ = inspect.inputs()
             brain = qc.brain_mask(fixed, inspect._atlas_labels())
+            brain = qc.mask_on(brain, fixed, grid)  # on the map's grid
             assert brain.mean() > 0.2 and np.isfinite(np.asarray(layer.data)[brain]).all()
         if key == "grid":  # lines in the plane shown, never a filled plane
             assert isinstance(layer, Labels) and layer.contour == 1

@@ -9,7 +9,8 @@ its type:
 - the map each way: ``to_atlas(sample_points)``, ``to_moving(atlas_points)``;
 - images either way: ``warp(atlas_grid, sample)`` and ``warp_to_sample(atlas_image,
   sample_grid)``, linear or nearest neighbour for labels;
-- the deformation beyond the linear stage on a grid (``deformation``), and ``matrix``,
+- the deformation beyond the linear stage on a grid (``deformation``), the grid it was
+  computed on (``field_grid``; None for a linear result), and ``matrix``,
   the linear stage's whole moving -> atlas map, whose determinant the Jacobian starts from.
 
 The helpers below are how a result samples: :func:`warp_through` (the fused kernel: a
@@ -58,6 +59,9 @@ class Result(Protocol):
     ) -> Volume: ...
 
     def deformation(self, grid: Volume) -> np.ndarray | None: ...
+
+    @property
+    def field_grid(self) -> Volume | None: ...
 
 
 def scale_note(matrix: np.ndarray) -> str:

@@ -256,6 +256,11 @@ class RigidResult:
         """An atlas-space image (e.g. the annotation) on the sample's grid ``moving``."""
         return warp_through(atlas_image, moving, "sample", self.matrix, np.eye(4), labels=labels)
 
+    @property
+    def field_grid(self) -> None:
+        """None: a linear result has no field."""
+        return None
+
     def deformation(self, grid: Volume) -> None:
         """None: there is no deformation beyond ``matrix``."""
         return None

@@ -257,6 +257,11 @@ class SynResult:
             labels,
         )
 
+    @property
+    def field_grid(self) -> Volume:
+        """The working grid SyN's fields lie on (coarser than, or the same as, the atlas's)."""
+        return self.grid
+
     def deformation(self, grid: Volume) -> np.ndarray:
         """The forward field beyond ``matrix`` on ``grid`` (RAS mm, ``(*grid.shape, ndim)``).
 

@@ -331,6 +331,26 @@ def deformation_of(result, grid: Volume) -> np.ndarray:
     return np.zeros((*grid.shape, grid.ndim), np.float32) if field is None else field
 
 
+def map_grid(result, atlas: Volume) -> Volume:
+    """The grid the deformation's QC maps are computed on: the result's own field grid when
+    it is coarser than the atlas's (SyN's working grid: nothing finer exists to show, and a
+    10 µm atlas grid would hold 1.2 G voxels per map), else the atlas's."""
+    grid = result.field_grid
+    if grid is None or np.prod(grid.shape) >= np.prod(atlas.shape):
+        return atlas
+    return grid
+
+
+def mask_on(mask: np.ndarray, source: Volume, grid: Volume) -> np.ndarray:
+    """A boolean mask on ``source``'s grid carried to ``grid`` (nearest voxel, world RAS)."""
+    if grid.shape == source.shape and np.allclose(grid.affine, source.affine):
+        return np.asarray(mask, bool)
+    from napari_ccf_align.core.register.result import warp_through_matrix
+
+    as_labels = source.with_data(np.asarray(mask, np.uint8))
+    return np.asarray(warp_through_matrix(grid, as_labels, np.eye(4), labels=True).data) > 0
+
+
 def linear_jacobian(result) -> float:
     """det of the linear stage's atlas -> sample map: the sample's volume per atlas volume."""
     m = np.asarray(result.matrix, dtype=float)

@@ -419,7 +419,7 @@ def _compute(
         ids = atlas.structure_id_volume(regions)
         coarse = ids.with_data(structures.at_depth(np.asarray(ids.data), OUTLINE_DEPTH))
         return annotation_layer_data(coarse, structures), "layer", note
-    if key == "grid":
+    if key == "grid":  # on the atlas's grid: its lines are drawn a voxel wide
         cells = qc.deformed_cells(qc.deformation_of(result, fixed), fixed.spacing, every_mm)
         note = (
             "A linear result bends nothing: the grid is straight (the linear map itself is in "
@@ -431,8 +431,12 @@ def _compute(
         # one colour for every cell: their borders, drawn as contours, are the grid's lines
         colours = {None: (1.0, 0.85, 0.0, 1.0), 0: (0.0, 0.0, 0.0, 0.0)}
         return labels_layer_data(on_grid(cells), colormap=colours), "layer", note
-    jac, uniform = qc.jacobian_of(result, fixed)
-    outside = ~qc.brain_mask(fixed, labels)  # shown over the whole brain, holes included
+    # the deformation's maps on its own (working) grid when coarser: placed in the same world
+    maps = qc.map_grid(result, fixed)
+    on_grid = lambda data: Volume(data, maps.affine, key, maps.world_axes)  # noqa: E731
+    jac, uniform = qc.jacobian_of(result, maps)
+    brain = qc.brain_mask(fixed, labels)  # shown over the whole brain, holes included
+    outside = ~qc.mask_on(brain, fixed, maps)
     if key == "jacobian":
         note = (
             f"A linear result has one Jacobian everywhere: {float(jac.flat[0]):.3f}."
@@ -447,7 +451,7 @@ def _compute(
     if key == "folding":
         folds = qc.folding_mask(jac)
         return on_grid(folds), "labels", f"{int(folds.sum())} folding voxels."
-    magnitude = qc.displacement_magnitude(qc.deformation_of(result, fixed)).astype(np.float32)
+    magnitude = qc.displacement_magnitude(qc.deformation_of(result, maps)).astype(np.float32)
     magnitude[outside] = np.nan
     largest = float(np.nanmax(magnitude)) if np.any(~outside) else 0.0
     return on_grid(magnitude), "image", f"Largest SyN displacement {largest:.2f} mm."
