@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from napari_ccf_align.core import io
 from napari_ccf_align.core.io import atlas
+from napari_ccf_align.plugin.demo import DOCKS
 from napari_ccf_align.plugin.model import model_for
 from napari_ccf_align.plugin.widgets.register import RESULT_KEY
 
@@ -25,14 +26,6 @@ from .conftest import SHARED_DATA, lightsheet_like
 from .http_mirror import build_mirror, serve
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
-
-DOCKS = (
-    "Load volume and atlas",
-    "Initial alignment and crop",
-    "Register",
-    "Inspect the result",
-    "Session",
-)
 
 
 def _shot(viewer, folder, name: str, canvas_only: bool = False) -> np.ndarray:
