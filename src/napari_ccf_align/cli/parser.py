@@ -8,14 +8,18 @@ import re
 from napari_ccf_align.cli import commands, demo
 
 
-def _geometry_flags(p: argparse.ArgumentParser) -> None:
+def _voxel_size_flag(p: argparse.ArgumentParser, flag: str, whose: str) -> None:
     p.add_argument(
-        "--voxel-size",
+        flag,
         nargs=3,
         type=float,
         metavar=("Z", "Y", "X"),
-        help="voxel size in µm per file array axis (default: the file header's)",
+        help=f"{whose} voxel size in µm per array axis (default: its header's)",
     )
+
+
+def _geometry_flags(p: argparse.ArgumentParser) -> None:
+    _voxel_size_flag(p, "--voxel-size", "the file's")
     p.add_argument("--orientation", help="orientation code of the file's axes, e.g. PIR")
     p.add_argument(
         "--style",
@@ -187,13 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CODE",
         help="orientation code of --atlas-file's axes (default: its header's; a TIFF needs it)",
     )
-    r.add_argument(
-        "--atlas-voxel-size",
-        nargs=3,
-        type=float,
-        metavar=("Z", "Y", "X"),
-        help="--atlas-file's voxel size in µm per array axis (default: its header's)",
-    )
+    _voxel_size_flag(r, "--atlas-voxel-size", "--atlas-file's")
     r.add_argument(
         "--atlas-labels",
         metavar="PATH",
