@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ccf_align.core import frames, io
+from napari_ccf_align.core import io
+from napari_ccf_align.core.align.state import crop_box_corners
 from napari_ccf_align.core.errors import CcfAlignError, OutputError
 from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.results import apply
@@ -104,9 +105,7 @@ def read_for_atlas(saved: session.Session, path: str | os.PathLike, geometry: Ge
 
 def world_box(volume: Volume) -> np.ndarray:
     """``(2, 3)`` lowest and highest RAS corner (mm) of the space a volume's voxels cover."""
-    n = np.asarray(volume.shape, float)
-    corners = np.array(np.meshgrid(*[(-0.5, k - 0.5) for k in n], indexing="ij")).reshape(3, -1)
-    world = frames.apply_affine(volume.affine, corners.T)
+    world = crop_box_corners(volume, None)  # the outer faces of the whole grid
     return np.stack([world.min(axis=0), world.max(axis=0)])
 
 
