@@ -154,6 +154,7 @@ def similarity(
     annotation: Volume | None = None,
     warped_labels: Volume | None = None,
     structures=None,
+    brain: np.ndarray | None = None,
 ) -> dict[str, float]:
     """How alike the atlas and a sample on its grid are, in figures a person can read.
 
@@ -164,10 +165,12 @@ def similarity(
       own measure;
     - :data:`DICE`: where the sample has labels too (``warped_labels``, Allen ids on the
       atlas grid) and ``structures`` names them: the mean Dice of the major regions.
+
+    ``brain`` is ``qc.brain_mask(fixed, annotation)`` when already computed (it is not changed).
     """
     from napari_ccf_align.core.align import tissue_threshold
 
-    brain = qc.brain_mask(fixed, annotation)
+    brain = qc.brain_mask(fixed, annotation) if brain is None else brain
     data = np.asarray(warped.data)
     if np.ptp(data) > 0:
         brain = brain | (data > tissue_threshold(warped))
@@ -222,6 +225,7 @@ def stage_figures(
         )
     )
     out = {}
+    brain = qc.brain_mask(fixed, annotation)  # once: the atlas's, the same for every stage
     for column, image, matrix in stages:
         labels = None
         if moving_labels is not None:
@@ -230,7 +234,7 @@ def stage_figures(
                 if matrix is None
                 else warp_through_matrix(fixed, moving_labels, matrix, labels=True)
             )
-        out[column] = similarity(fixed, image, annotation, labels, structures)
+        out[column] = similarity(fixed, image, annotation, labels, structures, brain)
     return out
 
 
