@@ -266,11 +266,7 @@ def batch(args: argparse.Namespace) -> int:
         )
     saved, folder = session.load(args.session)
     recipe = _recipe(args, headless.recipe_of(saved))
-    if saved.atlas.kind == "allen":
-        fixed = headless.load_fixed(recipe.atlas_resolution_um, args.cache, args.base_url)
-    else:
-        template, annotation, _ = session.read_fixed(saved, folder)
-        fixed = headless.Fixed(template, annotation, saved.atlas.source)
+    fixed = headless.fixed_of_session(saved, folder, args.cache, args.base_url)
     where = args.scheduler or f"a local cluster of {args.workers} workers"
     print(f"Registering {len(args.moving)} brains ({recipe.method}) on {where}.")
 
