@@ -17,6 +17,10 @@ try:  # hypothesis keeps no example database in the working tree
     _hypothesis_settings.load_profile("ccf-align")
 except ImportError:  # pragma: no cover
     pass
+#: BrainGlobe's API writes its config file at first use: into a temporary folder, not $HOME.
+os.environ.setdefault(
+    "BRAINGLOBE_CONFIG_DIR", tempfile.mkdtemp(prefix="ccf-align-brainglobe-config-")
+)
 SHARED_DATA = Path(os.environ.get("CCF_ALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -6,6 +6,8 @@ make, ``terminal`` the progress bars, Ctrl-C and internal-error reports, ``demo`
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 from napari_ccf_align.core.errors import Cancelled, CcfAlignError
@@ -28,14 +30,13 @@ def main(argv: list[str] | None = None) -> int:
 
         args = build_parser().parse_args(protect_ranges(sys.argv[1:] if argv is None else argv))
         if args.verbose:
-            import os
-
             os.environ["CCF_ALIGN_VERBOSE"] = "1"  # DIPY's level lines, in the SyN child too
         else:
             from napari_ccf_align.core.runs.headless import quiet_dipy_log
 
             quiet_dipy_log()
-        return args.func(args)
+        with _brainglobe_dir(getattr(args, "brainglobe_dir", None)):
+            return args.func(args)
     except (Cancelled, KeyboardInterrupt):
         print("napari-ccf-align: interrupted; nothing half-written was kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -48,6 +49,25 @@ def main(argv: list[str] | None = None) -> int:
         log = write_crash_log(exc, argv)
         print(f"napari-ccf-align: {internal_error_sentence(exc, log)}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
+
+
+@contextlib.contextmanager
+def _brainglobe_dir(folder: str | None):
+    """``--brainglobe-dir`` for every path of the command (sessions reload their atlas too)."""
+    if not folder:
+        yield
+        return
+    from napari_ccf_align.core.io.brainglobe import ENV_BRAINGLOBE_DIR
+
+    before = os.environ.get(ENV_BRAINGLOBE_DIR)
+    os.environ[ENV_BRAINGLOBE_DIR] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_BRAINGLOBE_DIR, None)
+        else:
+            os.environ[ENV_BRAINGLOBE_DIR] = before
 
 
 if __name__ == "__main__":

@@ -147,11 +147,17 @@ def register(args: argparse.Namespace) -> int:
     out = session.check_session_target(args.out)
     recipe = _recipe(args)
     fixed = None
+    from napari_ccf_align.core.io import brainglobe
+    from napari_ccf_align.core.runs import headless
+
+    named = brainglobe.is_brainglobe_name(args.atlas)
+    if named and (args.atlas_file or args.atlas_resolution is not None):
+        which = "--atlas-file" if args.atlas_file else "--atlas-resolution"
+        raise CcfAlignError(
+            f"--atlas {args.atlas} and {which} both name the atlas: give one (a BrainGlobe "
+            "atlas's name says its resolution, e.g. allen_mouse_25um)."
+        )
     if args.atlas_file:
-        from dataclasses import replace
-
-        from napari_ccf_align.core.runs import headless
-
         fixed = headless.load_fixed_file(
             args.atlas_file,
             args.atlas_orientation,
@@ -159,18 +165,25 @@ def register(args: argparse.Namespace) -> int:
             args.style or "nibabel",
             args.atlas_labels,
         )
-        if args.syn_resolution is None:  # the default, but never finer than the template
-            own_um = float(fixed.template.spacing.max()) * 1000.0
-            working = max(recipe.syn_settings.working_resolution_um or 0.0, own_um)
-            recipe = replace(
-                recipe, syn_settings=replace(recipe.syn_settings, working_resolution_um=working)
-            )
     elif args.atlas_labels or args.atlas_orientation or args.atlas_voxel_size:
         raise CcfAlignError(
             "--atlas-labels, --atlas-orientation and --atlas-voxel-size describe an --atlas-file: "
             "give the template file too."
         )
+    elif named:
+        fixed = headless.load_fixed_brainglobe(args.atlas, args.brainglobe_dir)
+    if fixed is not None and args.syn_resolution is None:
+        recipe = _working_no_finer_than(recipe, fixed.template)
     return _register_and_save(args, recipe, out, fixed)
+
+
+def _working_no_finer_than(recipe, template):
+    """The default SyN working resolution, but never finer than the template's own."""
+    from dataclasses import replace
+
+    own_um = float(template.spacing.max()) * 1000.0
+    working = max(recipe.syn_settings.working_resolution_um or 0.0, own_um)
+    return replace(recipe, syn_settings=replace(recipe.syn_settings, working_resolution_um=working))
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -183,8 +196,10 @@ def replay(args: argparse.Namespace) -> int:
     if args.voxel_size is None:
         headless.check_replay_geometry(recipe, args.moving)
     fixed = None
-    if saved.atlas.kind != "allen":  # its own template, embedded in the session
-        fixed = headless.fixed_of_session(saved, folder, args.cache, args.base_url)
+    if saved.atlas.kind != "allen":  # its own template or a BrainGlobe atlas
+        fixed = headless.fixed_of_session(
+            saved, folder, args.cache, args.base_url, args.brainglobe_dir
+        )
     return _register_and_save(args, recipe, out, fixed)
 
 
@@ -266,7 +281,9 @@ def batch(args: argparse.Namespace) -> int:
         )
     saved, folder = session.load(args.session)
     recipe = _recipe(args, headless.recipe_of(saved))
-    fixed = headless.fixed_of_session(saved, folder, args.cache, args.base_url)
+    fixed = headless.fixed_of_session(
+        saved, folder, args.cache, args.base_url, args.brainglobe_dir
+    )
     where = args.scheduler or f"a local cluster of {args.workers} workers"
     print(f"Registering {len(args.moving)} brains ({recipe.method}) on {where}.")
 

@@ -32,6 +32,11 @@ def _geometry_flags(p: argparse.ArgumentParser) -> None:
 def _atlas_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="atlas cache folder (default: the user cache, $CCF_ALIGN_CACHE)")
     p.add_argument("--base-url", help="mirror of the Allen download server")
+    p.add_argument(
+        "--brainglobe-dir",
+        metavar="DIR",
+        help="BrainGlobe atlas folder (default: $CCF_ALIGN_BRAINGLOBE_DIR, else BrainGlobe's own)",
+    )
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -155,7 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("moving", help="the sample: NIfTI, NRRD, MHA/MHD or TIFF")
     _geometry_flags(r)
     r.add_argument(
-        "--atlas-resolution", type=whole_number, default=25, help="10, 25, 50 or 100 (µm)"
+        "--atlas",
+        default="allen",
+        metavar="NAME",
+        help="'allen' (the Allen CCF v3 from the Allen Institute, at --atlas-resolution) or any "
+        "BrainGlobe atlas name, e.g. allen_mouse_25um, kim_mouse_25um, whs_sd_rat_39um "
+        "(needs brainglobe-atlasapi)",
+    )
+    r.add_argument(
+        "--atlas-resolution",
+        type=whole_number,
+        help="10, 25, 50 or 100 (µm) of the Allen CCF (default: 25)",
     )
     r.add_argument(
         "--rotate",

@@ -122,11 +122,25 @@ def _scale_translate(layer: Any) -> np.ndarray:
     return m
 
 
+def atlas_title(volume: Volume, resolution_um: float) -> str:
+    """How layers name the atlas: ``"Allen CCF"`` with its resolution, or a BrainGlobe
+    atlas's own name (which says its resolution)."""
+    name = volume.metadata.get("brainglobe_name")
+    return str(name) if name else f"Allen CCF ({resolution_um:g} µm)"
+
+
+def _titled(title: str, what: str) -> str:
+    if title.endswith("µm)"):  # "Allen CCF template (25 µm)"
+        head, res = title.rsplit(" (", 1)
+        return f"{head} {what} ({res}"
+    return f"{title} {what}"
+
+
 def template_layer_data(template: Volume, resolution_um: int) -> tuple:
-    """Image layer data for the atlas template (grey, named after its resolution)."""
+    """Image layer data for the atlas template (grey, named after the atlas)."""
     return image_layer_data(
         template,
-        name=f"Allen CCF template ({resolution_um} µm)",
+        name=_titled(atlas_title(template, resolution_um), "template"),
         colormap="gray",
         blending="additive",
     )
@@ -142,7 +156,8 @@ def annotation_layer_data(annotation: Volume, structures=None, resolution_um: in
     from napari_ccf_align.core.io.atlas import compact_labels
 
     compact, ids = compact_labels(annotation)
-    extra: dict = {"name": f"Allen CCF annotation ({resolution_um} µm)", "opacity": 0.5}
+    title = _titled(atlas_title(annotation, resolution_um), "annotation")
+    extra: dict = {"name": title, "opacity": 0.5}
     if structures is not None:
         extra["metadata"] = {STRUCTURES_KEY: structures}  # for views that group regions
         known = [(k, int(i)) for k, i in enumerate(ids) if k and int(i) in structures]

@@ -571,6 +571,62 @@ class StructureTable:
         _check_no_parent_cycle(by_id)
         return cls(by_id, children)
 
+    @classmethod
+    def from_brainglobe(cls, structures: Iterable[Mapping]) -> StructureTable:
+        """From a BrainGlobe atlas's structure list (``structures.json``): each entry's
+        ``id``, ``acronym``, ``name``, ``rgb_triplet`` and ``structure_id_path`` (root first)."""
+        by_id: dict[int, Structure] = {}
+        children: dict[int, list[int]] = {}
+        for entry in structures:
+            try:
+                sid = int(entry["id"])
+                path = [int(i) for i in entry.get("structure_id_path") or [sid]]
+                color = tuple(int(c) for c in (entry.get("rgb_triplet") or (255, 255, 255))[:3])
+            except (KeyError, TypeError, ValueError):
+                raise UnreadableFileError(
+                    "The BrainGlobe atlas's structure list has an entry without a numeric id or "
+                    "path: the atlas folder is damaged; install the atlas again."
+                ) from None
+            if sid in by_id:
+                raise UnreadableFileError(
+                    f"The BrainGlobe atlas lists region {sid} twice: the atlas folder is "
+                    "damaged; install the atlas again."
+                )
+            parent = path[-2] if len(path) > 1 and path[-1] == sid else None
+            by_id[sid] = Structure(
+                sid,
+                str(entry.get("acronym", "")),
+                str(entry.get("name", "")),
+                color,  # type: ignore[arg-type]
+                parent,
+                len(path) - 1,
+            )
+            if parent is not None:
+                children.setdefault(parent, []).append(sid)
+        if not by_id:
+            raise UnreadableFileError(
+                "The BrainGlobe atlas lists no regions: install the atlas again."
+            )
+        _check_no_parent_cycle(by_id)
+        return cls(by_id, {k: tuple(v) for k, v in children.items()})
+
+    def to_brainglobe(self) -> list[dict]:
+        """The table as a BrainGlobe ``structures.json`` list (inverse of
+        :meth:`from_brainglobe`)."""
+        out = []
+        for s in sorted(self.by_id.values(), key=lambda s: (s.depth, s.id)):
+            path = [*reversed(self.ancestors(s.id)), s.id]
+            out.append(
+                {
+                    "id": s.id,
+                    "acronym": s.acronym,
+                    "name": s.name,
+                    "structure_id_path": path,
+                    "rgb_triplet": list(s.color),
+                }
+            )
+        return out
+
     def content_sha256(self) -> str:
         """SHA-256 of what the table holds (each region's id, acronym, name, colour and
         parent), the same whether the graph came bare or wrapped as the API serves it."""
@@ -717,12 +773,16 @@ def structure_id_volume(labels: Volume) -> Volume:
 
 @dataclass(frozen=True)
 class Atlas:
-    """The RAS-aligned Allen CCF at one resolution: template, annotation, structures."""
+    """A RAS-aligned atlas at one resolution: template, annotation, structures (the Allen
+    CCF by default; :mod:`.brainglobe` gives any BrainGlobe atlas in the same shape)."""
 
-    resolution_um: int
+    resolution_um: float
     template: Volume
     annotation: Volume | None = None
     structures: StructureTable | None = None
+    hemispheres: Volume | None = None  # 1 left, 2 right; None: split at the midline
+    name: str = "allen_mouse_ccf_v3"
+    version: str = ""
 
 
 def load_atlas(

@@ -215,18 +215,17 @@ def apply_to_points(
     points = apply.points_to_atlas(result, table.world_ras)
     annotation = structures = resolution = None
     note = ""
-    if saved.atlas.kind == "allen":
+    if saved.atlas.kind in ("allen", "brainglobe"):  # an atlas with named regions
         resolution = saved.atlas.resolution_um
-    if saved.atlas.kind == "allen" and regions:
-        try:
-            a = atlas.load_atlas(int(resolution), annotation=True, cache=cache, base_url=base_url)
-            annotation, structures = a.annotation, a.structures
-        except CcfAlignError as exc:
-            raise type(exc)(
-                f"{str(exc).rstrip('.')}; or pass --no-regions to write the points' "
-                "coordinates without their regions."
-            ) from None
-    elif saved.atlas.kind == "allen":
-        note = "Region columns left out (--no-regions)."
+        if regions:
+            try:
+                _, annotation, structures = session.read_fixed(saved, None, cache, base_url)
+            except CcfAlignError as exc:
+                raise type(exc)(
+                    f"{str(exc).rstrip('.')}; or pass --no-regions to write the points' "
+                    "coordinates without their regions."
+                ) from None
+        else:
+            note = "Region columns left out (--no-regions)."
     columns = apply.atlas_columns(points, resolution, annotation, structures)
     return MappedPoints(table, columns, note)

@@ -90,6 +90,7 @@ class Fixed:
     annotation: Volume | None = None
     source: str = ""
     structures: object | None = None  # the annotation's StructureTable (for volumes.csv)
+    hemispheres: Volume | None = None  # the atlas's own (1 left, 2 right); None: the midline
 
 
 #: How far a new file's header may differ from a session's voxel size and still be taken
@@ -132,6 +133,16 @@ def load_fixed(resolution_um: int, cache=None, base_url=None, on_progress=ignore
     return Fixed(a.template, a.annotation, source, a.structures)
 
 
+def load_fixed_brainglobe(name: str, folder=None) -> Fixed:
+    """A BrainGlobe atlas (``brainglobe-atlasapi``) with its annotation, hemispheres and
+    structure tree, from BrainGlobe's folder (downloaded by BrainGlobe when missing)."""
+    from napari_ccf_align.core.io import brainglobe
+
+    a = brainglobe.load_brainglobe_atlas(name, folder)
+    source = f"BrainGlobe atlas {name} v{a.version} (brainglobe-atlasapi)"
+    return Fixed(a.template, a.annotation, source, a.structures, a.hemispheres)
+
+
 def load_fixed_file(
     path: str | os.PathLike,
     orientation: str | None = None,
@@ -164,11 +175,17 @@ def load_fixed_file(
     return Fixed(template, annotation, f"own template {Path(path).resolve()}")
 
 
-def fixed_of_session(saved: session.Session, folder, cache=None, base_url=None) -> Fixed:
+def fixed_of_session(
+    saved: session.Session, folder, cache=None, base_url=None, brainglobe_folder=None
+) -> Fixed:
     """The fixed side a saved session registered to: the Allen CCF from the cache, or the
     session's own embedded template (a replay must not swap it for the Allen atlas)."""
     if saved.atlas.kind == "allen":
         return load_fixed(round(saved.atlas.resolution_um), cache, base_url)
+    if saved.atlas.kind == "brainglobe":
+        fixed = load_fixed_brainglobe(saved.atlas.name, brainglobe_folder)
+        session.check_atlas_grid(saved.atlas, fixed.template)
+        return fixed
     template, annotation, structures = session.read_fixed(saved, folder, cache, base_url)
     return Fixed(template, annotation, saved.atlas.source, structures)
 
@@ -225,7 +242,15 @@ def register_volume(
     if cancel is not None:
         cancel.raise_if_cancelled("The run")
     session.save(
-        out, s, fixed.template, moving, fixed.annotation, write_report, warped, fixed.structures
+        out,
+        s,
+        fixed.template,
+        moving,
+        fixed.annotation,
+        write_report,
+        warped,
+        fixed.structures,
+        fixed.hemispheres,
     )
     return replace(s, timings={**s.timings, "total_s": round(time.perf_counter() - t0, 3)})
 

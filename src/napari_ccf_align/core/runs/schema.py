@@ -187,6 +187,7 @@ class AtlasRecord:
     shape: tuple[int, ...]
     affine: tuple[tuple[float, ...], ...]
     source: str = ""
+    version: str = ""  # a BrainGlobe atlas's version
 
     def grid(self) -> Volume:
         """The atlas grid (geometry only)."""
@@ -201,6 +202,7 @@ class AtlasRecord:
             "shape": list(self.shape),
             "affine": _matrix(self.affine),
             "source": self.source,
+            "version": self.version,
         }
 
     @classmethod
@@ -213,20 +215,23 @@ class AtlasRecord:
             tuple(int(v) for v in data["shape"]),
             tuple(tuple(float(v) for v in row) for row in data["affine"]),
             str(data.get("source", "")),
+            str(data.get("version", "")),
         )
 
 
 def record_atlas(fixed: Volume, source: str = "") -> AtlasRecord:
     """The record of the fixed volume: Allen CCF when its metadata says so."""
     allen = fixed.metadata.get("atlas") == "allen_mouse_ccf_v3"
+    brainglobe = fixed.metadata.get("brainglobe_name")
     res = float(fixed.metadata.get("resolution_um", np.min(fixed.spacing) * 1000.0))
     return AtlasRecord(
-        "allen" if allen else "volume",
+        "allen" if allen else "brainglobe" if brainglobe else "volume",
         res,
-        fixed.name,
+        str(brainglobe) if brainglobe else fixed.name,
         tuple(int(s) for s in fixed.shape),
         tuple(tuple(float(v) for v in row) for row in np.asarray(fixed.affine, float)),
         source,
+        str(fixed.metadata.get("brainglobe_version", "")),
     )
 
 

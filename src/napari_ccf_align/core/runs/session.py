@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_ccf_align.core import io
-from napari_ccf_align.core.errors import CcfAlignError, UnreadableFileError, WriteError
+from napari_ccf_align.core.errors import AtlasError, CcfAlignError, UnreadableFileError, WriteError
 from napari_ccf_align.core.io import transforms
 from napari_ccf_align.core.runs import checks
 from napari_ccf_align.core.runs.schema import (
@@ -138,6 +138,7 @@ def save(
     report: bool = True,
     warped: Volume | None = None,
     structures=None,
+    hemispheres: Volume | None = None,
 ) -> Path:
     """Write the session folder (see the module docstring) and return its path.
 
@@ -155,6 +156,9 @@ def save(
     structures : StructureTable, optional
         The annotation's ontology: with it, ``volumes.csv`` gives each region's volume,
         left and right, in the sample's space (:mod:`.results.volumes`).
+    hemispheres : Volume, optional
+        The atlas's own hemisphere map (1 left, 2 right) for ``volumes.csv``; default: the
+        atlas split at its mid-sagittal plane.
 
     Raises
     ------
@@ -175,7 +179,9 @@ def save(
     except OSError as exc:
         raise io.write_error(parent, exc) from None
     try:
-        _write_contents(tmp, session, fixed, moving, annotation, report, warped, t0, structures)
+        _write_contents(
+            tmp, session, fixed, moving, annotation, report, warped, t0, structures, hemispheres
+        )
         _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -184,7 +190,7 @@ def save(
 
 
 def _write_contents(
-    tmp, session, fixed, moving, annotation, report, warped, t0, structures=None
+    tmp, session, fixed, moving, annotation, report, warped, t0, structures=None, hemispheres=None
 ) -> None:
     from napari_ccf_align.core.results import report as qc_report
 
@@ -209,14 +215,16 @@ def _write_contents(
         if structures is not None:
             from napari_ccf_align.core.results import volumes
 
-            side = result.warp_to_sample(volumes.hemispheres(fixed), moving)
+            side = result.warp_to_sample(
+                hemispheres if hemispheres is not None else volumes.hemispheres(fixed), moving
+            )
             rows = volumes.region_volumes(on_sample, side, structures)
             volumes.write_volumes_csv(rows, tmp / VOLUMES_CSV)
     moving_record, atlas_record = session.moving, session.atlas
     if moving_record.path is None:
         io.write_volume(moving, tmp / EMBEDDED_MOVING)
         moving_record = replace(moving_record, embedded=EMBEDDED_MOVING)
-    if atlas_record.kind != "allen":
+    if atlas_record.kind == "volume":  # (the Allen CCF and BrainGlobe atlases are reloaded)
         io.write_volume(fixed, tmp / EMBEDDED_FIXED)
         atlas_record = replace(atlas_record, source=EMBEDDED_FIXED)
         if annotation is not None:  # its own labels: apply --to sample needs them again
@@ -365,7 +373,7 @@ def _session_of(data: dict, folder: Path) -> Session:
     session = from_dict(data, transform, fields)
     if session.moving.embedded:
         checks.check_inside(folder, session.moving.embedded, "embedded sample")
-    if session.atlas.kind != "allen":
+    if session.atlas.kind == "volume":
         checks.check_inside(folder, session.atlas.source, "embedded atlas")
     return session
 
@@ -409,6 +417,12 @@ def read_input(path, voxel_size_um, orientation, style, name=None) -> Volume:
 def read_fixed(session: Session, folder: str | os.PathLike, cache=None, base_url=None):
     """``(template, annotation or None, structures or None)`` of the session's atlas."""
     rec = session.atlas
+    if rec.kind == "brainglobe":
+        from napari_ccf_align.core.io import brainglobe
+
+        a = brainglobe.load_brainglobe_atlas(rec.name)
+        check_atlas_grid(rec, a.template)
+        return a.template, a.annotation, a.structures
     if rec.kind != "allen":
         template = io.read_volume(Path(folder) / rec.source, name=rec.name)
         labels_path = Path(folder) / EMBEDDED_FIXED_LABELS
@@ -420,3 +434,18 @@ def read_fixed(session: Session, folder: str | os.PathLike, cache=None, base_url
 
     a = atlas.load_atlas(int(rec.resolution_um), annotation=True, cache=cache, base_url=base_url)
     return a.template, a.annotation, a.structures
+
+
+def check_atlas_grid(record: AtlasRecord, template: Volume) -> None:
+    """Refuse an atlas whose grid is not the one the session registered to (another
+    version or resolution of a BrainGlobe atlas)."""
+    same = tuple(template.shape) == tuple(record.shape) and np.allclose(
+        template.affine, np.asarray(record.affine), atol=1e-6
+    )
+    if not same:
+        found = template.metadata.get("brainglobe_version", "?")
+        raise AtlasError(
+            f"The installed atlas {record.name} (version {found}, grid {template.shape}) is not "
+            f"the one this session registered to (version {record.version or '?'}, grid "
+            f"{tuple(record.shape)}): install that version, or register again."
+        )

@@ -227,7 +227,7 @@ class SessionWidget(StepWidget):
         s, read_from, moving, template, annotation, structures, warped, limits, volumes = loaded
         self._busy(False)
         res = round(s.atlas.resolution_um)
-        if s.atlas.kind == "allen":
+        if s.atlas.kind in ("allen", "brainglobe"):
             add_layer_data(self.viewer, template_layer_data(template, res))
             if annotation is not None:
                 add_layer_data(self.viewer, annotation_layer_data(annotation, structures, res))
