@@ -281,9 +281,7 @@ def batch(args: argparse.Namespace) -> int:
         )
     saved, folder = session.load(args.session)
     recipe = _recipe(args, headless.recipe_of(saved))
-    fixed = headless.fixed_of_session(
-        saved, folder, args.cache, args.base_url, args.brainglobe_dir
-    )
+    fixed = headless.fixed_of_session(saved, folder, args.cache, args.base_url, args.brainglobe_dir)
     where = args.scheduler or f"a local cluster of {args.workers} workers"
     print(f"Registering {len(args.moving)} brains ({recipe.method}) on {where}.")
 

@@ -58,9 +58,7 @@ def brainglobe_dir(folder: str | os.PathLike | None = None) -> Path | None:
     return Path(folder) if folder else None
 
 
-def open_atlas(
-    name: str, folder: str | os.PathLike | None = None, check_latest: bool = False
-):
+def open_atlas(name: str, folder: str | os.PathLike | None = None, check_latest: bool = False):
     """The ``BrainGlobeAtlas`` called ``name``, downloaded by BrainGlobe when it is not in
     ``folder`` yet.
 
@@ -104,8 +102,10 @@ def open_atlas(
             "folders) and load it again."
         ) from None
     except (ConnectionError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError) and folder is not None and any(
-            Path(folder).glob(f"{name}_v*")
+        if (
+            isinstance(exc, FileNotFoundError)
+            and folder is not None
+            and any(Path(folder).glob(f"{name}_v*"))
         ):
             raise AtlasError(
                 f"The BrainGlobe atlas {name} in {where} is incomplete ({exc}): delete its "

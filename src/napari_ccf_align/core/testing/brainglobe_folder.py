@@ -67,12 +67,15 @@ def write_brainglobe_atlas(
     spacing_um = [
         float(s) * 1000.0
         for s in frames.spacing_of(
-            template.reoriented(frames.parse_orientation(BRAINGLOBE_ORIENTATION, "brainglobe"))
-            .affine
+            template.reoriented(
+                frames.parse_orientation(BRAINGLOBE_ORIENTATION, "brainglobe")
+            ).affine
         )
     ]
     tifffile.imwrite(out / "reference.tiff", reference.astype(np.uint16))
-    tifffile.imwrite(out / "annotation.tiff", in_brainglobe_layout(atlas.annotation).astype(np.uint32))
+    tifffile.imwrite(
+        out / "annotation.tiff", in_brainglobe_layout(atlas.annotation).astype(np.uint32)
+    )
     if not symmetric:
         hemis = atlas.hemispheres or volumes.hemispheres(template)
         tifffile.imwrite(out / "hemispheres.tiff", in_brainglobe_layout(hemis).astype(np.uint8))
@@ -93,4 +96,3 @@ def write_brainglobe_atlas(
     }
     (out / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
     return out
-
