@@ -233,3 +233,39 @@ def test_a_second_channel_is_a_new_layer_and_the_same_file_is_not_loaded_twice(
     viewer.add_points([[0, 0, 0]], name="cells")
     assert widget.layer.value.name == "brain [2]"
     assert "atlas" not in [name for name, _ in widget._layer_choices()]
+
+
+def test_brainglobe_atlas_loads_in_the_docked_widget(
+    make_napari_viewer, qtbot, tmp_path, screenshot_dir
+):
+    """The Load dock lists the installed BrainGlobe atlas first and loads it as the atlas
+    layers (named after it, region names and its hemisphere map kept), in a fresh viewer."""
+    pytest.importorskip("brainglobe_atlasapi", reason="brainglobe-atlasapi is not installed")
+    from napari_ccf_align.core.io import brainglobe
+    from napari_ccf_align.core.testing import brainglobe_folder
+    from napari_ccf_align.plugin.layer_data import HEMISPHERES_KEY
+    from napari_ccf_align.plugin.widgets._layers import is_atlas
+
+    from .test_brainglobe_atlas import small_atlas
+
+    source = small_atlas()
+    brainglobe_folder.write_brainglobe_atlas(tmp_path, "allen_mouse_100um", source)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(brainglobe.ENV_BRAINGLOBE_DIR, str(tmp_path))
+        viewer = make_napari_viewer()
+        _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Load volume and atlas")
+        assert widget.bg_name.choices[0] == "allen_mouse_100um"  # installed, so listed first
+        assert widget.bg_name.value == "allen_mouse_100um"
+        widget.start_brainglobe_load()
+        qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
+        qtbot.waitUntil(lambda: widget.load_bg.enabled, timeout=10_000)
+    template, annotation = viewer.layers
+    assert template.name == "allen_mouse_100um template"
+    assert annotation.name == "allen_mouse_100um annotation"
+    assert is_atlas(template) and is_atlas(annotation)
+    np.testing.assert_allclose(template.extent.world, [[0, 0, 0], [11.3, 13.1, 7.9]], atol=1e-9)
+    assert "acronym" in annotation.features.columns
+    assert annotation.metadata[HEMISPHERES_KEY].shape == annotation.data.shape
+    assert "version 1.2" in widget.status.value
+    viewer.window.resize(1100, 800)
+    viewer.screenshot(str(screenshot_dir / "load_brainglobe.png"), canvas_only=False)

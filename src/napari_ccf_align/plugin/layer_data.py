@@ -17,6 +17,8 @@ from napari_ccf_align.core.volume import Volume
 
 #: Key under which an annotation layer's metadata keeps its StructureTable.
 STRUCTURES_KEY = "ccf_align_structures"
+#: Annotation layer metadata: the atlas's own hemisphere map (a BrainGlobe atlas's), if any.
+HEMISPHERES_KEY = "ccf_align_hemispheres"
 #: Key under which a layer's metadata keeps its Volume.
 VOLUME_KEY = "ccf_align_volume"
 
@@ -146,7 +148,9 @@ def template_layer_data(template: Volume, resolution_um: int) -> tuple:
     )
 
 
-def annotation_layer_data(annotation: Volume, structures=None, resolution_um: int = 0) -> tuple:
+def annotation_layer_data(
+    annotation: Volume, structures=None, resolution_um: int = 0, hemispheres: Volume | None = None
+) -> tuple:
     """Labels layer data for the atlas annotation, with Allen colours and region names.
 
     Label values are renumbered 0..n (see :func:`~napari_ccf_align.core.io.atlas.compact_labels`);
@@ -160,6 +164,8 @@ def annotation_layer_data(annotation: Volume, structures=None, resolution_um: in
     extra: dict = {"name": title, "opacity": 0.5}
     if structures is not None:
         extra["metadata"] = {STRUCTURES_KEY: structures}  # for views that group regions
+    if hemispheres is not None:
+        extra.setdefault("metadata", {})[HEMISPHERES_KEY] = hemispheres  # for volumes.csv
         known = [(k, int(i)) for k, i in enumerate(ids) if k and int(i) in structures]
         colors = structures.colors([i for _, i in known])
         extra["colormap"] = {
@@ -181,6 +187,8 @@ def atlas_layer_data(atlas) -> list[tuple]:
     layers = [template_layer_data(atlas.template, atlas.resolution_um)]
     if atlas.annotation is not None:
         layers.append(
-            annotation_layer_data(atlas.annotation, atlas.structures, atlas.resolution_um)
+            annotation_layer_data(
+                atlas.annotation, atlas.structures, atlas.resolution_um, atlas.hemispheres
+            )
         )
     return layers

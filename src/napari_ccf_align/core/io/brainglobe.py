@@ -58,6 +58,27 @@ def brainglobe_dir(folder: str | os.PathLike | None = None) -> Path | None:
     return Path(folder) if folder else None
 
 
+def default_dir() -> Path | None:
+    """Where BrainGlobe keeps its atlases on this machine (its configured folder)."""
+    folder = brainglobe_dir()
+    if folder is not None:
+        return folder
+    try:
+        from brainglobe_atlasapi import config
+    except ImportError:
+        return None
+    return Path(config.get_brainglobe_dir())
+
+
+def installed_names(folder: str | os.PathLike | None = None) -> list[str]:
+    """Names of the atlases installed in ``folder`` (default: :func:`default_dir`)."""
+    folder = Path(folder) if folder else default_dir()
+    if folder is None or not folder.is_dir():
+        return []
+    found = {p.name.rsplit("_v", 1)[0] for p in folder.glob("*_v*") if (p / "metadata.json").is_file()}
+    return sorted(found)
+
+
 def open_atlas(name: str, folder: str | os.PathLike | None = None, check_latest: bool = False):
     """The ``BrainGlobeAtlas`` called ``name``, downloaded by BrainGlobe when it is not in
     ``folder`` yet.

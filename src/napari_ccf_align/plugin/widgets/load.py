@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.align.projections import mean_projections
 from napari_ccf_align.core.errors import CcfAlignError
-from napari_ccf_align.core.io import atlas
+from napari_ccf_align.core.io import atlas, brainglobe
 from napari_ccf_align.core.progress import CancelToken, ProgressEvent
 from napari_ccf_align.core.volume import Volume
 from napari_ccf_align.plugin.layer_data import (
@@ -130,6 +130,7 @@ class LoadWidget(StepWidget):
                 self.load_local,
             ]
         )
+        self.bg_box = self._brainglobe_box()
         self.status = Label(value="")
         for label in (self.size, self.status):
             label.native.setWordWrap(True)
@@ -139,6 +140,7 @@ class LoadWidget(StepWidget):
         layout.addWidget(_group("Your volume", self.volume_box))
         layout.addWidget(self.view)
         layout.addWidget(_group("Allen CCF v3 atlas", self.atlas_box))
+        layout.addWidget(_group("Or a BrainGlobe atlas", self.bg_box))
         layout.addWidget(self.status.native)
         layout.addStretch(1)
         scrollable(self, body)
@@ -335,6 +337,49 @@ class LoadWidget(StepWidget):
 
     # ------------------------------------------------------------------ atlas
 
+    def _brainglobe_box(self) -> Container:
+        """Any BrainGlobe atlas by name (installed ones first), through BrainGlobe's API."""
+        names = brainglobe.known_names()
+        if not names:
+            return Container(
+                widgets=[
+                    Label(
+                        value="BrainGlobe atlases (kim_mouse, princeton_mouse, whs_sd_rat, ...) "
+                        f"need the BrainGlobe atlas API: {brainglobe.INSTALL_HINT}"
+                    )
+                ]
+            )
+        folder = brainglobe.default_dir()
+        installed = brainglobe.installed_names(folder)
+        choices = installed + [n for n in names if n not in installed]
+        default = next((n for n in installed), "allen_mouse_25um")
+        self.bg_name = ComboBox(label="atlas", choices=choices, value=default)
+        self.bg_dir = FileEdit(label="BrainGlobe folder", mode="d", value=str(folder or ""))
+        self.load_bg = PushButton(text="Load BrainGlobe atlas")
+        self.load_bg.changed.connect(self.start_brainglobe_load)
+        note = Label(
+            value="Installed atlases are listed first; others are downloaded by BrainGlobe."
+        )
+        note.native.setWordWrap(True)
+        return Container(widgets=[self.bg_name, self.bg_dir, note, self.load_bg])
+
+    def start_brainglobe_load(self, _value=None):
+        """Load the chosen BrainGlobe atlas (BrainGlobe downloads it first if needed)."""
+        name = str(self.bg_name.value)
+        folder = Path(self.bg_dir.value) if self.bg_dir.value else None
+        folder = None if folder is None or str(folder) in ("", ".") else folder
+        self._say(f"Loading the BrainGlobe atlas {name}...")
+        self._set_busy(True)
+        self.worker = _worker.start(
+            brainglobe.load_brainglobe_atlas,
+            name=name,
+            folder=folder,
+            on_done=self._on_atlas,
+            on_error=self._on_error,
+            on_finished=lambda: self._set_busy(False),
+        )
+        return self.worker
+
     def _files(self) -> list[atlas.RemoteFile]:
         return atlas.remote_files(int(self.resolution.value), self.with_annotation.value)
 
@@ -430,7 +475,10 @@ class LoadWidget(StepWidget):
             add_layer_data(self.viewer, data)
         anatomical_view(self.viewer)
         self.viewer.reset_view()
-        self._say(f"Allen CCF v3 at {loaded.resolution_um} µm loaded.")
+        if loaded.template.metadata.get("brainglobe_name"):
+            self._say(f"BrainGlobe atlas {loaded.name} (version {loaded.version}) loaded.")
+        else:
+            self._say(f"Allen CCF v3 at {loaded.resolution_um} µm loaded.")
         self.refresh_size()
 
     def _on_error(self, exc: BaseException) -> None:
@@ -446,6 +494,8 @@ class LoadWidget(StepWidget):
     def _set_busy(self, busy: bool) -> None:
         self.load_atlas.enabled = not busy
         self.load_local.enabled = not busy
+        if hasattr(self, "load_bg"):
+            self.load_bg.enabled = not busy
         self.cancel.enabled = busy
         self.bar.visible = busy
         if not busy and self._progress is not None:

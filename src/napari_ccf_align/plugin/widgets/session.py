@@ -23,6 +23,7 @@ from napari_ccf_align.core.results import apply, report
 from napari_ccf_align.core.runs import applying, session
 from napari_ccf_align.core.volume import Volume, robust_range
 from napari_ccf_align.plugin.layer_data import (
+    HEMISPHERES_KEY,
     STRUCTURES_KEY,
     VOLUME_KEY,
     annotation_layer_data,
@@ -160,6 +161,7 @@ class SessionWidget(StepWidget):
             atlas.structure_id_volume(volume_of_layer(labels)) if labels is not None else None
         )
         structures = labels.metadata.get(STRUCTURES_KEY) if labels is not None else None
+        hemispheres = labels.metadata.get(HEMISPHERES_KEY) if labels is not None else None
         method = asked.get("method") or result.method
 
         def job():
@@ -169,7 +171,14 @@ class SessionWidget(StepWidget):
             figures = report.stage_figures(result, fixed, in_file, on_file, warped, annotation)
             s = session.of_run(result, method, on_file, fixed, in_file, asked.get("start"), figures)
             saved = session.save(
-                folder, s, fixed, in_file, annotation, warped=warped, structures=structures
+                folder,
+                s,
+                fixed,
+                in_file,
+                annotation,
+                warped=warped,
+                structures=structures,
+                hemispheres=hemispheres,
             )
             return saved, major_volumes(saved)
 
