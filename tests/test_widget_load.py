@@ -253,7 +253,9 @@ def test_brainglobe_atlas_loads_in_the_docked_widget(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(brainglobe.ENV_BRAINGLOBE_DIR, str(tmp_path))
         viewer = make_napari_viewer()
-        _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Load volume and atlas")
+        _, widget = viewer.window.add_plugin_dock_widget(
+            "napari-ccf-align", "Load volume and atlas"
+        )
         assert widget.bg_name.choices[0] == "allen_mouse_100um"  # installed, so listed first
         assert widget.bg_name.value == "allen_mouse_100um"
         widget.start_brainglobe_load()

@@ -215,3 +215,25 @@ def test_saving_without_a_folder_or_onto_other_files_says_so(registered, tmp_pat
     assert sessions.save_session(tmp_path / "mine") is None
     assert "not a session folder" in sessions.status.value
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_export_for_brainglobe_from_the_dock(registered, tmp_path, qtbot):
+    """The Session dock writes the saved session as brainreg's folder (the Allen atlas is
+    named allen_mouse_100um); before a save, and for an own template, it says why not."""
+    from napari_ccf_align.core.results import brainreg
+
+    viewer, register, sessions, path = registered
+    assert sessions.export_brainreg(tmp_path / "nothing", tmp_path / "br") is None
+    assert "save the session (or load one)" in sessions.status.value
+    sessions.save_session(tmp_path / "s")
+    _idle(qtbot, sessions)
+    sessions.export_brainreg(tmp_path / "s", tmp_path / "br")
+    _idle(qtbot, sessions)
+    if REAL:
+        assert "brainreg folder written" in sessions.status.value
+        assert sorted(p.name for p in (tmp_path / "br").iterdir()) == sorted(brainreg.FILES)
+        meta = json.loads((tmp_path / "br" / "brainreg.json").read_text())
+        assert meta["atlas"] == "allen_mouse_100um" and meta["orientation"] == "asl"
+    else:  # the phantom is an own template: no BrainGlobe tool could load it by name
+        assert "register to the Allen CCF or a BrainGlobe atlas" in sessions.status.value
+        assert not (tmp_path / "br").exists()

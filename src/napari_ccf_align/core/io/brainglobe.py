@@ -75,7 +75,9 @@ def installed_names(folder: str | os.PathLike | None = None) -> list[str]:
     folder = Path(folder) if folder else default_dir()
     if folder is None or not folder.is_dir():
         return []
-    found = {p.name.rsplit("_v", 1)[0] for p in folder.glob("*_v*") if (p / "metadata.json").is_file()}
+    found = {
+        p.name.rsplit("_v", 1)[0] for p in folder.glob("*_v*") if (p / "metadata.json").is_file()
+    }
     return sorted(found)
 
 

@@ -73,6 +73,8 @@ class SessionWidget(StepWidget):
         self.layer = ComboBox(label="layer to apply to", choices=self._appliable)
         self.direction = ComboBox(label="direction", choices=_DIRECTIONS, value="atlas")
         self.apply_button = PushButton(text="Apply")
+        self.export_folder = FileEdit(label="brainreg folder", mode="d")
+        self.export_button = PushButton(text="Export for BrainGlobe tools")
         self.volumes = Table(value={"data": [], "columns": ["left (mm³)", "right (mm³)"]})
         self.volumes.visible = False
         self.status = Label(value="Save a result, or load a saved session.")
@@ -86,6 +88,12 @@ class SessionWidget(StepWidget):
         )
         layout.addWidget(row(Label(value="Apply the result to other data")).native)
         layout.addWidget(Container(widgets=[self.layer, self.direction, self.apply_button]).native)
+        layout.addWidget(
+            row(
+                Label(value="The saved session as brainreg's folder (brainglobe-segmentation, ...)")
+            ).native
+        )
+        layout.addWidget(Container(widgets=[self.export_folder, self.export_button]).native)
         layout.addWidget(self.status.native)
         layout.addWidget(self.volumes.native)
         layout.addStretch(1)
@@ -93,6 +101,9 @@ class SessionWidget(StepWidget):
         self.save_button.changed.connect(lambda _=None: self.save_session(self.folder.value))
         self.load_button.changed.connect(lambda _=None: self.load_session(self.folder.value))
         self.apply_button.changed.connect(lambda _=None: self.apply_to(self.layer.value))
+        self.export_button.changed.connect(
+            lambda _=None: self.export_brainreg(self.folder.value, self.export_folder.value)
+        )
         self.layer.changed.connect(self._guess_direction)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh)
@@ -186,6 +197,36 @@ class SessionWidget(StepWidget):
         self._busy(True)
         self.worker = _worker.start(job, on_done=self._saved, on_error=self._on_error)
         return self.worker
+
+    def export_brainreg(self, folder, out) -> object:
+        """Write the saved session at ``folder`` as brainreg's output folder ``out`` (on a
+        worker), for brainglobe-segmentation, brainmapper and brainglobe-napari-io."""
+        try:
+            if not str(out).strip() or Path(out) == Path("."):
+                raise CcfAlignError("Give a brainreg folder to export into (a new or empty one).")
+            if not (Path(folder) / session.SESSION_JSON).is_file():
+                raise CcfAlignError(
+                    "The export is made from a saved session: save the session (or load one) "
+                    "into the session folder first."
+                )
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return None
+
+        def job():
+            from napari_ccf_align.core.runs import exporting
+
+            saved, read_from = session.load(folder)
+            return exporting.export_brainreg(saved, read_from, out)
+
+        self.status.value = "Writing brainreg's folder..."
+        self._busy(True)
+        self.worker = _worker.start(job, on_done=self._exported, on_error=self._on_error)
+        return self.worker
+
+    def _exported(self, out) -> None:
+        self._busy(False)
+        self._say(f"brainreg folder written in {out}: open it with the BrainGlobe tools.")
 
     def _saved(self, saved) -> None:
         folder, volumes = saved
@@ -363,7 +404,7 @@ class SessionWidget(StepWidget):
     # ------------------------------------------------------------------ state
 
     def _busy(self, busy: bool) -> None:
-        for button in (self.save_button, self.load_button, self.apply_button):
+        for button in (self.save_button, self.load_button, self.apply_button, self.export_button):
             button.enabled = not busy
 
     def _on_error(self, exc: BaseException) -> None:
