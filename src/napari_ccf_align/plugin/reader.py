@@ -1,4 +1,5 @@
-"""npe2 reader: open NRRD, NIfTI, MHA/MHD and (annotated) TIFF files in the RAS world."""
+"""npe2 reader: open NRRD, NIfTI, MHA/MHD, (annotated) TIFF and OME-Zarr written here, in the
+RAS world."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def get_reader(path: str | list[str]) -> Callable | None:
         return None
     if io.suffix_of(path) in io.TIFF_SUFFIXES and not _has_own_metadata(path):
         return None
+    if io.suffix_of(path) in io.ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        if not omezarr.has_own_attributes(path):
+            return None  # no orientation to trust: the Load widget asks for the code
     return _read_many
 
 
@@ -39,4 +45,13 @@ def _has_own_metadata(path: str) -> bool:
 
 def _read_many(path: str | list[str]) -> list[tuple]:
     paths = path if isinstance(path, list) else [path]
-    return [image_layer_data(io.read_volume(Path(p))) for p in paths]
+    return [image_layer_data(_read_one(Path(p))) for p in paths]
+
+
+def _read_one(path: Path):
+    level = 0
+    if io.suffix_of(path) in io.ZARR_SUFFIXES:  # the finest pyramid level napari can hold
+        from napari_ccf_align.core.io import omezarr
+
+        level = omezarr.level_within(path)
+    return io.read_volume(path, level=level)

@@ -48,8 +48,10 @@ from napari_ccf_align.core.volume import Volume, from_sitk, to_sitk
 SITK_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 #: File endings read and written through tifffile.
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
+#: Folder endings read and written as OME-Zarr (:mod:`.omezarr`).
+ZARR_SUFFIXES = (".ome.zarr", ".zarr")
 #: Every file ending :func:`read_volume` accepts.
-SUFFIXES = SITK_SUFFIXES + TIFF_SUFFIXES
+SUFFIXES = SITK_SUFFIXES + TIFF_SUFFIXES + ZARR_SUFFIXES
 
 _TIFF_UNITS_UM = {"micron": 1.0, "um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "mm": 1000.0, "nm": 1e-3}
 
@@ -66,6 +68,25 @@ def suffix_of(path: str | os.PathLike) -> str:
 def is_supported(path: str | os.PathLike) -> bool:
     """Whether :func:`read_volume` knows the file's ending."""
     return suffix_of(path) in SUFFIXES
+
+
+def store_of(path: str | os.PathLike) -> Path:
+    """``path``, or the OME-Zarr folder when ``path`` is its ``zarr.json`` / ``.zattrs``
+    (what a file dialog picks inside a store)."""
+    p = Path(path)
+    if p.name in ("zarr.json", ".zattrs") and suffix_of(p.parent) in ZARR_SUFFIXES:
+        return p.parent
+    return p
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an input this module can open: a file, or an OME-Zarr folder."""
+    p = store_of(path)
+    if suffix_of(p) in ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        return omezarr.is_ome_zarr(p)
+    return p.is_file()
 
 
 def _stem(path: Path) -> str:
@@ -88,6 +109,7 @@ def read_volume(
     orientation: str | None = None,
     style: frames.OrientationStyle = "nibabel",
     name: str | None = None,
+    level: int = 0,
 ) -> Volume:
     """Read a 2D or 3D image file into a Volume in the RAS world.
 
@@ -106,18 +128,24 @@ def read_volume(
         How ``orientation`` is written.
     name : str, optional
         Volume name; default the file name without its ending.
+    level : int
+        OME-Zarr pyramid level (0: full resolution; see :func:`.omezarr.level_for`).
 
     Raises
     ------
     MissingFileError, UnreadableFileError, MissingVoxelSizeError, OrientationError
         Each with one sentence saying what is wrong and what to do.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = store_of(path)
+    if not exists(path):
         raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
     suffix = suffix_of(path)
     name = name or _stem(path)
-    if suffix in TIFF_SUFFIXES:
+    if suffix in ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        volume = omezarr.read(path, voxel_size_um, orientation, style, name, level)
+    elif suffix in TIFF_SUFFIXES:
         volume = _read_tiff(path, voxel_size_um, orientation, style, name)
     elif suffix in SITK_SUFFIXES:
         if suffix in (".nii", ".nii.gz") and voxel_size_um is None:
@@ -135,13 +163,14 @@ def read_volume(
             else np.broadcast_to(np.asarray(voxel_size_um, float), (volume.ndim,)).tolist(),
             "orientation": orientation,
             "style": style,
+            "level": int(level),
         }
         return replace(
             volume, metadata={**volume.metadata, "source": str(path), "read_as": read_as}
         )
     raise UnreadableFileError(
-        f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), MHA/MHD "
-        "or TIFF."
+        f"{path.name} is not a format this plugin reads: use NRRD, NIfTI (.nii, .nii.gz), MHA/MHD, "
+        "TIFF or OME-Zarr."
     )
 
 
@@ -422,7 +451,12 @@ def _override_geometry(volume, voxel_size_um, orientation, style) -> Volume:
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """SHA-256 (hex) of a file's bytes, read in ``chunk``-byte blocks."""
+    """SHA-256 (hex) of a file's bytes, read in ``chunk``-byte blocks (an OME-Zarr folder:
+    :func:`.omezarr.fingerprint`)."""
+    if suffix_of(path) in ZARR_SUFFIXES and exists(path):
+        from napari_ccf_align.core.io import omezarr
+
+        return omezarr.fingerprint(path)
     if not Path(path).is_file():
         raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
     h = hashlib.sha256()
@@ -728,9 +762,14 @@ def write_volume(
         volume = replace(
             volume, data=np.transpose(volume.data), affine=np.asarray(volume.affine)[:, order]
         )
+    if suffix in ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        return omezarr.write(volume, path)
     if suffix not in SITK_SUFFIXES + TIFF_SUFFIXES:
         raise WriteError(
-            f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha or .tif."
+            f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha, .tif "
+            "or .ome.zarr."
         )
 
     def verify(tmp: Path) -> None:
@@ -830,10 +869,15 @@ def peek(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None, tuple[
     shape : tuple of int or None
         Array shape in numpy order.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = store_of(path)
+    if not exists(path):
         raise MissingFileError(f"No file at {path}: check the path, or pick the file again.")
     suffix = suffix_of(path)
+    if suffix in ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        shape, size = omezarr.levels(path)[0]
+        return size, None, shape
     if suffix in TIFF_SUFFIXES:
         try:
             with tifffile.TiffFile(path) as tif:

@@ -67,6 +67,8 @@ class InputRecord:
         Index -> world (RAS mm) map of the volume as read.
     embedded : str or None
         File name inside the session folder holding the volume itself.
+    level : int
+        The OME-Zarr pyramid level read (0: full resolution; other formats: 0).
     """
 
     name: str
@@ -78,6 +80,7 @@ class InputRecord:
     shape: tuple[int, ...]
     affine: tuple[tuple[float, ...], ...]
     embedded: str | None = None
+    level: int = 0
 
     def grid(self) -> Volume:
         """The input's grid (geometry only, no data)."""
@@ -95,6 +98,7 @@ class InputRecord:
             "shape": list(self.shape),
             "affine": _matrix(self.affine),
             "embedded": self.embedded,
+            "level": self.level,
         }
 
     @classmethod
@@ -111,6 +115,7 @@ class InputRecord:
             tuple(int(v) for v in data["shape"]),
             tuple(tuple(float(v) for v in row) for row in data["affine"]),
             data.get("embedded"),
+            int(data.get("level") or 0),
         )
 
 
@@ -126,7 +131,7 @@ def record_input(
     Without a readable file the record says the volume must be embedded.
     """
     source = path if path is not None else volume.metadata.get("source")
-    file = Path(source).resolve() if source and Path(source).is_file() else None
+    file = Path(source).resolve() if source and io.exists(source) else None
     read_as = volume.metadata.get("read_as") or {}
     if path is None and file is not None and voxel_size_um is None and orientation is None:
         voxel_size_um = read_as.get("voxel_size_um")
@@ -144,6 +149,7 @@ def record_input(
         style,
         tuple(int(s) for s in volume.shape),
         tuple(tuple(float(v) for v in row) for row in np.asarray(volume.affine, float)),
+        level=int(read_as.get("level") or 0) if file is not None else 0,
     )
 
 
@@ -155,7 +161,7 @@ def as_in_file(volume: Volume) -> Volume:
     made in memory, or whose file changed, is returned as it is.
     """
     source = volume.metadata.get("source")
-    if not source or not Path(source).is_file():
+    if not source or not io.exists(source):
         return volume
     flags = volume.metadata.get("read_as") or {}
     try:
@@ -165,6 +171,7 @@ def as_in_file(volume: Volume) -> Volume:
             orientation=flags.get("orientation"),
             style=flags.get("style") or "nibabel",
             name=volume.name,
+            level=int(flags.get("level") or 0),
         )
     except CcfAlignError:
         return volume

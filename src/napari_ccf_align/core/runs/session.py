@@ -391,7 +391,7 @@ def read_moving(session: Session, folder: str | os.PathLike) -> Volume:
         volume = io.read_volume(Path(folder) / rec.embedded, name=rec.name)
     else:
         path = Path(rec.path or "")
-        if not path.is_file():
+        if not io.exists(path):
             raise UnreadableFileError(
                 f"The sample file {path} this session registered is gone: put it back, or apply "
                 "the session to the file where it is now."
@@ -401,16 +401,24 @@ def read_moving(session: Session, folder: str | os.PathLike) -> Volume:
                 f"{path} changed since the session was saved (its sha256 differs): register it "
                 "again, or restore the original file."
             )
-        volume = read_input(path, rec.voxel_size_um, rec.orientation, rec.style, rec.name)
+        volume = read_input(
+            path, rec.voxel_size_um, rec.orientation, rec.style, rec.name, rec.level
+        )
     if volume.shape == rec.shape:  # where it was when registered (e.g. placed by hand in napari)
         volume = replace(volume, affine=np.asarray(rec.affine, float), name=rec.name)
     return volume
 
 
-def read_input(path, voxel_size_um, orientation, style, name=None) -> Volume:
-    """Read a sample file with the given geometry flags (None: the header's)."""
+def read_input(path, voxel_size_um, orientation, style, name=None, level: int = 0) -> Volume:
+    """Read a sample file with the given geometry flags (None: the header's); ``level``:
+    the OME-Zarr pyramid level."""
     return io.read_volume(
-        path, voxel_size_um=voxel_size_um, orientation=orientation, style=style, name=name
+        path,
+        voxel_size_um=voxel_size_um,
+        orientation=orientation,
+        style=style,
+        name=name,
+        level=level,
     )
 
 

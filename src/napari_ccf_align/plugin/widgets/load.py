@@ -52,7 +52,7 @@ from napari_ccf_align.plugin.widgets._view import (
 )
 from napari_ccf_align.plugin.widgets.orientation_view import OrientationView
 
-_FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff)"
+_FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff zarr.json .zattrs)"
 
 
 def _group(title: str, container: Container) -> QGroupBox:
@@ -193,8 +193,8 @@ class LoadWidget(StepWidget):
             self._on_layer(self.layer.value)
 
     def _on_path(self, _value=None) -> None:
-        path = Path(self.path.value)
-        if not path.is_file():
+        path = io.store_of(self.path.value)
+        if not io.exists(path):
             return
         try:
             size_um, code, _shape = io.peek(path)
@@ -245,7 +245,7 @@ class LoadWidget(StepWidget):
     def _read_file(self) -> Volume:
         if not str(self.path.value).strip() or Path(self.path.value) == Path("."):
             raise CcfAlignError("No file was picked: pick your volume's file, or choose a layer.")
-        path = Path(self.path.value)
+        path = io.store_of(self.path.value)
         header_size, header_code = self._header or (None, None)
         ndim = len(header_size) if header_size is not None else 3
         code, style = self.geometry.code(), self.geometry.style_box.value
@@ -256,7 +256,15 @@ class LoadWidget(StepWidget):
         if code is not None:
             frames.check_style(code, style)
         given = size if any(size) else None
-        return io.read_volume(path, voxel_size_um=given, orientation=code, style=style)
+        level = 0
+        if io.suffix_of(path) in io.ZARR_SUFFIXES:  # the finest pyramid level napari can hold
+            from napari_ccf_align.core.io import omezarr
+
+            level = omezarr.level_within(path)
+            if header_size is not None and given is not None:
+                if np.allclose(given, header_size, atol=0.01):
+                    given = None  # the level's own voxel size, from its metadata
+        return io.read_volume(path, voxel_size_um=given, orientation=code, style=style, level=level)
 
     def check_orientation(self, _value=None, live: bool = False) -> None:
         """Show the volume's mean projections next to the atlas's.

@@ -1,0 +1,298 @@
+"""OME-Zarr (NGFF multiscale images) in and out, through ``ome-zarr`` and ``zarr``.
+
+Reading opens the store lazily (dask arrays, one per pyramid level) and loads only the
+level asked for: the full level by default (``apply``), or the coarsest level still at
+least as fine as a resolution (registration: :func:`level_for`). The voxel size comes
+from each level's ``scale`` transform and its axes' units; NGFF says nothing of anatomy,
+so the orientation code is given as for a TIFF, unless the store was written here (the
+``napari_ccf_align`` attribute keeps the exact index -> world map).
+
+Writing puts the array as it is (axes ``z, y, x`` = the volume's array axes) with
+``scale`` (µm) and ``translation`` (µm, the world position of voxel 0 where the axes run
+along +R, +A, +S) transforms, and a pyramid of 2x block means (nearest voxels for
+labels) down to about 64 voxels a side. It is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_ccf_align.core import frames
+from napari_ccf_align.core.errors import (
+    DimensionError,
+    MissingVoxelSizeError,
+    OrientationError,
+    UnreadableFileError,
+    WriteError,
+)
+from napari_ccf_align.core.volume import Volume, block_mean
+
+SUFFIXES = (".ome.zarr", ".zarr")
+
+#: Our attribute in the store's metadata: orientation code and index -> world affine.
+ATTRIBUTE = "napari_ccf_align"
+
+#: Units NGFF allows for space axes, in µm.
+_UNITS_UM = {
+    "nanometer": 1e-3,
+    "micrometer": 1.0,
+    "millimeter": 1000.0,
+    "centimeter": 1e4,
+    "meter": 1e6,
+    "angstrom": 1e-4,
+}
+
+_SMALLEST_LEVEL = 64  # voxels along the longest axis of the coarsest level written
+
+
+def is_ome_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding an NGFF image (``zarr.json`` or ``.zattrs``)."""
+    p = Path(path)
+    return p.is_dir() and ((p / "zarr.json").is_file() or (p / ".zattrs").is_file())
+
+
+def _node(path: Path):
+    try:
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Multiscales, Reader
+    except ImportError:
+        raise UnreadableFileError(
+            f"{path.name} is OME-Zarr, which needs the ome-zarr package: pip install ome-zarr."
+        ) from None
+    try:
+        location = parse_url(str(path))
+        nodes = list(Reader(location)()) if location is not None else []
+    except Exception as exc:  # zarr and ome-zarr raise many kinds on damaged stores
+        raise UnreadableFileError(
+            f"{path.name} could not be read as OME-Zarr ({type(exc).__name__}: {exc}); check "
+            "the store or export it again."
+        ) from None
+    for node in nodes:
+        if any(isinstance(spec, Multiscales) for spec in node.specs) and node.data:
+            return node
+    raise UnreadableFileError(
+        f"{path.name} holds no OME-Zarr multiscale image: give the image's own folder (the one "
+        "with the 'multiscales' metadata)."
+    )
+
+
+def _own_attributes(path: Path) -> dict:
+    for name in ("zarr.json", ".zattrs"):
+        f = path / name
+        if f.is_file():
+            try:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            attrs = data.get("attributes", data)
+            return dict(attrs.get(ATTRIBUTE) or {})
+    return {}
+
+
+def _spatial(node, path: Path) -> tuple[list[int], list[float]]:
+    """Indices of the space axes and their units (µm per unit), refusing other axes > 1."""
+    axes = node.metadata.get("axes") or [{"name": n, "type": "space"} for n in "zyx"]
+    shape = node.data[0].shape
+    keep, units, extra = [], [], []
+    for k, axis in enumerate(axes):
+        name = axis["name"] if isinstance(axis, dict) else str(axis)
+        kind = axis.get("type", "space") if isinstance(axis, dict) else "space"
+        if kind == "space" or name in "zyx":
+            keep.append(k)
+            unit = axis.get("unit") if isinstance(axis, dict) else None
+            units.append(_UNITS_UM.get(str(unit).lower(), 1.0) if unit else 1.0)
+        elif shape[k] > 1:
+            extra.append(f"{name}={shape[k]}")
+    if extra:
+        raise DimensionError(
+            f"{path.name} has channel or time axes ({', '.join(extra)}): save one channel at one "
+            "time point as its own OME-Zarr (or TIFF), then load that."
+        )
+    return keep, units
+
+
+def levels(path: str | os.PathLike) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """``(shape, voxel size µm)`` of each pyramid level, finest first (no voxels read)."""
+    path = Path(path)
+    node = _node(path)
+    keep, units = _spatial(node, path)
+    transforms = node.metadata.get("coordinateTransformations") or [[] for _ in node.data]
+    out = []
+    for data, ct in zip(node.data, transforms, strict=False):
+        scale = next((t["scale"] for t in ct if t.get("type") == "scale"), None)
+        size = None
+        if scale is not None:
+            size = np.array([float(scale[k]) * u for k, u in zip(keep, units, strict=True)])
+        out.append((tuple(int(data.shape[k]) for k in keep), size))
+    return out
+
+
+def level_for(path: str | os.PathLike, resolution_um: float) -> int:
+    """The coarsest level whose voxels are all at most ``resolution_um`` (else level 0)."""
+    best = 0
+    for k, (_, size) in enumerate(levels(path)):
+        if size is not None and float(np.max(size)) <= resolution_um * (1 + 1e-6):
+            best = k
+    return best
+
+
+#: The most voxels a level napari opens may hold (512 MB of uint16): the finest level
+#: under it is shown, coarser views of a 10 µm brain stay interactive.
+VIEW_MAX_VOXELS = 256_000_000
+
+
+def level_within(path: str | os.PathLike, max_voxels: int = VIEW_MAX_VOXELS) -> int:
+    """The finest level with at most ``max_voxels`` voxels (else the coarsest)."""
+    shown = levels(path)
+    for k, (shape, _) in enumerate(shown):
+        if int(np.prod(shape)) <= max_voxels:
+            return k
+    return len(shown) - 1
+
+
+def has_own_attributes(path: str | os.PathLike) -> bool:
+    """Whether the store was written here (it then says its own orientation)."""
+    return is_ome_zarr(path) and bool(_own_attributes(Path(path)).get("orientation"))
+
+
+def read(
+    path: str | os.PathLike,
+    voxel_size_um: float | Sequence[float] | None = None,
+    orientation: str | None = None,
+    style: frames.OrientationStyle = "nibabel",
+    name: str | None = None,
+    level: int = 0,
+) -> Volume:
+    """One pyramid level of an OME-Zarr image as a Volume (see the module docstring)."""
+    path = Path(path)
+    node = _node(path)
+    keep, _ = _spatial(node, path)
+    shown = levels(path)
+    if not 0 <= level < len(shown):
+        raise UnreadableFileError(
+            f"{path.name} has pyramid levels 0 to {len(shown) - 1}, not {level}."
+        )
+    data = node.data[level]
+    index = tuple(slice(None) if k in keep else 0 for k in range(data.ndim))
+    array = np.asarray(data[index].compute())
+    own = _own_attributes(path)
+    if orientation is None and voxel_size_um is None and "affine" in own:
+        affine = np.asarray(own["affine"], float)
+        factor = np.ones(3)
+        if shown[level][1] is not None and shown[0][1] is not None:
+            factor = np.asarray(shown[level][1]) / np.asarray(shown[0][1])
+        step = np.diag([*factor, 1.0])
+        step[: len(factor), -1] = 0.5 * factor - 0.5  # block centres of the coarser level
+        return Volume(array, affine @ step, name or path.name, frames.WORLD_AXES,
+                      {"source": str(path)})  # fmt: skip
+    if orientation is None:
+        orientation, style = own.get("orientation"), "nibabel"
+    if orientation is None:
+        raise OrientationError(
+            f"{path.name} is OME-Zarr, which carries no anatomical orientation: give its "
+            "orientation code (e.g. 'PIR' or BrainGlobe 'asl')."
+        )
+    size = shown[level][1] if voxel_size_um is None else voxel_size_um
+    if size is None:
+        raise MissingVoxelSizeError(
+            f"{path.name} has no scale for level {level} in its metadata: give the voxel size "
+            "in µm."
+        )
+    size_mm = frames.check_voxel_size(size, array.ndim, "µm") / 1000.0
+    return Volume.from_array(array, size_mm, orientation, style, name=name or path.name,
+                             metadata={"source": str(path)})  # fmt: skip
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 over the store's metadata files and each chunk's name and size: changes when
+    the image is rewritten, without reading gigabytes of chunks."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = f.relative_to(root).as_posix()
+        h.update(rel.encode())
+        if f.name in ("zarr.json", ".zattrs", ".zarray", ".zgroup"):
+            h.update(f.read_bytes())
+        else:
+            h.update(str(f.stat().st_size).encode())
+    return h.hexdigest()
+
+
+def _pyramid(data: np.ndarray, labels: bool) -> list[np.ndarray]:
+    out = [data]
+    while max(out[-1].shape) > _SMALLEST_LEVEL and min(out[-1].shape) >= 2:
+        prev = out[-1]
+        if labels:
+            out.append(prev[::2, ::2, ::2])
+        else:
+            mean = block_mean(Volume(prev, np.eye(4)), (2,) * prev.ndim).data
+            if prev.dtype.kind in "iu":
+                mean = np.rint(mean)
+            out.append(np.asarray(mean).astype(prev.dtype))
+    return out
+
+
+def write(volume: Volume, path: str | os.PathLike, labels: bool | None = None) -> Path:
+    """Write ``volume`` as an OME-Zarr image at ``path`` (see the module docstring)."""
+    import zarr
+    from ome_zarr.writer import write_multiscale
+
+    path = Path(path)
+    if volume.ndim != 3:
+        raise WriteError(f"{path.name}: only 3D volumes are written as OME-Zarr.")
+    labels = bool(volume.metadata.get("labels")) if labels is None else labels
+    spacing_um = frames.spacing_of(volume.affine) * 1000.0
+    affine = np.asarray(volume.affine, float)
+    aligned = np.allclose(affine[:3, :3], np.diag(np.diag(affine[:3, :3]))) and np.all(
+        np.diag(affine[:3, :3]) > 0
+    )
+    origin_um = affine[:3, 3] * 1000.0 if aligned else np.zeros(3)
+    pyramid = _pyramid(np.asarray(volume.data), labels)
+    transforms = []
+    for k in range(len(pyramid)):
+        factor = np.full(3, 2.0**k)  # block_mean drops a last partial block
+        shift = origin_um + (0.5 * factor - 0.5) * spacing_um  # block centres
+        transforms.append([
+            {"type": "scale", "scale": [float(v) for v in spacing_um * factor]},
+            {"type": "translation", "translation": [float(v) for v in shift]},
+        ])  # fmt: skip
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
+    if path.exists() and not is_ome_zarr(path):
+        raise WriteError(f"{path} exists and is not an OME-Zarr image: choose another name.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=folder))
+    try:
+        group = zarr.open_group(str(tmp), mode="w")
+        axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+        with warnings.catch_warnings():
+            # ome-zarr 0.14+ prefers ``scale``, which cannot say a level's translation
+            warnings.simplefilter("ignore", DeprecationWarning)
+            write_multiscale(pyramid, group, axes=axes, coordinate_transformations=transforms,
+                             name=volume.name)  # fmt: skip
+        group.attrs[ATTRIBUTE] = {
+            "orientation": volume.orientation,
+            "affine": affine.tolist(),
+            "labels": labels,
+        }
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        from napari_ccf_align.core.io.volumes import write_error
+
+        raise write_error(folder, exc) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
