@@ -14,12 +14,12 @@ from napari_ccf_align.core.errors import DimensionError, OrientationError
 from napari_ccf_align.core.volume import Volume
 
 pytest.importorskip("ome_zarr", reason="ome-zarr is not installed")
-import zarr  # noqa: E402
-from ome_zarr.io import parse_url  # noqa: E402
-from ome_zarr.reader import Reader  # noqa: E402
-from ome_zarr.writer import write_multiscale  # noqa: E402
+import zarr
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Reader
+from ome_zarr.writer import write_multiscale
 
-from napari_ccf_align.core.io import omezarr  # noqa: E402
+from napari_ccf_align.core.io import omezarr
 
 
 def _sample(code="PIR", spacing=(0.05, 0.04, 0.03), shape=(70, 90, 80)):
@@ -64,7 +64,7 @@ def test_plain_ome_zarr_reads_the_atlas_scale_and_translation(tmp_path):
     atlas = Volume.from_array(np.arange(24, dtype=np.uint16).reshape(2, 3, 4), 0.025, "RAS",
                               origin_mm=(0.5, 0.25, 0.0))  # fmt: skip
     path = io.write_volume(atlas, tmp_path / "in_atlas.ome.zarr")
-    node = list(Reader(parse_url(str(path)))())[0]
+    node = next(iter(Reader(parse_url(str(path)))()))
     ct = node.metadata["coordinateTransformations"][0]
     scale = np.asarray(next(t["scale"] for t in ct if t["type"] == "scale"))
     shift = np.asarray(next(t["translation"] for t in ct if t["type"] == "translation"))
@@ -143,7 +143,7 @@ def test_register_reads_the_level_it_needs_and_apply_writes_ome_zarr(tmp_path, t
 
     target = tmp_path / "in_atlas.ome.zarr"
     assert main(["apply", str(out), str(store), "--to", "atlas", "--out", str(target)]) == 0
-    node = list(Reader(parse_url(str(target)))())[0]
+    node = next(iter(Reader(parse_url(str(target)))()))
     ct = node.metadata["coordinateTransformations"][0]
     assert next(t["scale"] for t in ct if t["type"] == "scale") == [100.0, 100.0, 100.0]
     assert node.data[0].shape == saved.atlas.shape
