@@ -21,38 +21,9 @@ NAME = "allen_mouse_100um"
 
 def small_atlas() -> atlas.Atlas:
     """The Allen 100 µm atlas when ../shared has it, else a phantom with two labelled regions."""
-    if (SHARED_DATA / "average_template_100.nrrd").is_file():
-        return atlas.load_atlas_files(
-            SHARED_DATA / "average_template_100.nrrd",
-            SHARED_DATA / "annotation_100.nrrd",
-            SHARED_DATA / "allen_structure_graph.json",
-        )
-    from napari_ccf_align.core.testing import phantom
+    from napari_ccf_align.core.testing.small_atlas import small_atlas as at_hand
 
-    template = phantom.brain_phantom(100)
-    grey = template.data.astype(float)
-    labels = np.where(grey > np.percentile(grey, 80), 315, np.where(grey > 0, 1009, 0))
-    graph = {
-        "id": 997,
-        "acronym": "root",
-        "name": "root",
-        "color_hex_triplet": "FFFFFF",
-        "children": [
-            {"id": 315, "acronym": "Isocortex", "name": "Isocortex", "color_hex_triplet": "70FF71"},
-            {
-                "id": 1009,
-                "acronym": "fiber tracts",
-                "name": "fiber tracts",
-                "color_hex_triplet": "CCCCCC",
-            },
-        ],
-    }
-    return atlas.Atlas(
-        100,
-        template,
-        template.with_data(labels.astype(np.uint32), name="annotation"),
-        atlas.StructureTable.from_graph(graph),
-    )
+    return at_hand(SHARED_DATA)
 
 
 @pytest.fixture(scope="module")

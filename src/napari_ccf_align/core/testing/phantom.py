@@ -246,3 +246,42 @@ def error_mm(
         found = result.to_moving(pts)
     expected = frames.apply_affine(np.linalg.inv(np.asarray(truth, float)), pts)
     return float(np.linalg.norm(found - expected, axis=1).mean())
+
+
+def lightsheet_like(
+    template: Volume,
+    spacing_mm=(0.2, 0.16, 0.125),
+    code: str = "PIR",
+    offset_mm=(0, 0, 0),
+) -> tuple[Volume, SimulatedBrain]:
+    """A real-looking sample: the simulated brain on an anisotropic grid in ``code`` order,
+    as uint16 with a light-sheet-like range (up to ~10,000), placed ``offset_mm`` away.
+
+    Returns ``(volume, sim)``; ``sim.truth`` still maps the sample onto the atlas when
+    ``offset_mm`` is zero.
+    """
+    from napari_ccf_align.core import align
+
+    sim = simulate_brain(template)
+    lo = sim.volume.index_to_world(np.zeros(3))
+    hi = sim.volume.index_to_world(np.asarray(sim.volume.shape) - 1.0)
+    box_lo, box_hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    code_axes = ["RAS".index(frames.world_axes_of(c)) for c in code]
+    size = (box_hi - box_lo)[code_axes]
+    shape = tuple(int(n) for n in np.floor(size / np.asarray(spacing_mm)) + 1)
+    grid = Volume.from_array(np.zeros(shape, np.uint8), spacing_mm, code, "nibabel")
+    corner = grid.index_to_world(np.zeros(3))  # put the grid's box on the brain's box
+    far = grid.index_to_world(np.asarray(shape) - 1.0)
+    start = np.minimum(corner, far)
+    grid = Volume(grid.data, grid.affine, "grid", "RAS")
+    grid = grid.transformed(_shift(box_lo - start))
+    values = align.resample(grid, sim.volume, frames.RigidParams().sitk_transform()).data
+    data = (values / max(float(values.max()), 1e-6) * 10_868).astype(np.uint16)
+    volume = Volume(data, grid.affine, "light-sheet sample", "RAS", {"orientation": code})
+    return volume.transformed(_shift(np.asarray(offset_mm, float)), name="light-sheet sample"), sim
+
+
+def _shift(t) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = t
+    return m
