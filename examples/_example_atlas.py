@@ -8,7 +8,9 @@ from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.testing import phantom
 from napari_ccf_align.core.testing.small_atlas import small_atlas
 
-SHARED = Path(os.environ.get("CCF_ALIGN_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+SHARED = Path(
+    os.environ.get("CCF_ALIGN_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data")
+)
 
 
 def example_atlas() -> atlas.Atlas:

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 from _example_atlas import example_atlas, simulated_sample
-
 from napari_ccf_align.cli import main
 from napari_ccf_align.core.testing import brainglobe_folder
 

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from _example_atlas import example_atlas, simulated_sample
-
 from napari_ccf_align.cli import main
 from napari_ccf_align.core.testing import brainglobe_folder
 
@@ -24,6 +23,8 @@ assert main(["register", str(sample), "--atlas", "allen_mouse_100um", "--method"
 # the same as: napari-ccf-align export-brainreg SESSION --out DIR
 code = main(["export-brainreg", str(out / "session"), "--out", str(out / "brainreg"), *flags])
 meta = json.loads((out / "brainreg" / "brainreg.json").read_text())
-print(f"atlas {meta['atlas']}, orientation {meta['orientation']}, voxel sizes {meta['voxel_sizes']}")
+print(
+    f"atlas {meta['atlas']}, orientation {meta['orientation']}, voxel sizes {meta['voxel_sizes']}"
+)
 print(sorted(p.name for p in (out / "brainreg").iterdir()))
 sys.exit(code)

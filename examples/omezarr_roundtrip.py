@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 from _example_atlas import example_atlas, simulated_sample
-
 from napari_ccf_align.cli import main
 from napari_ccf_align.core import io
 from napari_ccf_align.core.io import omezarr
