@@ -147,3 +147,12 @@ def test_register_reads_the_level_it_needs_and_apply_writes_ome_zarr(tmp_path, t
     ct = node.metadata["coordinateTransformations"][0]
     assert next(t["scale"] for t in ct if t["type"] == "scale") == [100.0, 100.0, 100.0]
     assert node.data[0].shape == saved.atlas.shape
+
+
+def test_a_store_written_onto_a_full_disk_leaves_nothing(small_disk):
+    from napari_ccf_align.core.errors import WriteError
+
+    noise = np.random.default_rng(0).random((64, 64, 64), np.float32)  # 1 MB, incompressible
+    with pytest.raises(WriteError, match=r"full"):
+        io.write_volume(Volume.from_array(noise, 0.1, "RAS"), small_disk / "big.ome.zarr")
+    assert list(small_disk.iterdir()) == []

@@ -287,12 +287,7 @@ def write(volume: Volume, path: str | os.PathLike, labels: bool | None = None) -
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        from napari_ccf_align.core.io.volumes import write_error
-
-        raise write_error(folder, exc) from None
-    except BaseException:
+    except BaseException:  # (an OSError is worded by volumes.write_volume)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path

@@ -765,7 +765,10 @@ def write_volume(
     if suffix in ZARR_SUFFIXES:
         from napari_ccf_align.core.io import omezarr
 
-        return omezarr.write(volume, path)
+        try:
+            return omezarr.write(volume, path)
+        except OSError as exc:
+            raise write_error(path.parent if str(path.parent) else Path("."), exc) from None
     if suffix not in SITK_SUFFIXES + TIFF_SUFFIXES:
         raise WriteError(
             f"{path.name} has an ending this plugin cannot write: use .nii.gz, .nrrd, .mha, .tif "
