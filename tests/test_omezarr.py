@@ -156,3 +156,39 @@ def test_a_store_written_onto_a_full_disk_leaves_nothing(small_disk):
     with pytest.raises(WriteError, match=r"full"):
         io.write_volume(Volume.from_array(noise, 0.1, "RAS"), small_disk / "big.ome.zarr")
     assert list(small_disk.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_apply_to_a_store_plane_by_plane_equals_the_whole(tmp_path, template_100):
+    """apply into .ome.zarr writes slab by slab: voxel for voxel the NIfTI apply's output,
+    for an image to the atlas (also at another voxel size) and labels onto the full level."""
+    from napari_ccf_align.cli import main
+    from tests.conftest import lightsheet_like
+
+    sample, _ = lightsheet_like(template_100, spacing_mm=(0.05, 0.05, 0.05), code="PIR")
+    store = io.write_volume(sample, tmp_path / "brain.ome.zarr")
+    out = tmp_path / "s"
+    assert main(["register", str(store), "--atlas-resolution", "100", "--method", "affine",
+                 "--out", str(out), "--quiet", "--no-report"]) == 0  # fmt: skip
+    whole, planes = tmp_path / "a.nii.gz", tmp_path / "a.ome.zarr"
+    for target in (whole, planes):
+        assert main(["apply", str(out), str(store), "--out", str(target)]) == 0
+    a, b = io.read_volume(planes).reoriented("RAS"), io.read_volume(whole).reoriented("RAS")
+    np.testing.assert_array_equal(a.data, b.data)  # (the NIfTI lists its axes as nibabel does)
+    np.testing.assert_allclose(a.affine, b.affine, atol=1e-6)
+
+    fine = tmp_path / "fine.ome.zarr"
+    assert main(["apply", str(out), str(store), "--resolution", "50", "--out", str(fine)]) == 0
+    grid = io.read_volume(fine)
+    assert grid.shape == (228, 264, 160)
+    np.testing.assert_allclose(grid.affine[:3, 3], [0, 0, 0], atol=1e-9)  # voxel 0 kept
+    np.testing.assert_allclose(grid.spacing, [0.05] * 3)
+
+    labels = tmp_path / "labels.ome.zarr"
+    assert main(["apply", str(out), "annotation", "--to", "sample", "--on", str(store),
+                 "--out", str(labels)]) == 0  # fmt: skip
+    on_full = io.read_volume(labels)
+    assert on_full.shape == sample.shape
+    np.testing.assert_allclose(on_full.affine, sample.affine, atol=1e-9)
+    registered_grid = io.read_volume(out / "annotation_in_sample.nii.gz")
+    assert registered_grid.shape != sample.shape  # the session's grid is the coarser level

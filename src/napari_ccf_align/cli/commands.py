@@ -256,10 +256,16 @@ def apply(args: argparse.Namespace) -> int:
     geometry = routing.Geometry(
         tuple(args.voxel_size) if args.voxel_size else None, args.orientation, args.style
     )
-    out = routing.apply_to_image(
-        saved, folder, args.image, args.to, args.labels, geometry, args.cache, args.base_url
-    )
+    where = routing.Target(args.resolution, args.on)
     target.parent.mkdir(parents=True, exist_ok=True)
+    out = routing.apply_to_image(
+        saved, folder, args.image, args.to, args.labels, geometry, args.cache, args.base_url,
+        where, target,
+    )  # fmt: skip
+    if isinstance(out, Path):  # an OME-Zarr, written slab by slab
+        print(f"{Path(args.image).name} -> {args.to} space: wrote {out} plane by plane "
+              "(never whole in memory)")  # fmt: skip
+        return 0
     io.write_volume(out, target, nibabel_order=args.to == "atlas")
     kind = "labels (nearest neighbour)" if out.metadata.get("labels") else "image (linear)"
     print(f"{Path(args.image).name} -> {args.to} space, {kind}, grid {out.shape}: wrote {target}")

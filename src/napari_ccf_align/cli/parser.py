@@ -269,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
         "'annotation' (--to sample), or a CSV of points",
     )
     a.add_argument("--to", choices=["atlas", "sample"], default="atlas")
+    a.add_argument(
+        "--resolution",
+        type=float,
+        metavar="UM",
+        help="--to atlas: the atlas grid at this voxel size (µm), e.g. 10 for a 25 µm session "
+        "(default: the session's atlas grid)",
+    )
+    a.add_argument(
+        "--on",
+        metavar="FILE",
+        help="--to sample: the grid of this file over the same sample, e.g. the full level of "
+        "an OME-Zarr registered at a coarser one (default: the registered grid)",
+    )
     a.add_argument("--labels", action="store_true", help="nearest neighbour: keep label values")
     a.add_argument(
         "--no-regions",
@@ -284,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _geometry_flags(a)
     _atlas_flags(a)
-    a.add_argument("--out", required=True, help="file to write (.nii.gz, .nrrd, .tif or .csv)")
+    a.add_argument(
+        "--out",
+        required=True,
+        help="file to write (.nii.gz, .nrrd, .tif, .csv, or .ome.zarr: written plane by plane)",
+    )
     a.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input)"
     )

@@ -20,8 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -164,26 +163,21 @@ def has_own_attributes(path: str | os.PathLike) -> bool:
     return is_ome_zarr(path) and bool(_own_attributes(Path(path)).get("orientation"))
 
 
-def read(
+def placement(
     path: str | os.PathLike,
     voxel_size_um: float | Sequence[float] | None = None,
     orientation: str | None = None,
     style: frames.OrientationStyle = "nibabel",
-    name: str | None = None,
     level: int = 0,
 ) -> Volume:
-    """One pyramid level of an OME-Zarr image as a Volume (see the module docstring)."""
+    """The grid of one pyramid level (where its voxels are, no values read)."""
     path = Path(path)
-    node = _node(path)
-    keep, _ = _spatial(node, path)
     shown = levels(path)
     if not 0 <= level < len(shown):
         raise UnreadableFileError(
             f"{path.name} has pyramid levels 0 to {len(shown) - 1}, not {level}."
         )
-    data = node.data[level]
-    index = tuple(slice(None) if k in keep else 0 for k in range(data.ndim))
-    array = np.asarray(data[index].compute())
+    shape = shown[level][0]
     own = _own_attributes(path)
     if orientation is None and voxel_size_um is None and "affine" in own:
         affine = np.asarray(own["affine"], float)
@@ -192,8 +186,7 @@ def read(
             factor = np.asarray(shown[level][1]) / np.asarray(shown[0][1])
         step = np.diag([*factor, 1.0])
         step[: len(factor), -1] = 0.5 * factor - 0.5  # block centres of the coarser level
-        return Volume(array, affine @ step, name or path.name, frames.WORLD_AXES,
-                      {"source": str(path)})  # fmt: skip
+        return Volume.grid(shape, affine @ step, path.name, frames.WORLD_AXES)
     if orientation is None:
         orientation, style = own.get("orientation"), "nibabel"
     if orientation is None:
@@ -207,9 +200,29 @@ def read(
             f"{path.name} has no scale for level {level} in its metadata: give the voxel size "
             "in µm."
         )
-    size_mm = frames.check_voxel_size(size, array.ndim, "µm") / 1000.0
-    return Volume.from_array(array, size_mm, orientation, style, name=name or path.name,
-                             metadata={"source": str(path)})  # fmt: skip
+    size_mm = frames.check_voxel_size(size, len(shape), "µm") / 1000.0
+    affine = frames.orientation_affine(orientation, size_mm, style=style)
+    return Volume.grid(shape, affine, path.name, frames.world_axes_of(
+        frames.parse_orientation(orientation, style, len(shape))))  # fmt: skip
+
+
+def read(
+    path: str | os.PathLike,
+    voxel_size_um: float | Sequence[float] | None = None,
+    orientation: str | None = None,
+    style: frames.OrientationStyle = "nibabel",
+    name: str | None = None,
+    level: int = 0,
+) -> Volume:
+    """One pyramid level of an OME-Zarr image as a Volume (see the module docstring)."""
+    path = Path(path)
+    grid = placement(path, voxel_size_um, orientation, style, level)
+    node = _node(path)
+    keep, _ = _spatial(node, path)
+    data = node.data[level]
+    index = tuple(slice(None) if k in keep else 0 for k in range(data.ndim))
+    array = np.asarray(data[index].compute())
+    return Volume(array, grid.affine, name or path.name, grid.world_axes, {"source": str(path)})
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -227,62 +240,103 @@ def fingerprint(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _pyramid(data: np.ndarray, labels: bool) -> list[np.ndarray]:
-    out = [data]
-    while max(out[-1].shape) > _SMALLEST_LEVEL and min(out[-1].shape) >= 2:
-        prev = out[-1]
+#: Planes along array axis 0 per written slab and per chunk.
+PLANES = 32
+
+
+def _half(prev, labels: bool, planes: int = PLANES) -> Iterator[tuple[int, np.ndarray]]:
+    """The next pyramid level of the zarr array ``prev``, slab by slab: 2x block means
+    (a last partial block dropped), or every other voxel for labels."""
+    shape = tuple(n // 2 for n in prev.shape)
+    for start in range(0, shape[0], planes):
+        stop = min(start + planes, shape[0])
+        block = np.asarray(prev[2 * start : 2 * stop])
         if labels:
-            out.append(prev[::2, ::2, ::2])
-        else:
-            mean = block_mean(Volume(prev, np.eye(4)), (2,) * prev.ndim).data
-            if prev.dtype.kind in "iu":
-                mean = np.rint(mean)
-            out.append(np.asarray(mean).astype(prev.dtype))
-    return out
+            yield start, block[::2, ::2, ::2][:, : shape[1], : shape[2]]
+            continue
+        mean = block_mean(Volume(block, np.eye(4)), (2, 2, 2)).data
+        if block.dtype.kind in "iu":
+            mean = np.rint(mean)
+        yield start, np.asarray(mean).astype(block.dtype)
+
+
+def slabs_of(data: np.ndarray, planes: int = PLANES) -> Iterator[tuple[int, np.ndarray]]:
+    """An in-memory array as ``(first plane, slab)`` pairs along axis 0."""
+    for start in range(0, data.shape[0], planes):
+        yield start, data[start : start + planes]
 
 
 def write(volume: Volume, path: str | os.PathLike, labels: bool | None = None) -> Path:
     """Write ``volume`` as an OME-Zarr image at ``path`` (see the module docstring)."""
+    labels = bool(volume.metadata.get("labels")) if labels is None else labels
+    data = np.asarray(volume.data)
+    return write_slabs(path, volume, data.dtype, slabs_of(data), labels)
+
+
+def write_slabs(
+    path: str | os.PathLike,
+    grid: Volume,
+    dtype,
+    slabs: Iterable[tuple[int, np.ndarray]],
+    labels: bool = False,
+) -> Path:
+    """Write an image on ``grid`` that arrives as ``(first plane, slab)`` pairs along array
+    axis 0, never whole in memory: the full level slab by slab, then each coarser level from
+    the one before, slab by slab (see the module docstring).
+
+    Raises
+    ------
+    WriteError
+        Not 3D, no such folder, or ``path`` is something else than an OME-Zarr image.
+    """
     import zarr
-    from ome_zarr.writer import write_multiscale
+    from ome_zarr.writer import write_multiscales_metadata
 
     path = Path(path)
-    if volume.ndim != 3:
+    if grid.ndim != 3:
         raise WriteError(f"{path.name}: only 3D volumes are written as OME-Zarr.")
-    labels = bool(volume.metadata.get("labels")) if labels is None else labels
-    spacing_um = frames.spacing_of(volume.affine) * 1000.0
-    affine = np.asarray(volume.affine, float)
-    aligned = np.allclose(affine[:3, :3], np.diag(np.diag(affine[:3, :3]))) and np.all(
-        np.diag(affine[:3, :3]) > 0
-    )
-    origin_um = affine[:3, 3] * 1000.0 if aligned else np.zeros(3)
-    pyramid = _pyramid(np.asarray(volume.data), labels)
-    transforms = []
-    for k in range(len(pyramid)):
-        factor = np.full(3, 2.0**k)  # block_mean drops a last partial block
-        shift = origin_um + (0.5 * factor - 0.5) * spacing_um  # block centres
-        transforms.append([
-            {"type": "scale", "scale": [float(v) for v in spacing_um * factor]},
-            {"type": "translation", "translation": [float(v) for v in shift]},
-        ])  # fmt: skip
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"The folder {folder} does not exist: create it or choose another one.")
     if path.exists() and not is_ome_zarr(path):
         raise WriteError(f"{path} exists and is not an OME-Zarr image: choose another name.")
+    spacing_um = frames.spacing_of(grid.affine) * 1000.0
+    affine = np.asarray(grid.affine, float)
+    aligned = np.allclose(affine[:3, :3], np.diag(np.diag(affine[:3, :3]))) and np.all(
+        np.diag(affine[:3, :3]) > 0
+    )
+    origin_um = affine[:3, 3] * 1000.0 if aligned else np.zeros(3)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=folder))
     try:
         group = zarr.open_group(str(tmp), mode="w")
+
+        def level_array(k: int, shape):
+            chunks = (min(PLANES, shape[0]), min(256, shape[1]), min(256, shape[2]))
+            return group.create_array(f"s{k}", shape=shape, chunks=chunks, dtype=dtype,
+                                      fill_value=0)  # fmt: skip
+
+        arrays = [level_array(0, grid.shape)]
+        for start, slab in slabs:
+            arrays[0][start : start + slab.shape[0]] = np.asarray(slab, dtype=dtype)
+        while max(arrays[-1].shape) > _SMALLEST_LEVEL and min(arrays[-1].shape) >= 2:
+            prev = arrays[-1]
+            arrays.append(level_array(len(arrays), tuple(n // 2 for n in prev.shape)))
+            for start, slab in _half(prev, labels):
+                arrays[-1][start : start + slab.shape[0]] = slab
+        datasets = []
+        for k in range(len(arrays)):
+            factor = np.full(3, 2.0**k)  # a last partial block is dropped
+            shift = origin_um + (0.5 * factor - 0.5) * spacing_um  # block centres
+            datasets.append({"path": f"s{k}", "coordinateTransformations": [
+                {"type": "scale", "scale": [float(v) for v in spacing_um * factor]},
+                {"type": "translation", "translation": [float(v) for v in shift]},
+            ]})  # fmt: skip
         axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
-        with warnings.catch_warnings():
-            # ome-zarr 0.14+ prefers ``scale``, which cannot say a level's translation
-            warnings.simplefilter("ignore", DeprecationWarning)
-            write_multiscale(pyramid, group, axes=axes, coordinate_transformations=transforms,
-                             name=volume.name)  # fmt: skip
+        write_multiscales_metadata(group, datasets, axes=axes, name=grid.name)
         group.attrs[ATTRIBUTE] = {
-            "orientation": volume.orientation,
+            "orientation": grid.orientation,
             "affine": affine.tolist(),
-            "labels": labels,
+            "labels": bool(labels),
         }
         if path.exists():
             shutil.rmtree(path)

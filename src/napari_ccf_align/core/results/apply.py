@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from napari_ccf_align.core import io
+from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.errors import InputError, UnreadableFileError
 from napari_ccf_align.core.io.atlas import RAW_SHAPES
 from napari_ccf_align.core.volume import Volume
@@ -52,6 +53,29 @@ def map_volume(
     if to == "atlas":
         return result.warp(atlas_grid, image, labels)
     return result.warp_to_sample(image, sample_grid, labels)
+
+
+def map_volume_slabs(
+    result, image: Volume, to: str, grid: Volume, labels: bool, planes: int = 32
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`map_volume` onto ``grid`` (the atlas's or the sample's, as ``to`` says), as
+    ``(first plane, slab)`` pairs of ``planes`` planes along array axis 0: an output that
+    never needs to be whole in memory, voxel for voxel the same as the whole."""
+    n = grid.shape
+    for start in range(0, n[0], planes):
+        part = grid.cropped([(start, min(start + planes, n[0])), (0, n[1]), (0, n[2])])
+        yield start, np.asarray(map_volume(result, image, to, part, part, labels).data)
+
+
+def at_resolution(grid: Volume, resolution_um: float) -> Volume:
+    """``grid`` at another voxel size (µm): the same voxel 0, directions and extent (the
+    Allen CCF's grids at 10, 25, 50 and 100 µm relate so)."""
+    spacing = frames.spacing_of(grid.affine)
+    factor = spacing / (float(resolution_um) / 1000.0)
+    shape = tuple(max(1, int(np.rint(n * f))) for n, f in zip(grid.shape, factor, strict=True))
+    affine = np.asarray(grid.affine, float).copy()
+    affine[:3, :3] = affine[:3, :3] / factor
+    return Volume.grid(shape, affine, grid.name, grid.world_axes)
 
 
 def points_to_atlas(result, sample_points_ras: np.ndarray) -> np.ndarray:

@@ -62,7 +62,8 @@ def check_target(
         Naming the problem and what to do; nothing was written.
     """
     target = Path(target)
-    if target.is_dir():
+    store = io.suffix_of(target) in io.ZARR_SUFFIXES
+    if target.is_dir() and not (store and io.exists(target)):
         raise OutputError(f"--out {target} is a folder: give a file name to write.")
     out = target.resolve()
     if str(source).lower() != "annotation" and Path(source).exists():
@@ -161,6 +162,53 @@ def read_for_sample(
     return io.read_volume(path), labels
 
 
+@dataclass(frozen=True)
+class Target:
+    """Which grid an apply writes on: the atlas at another voxel size (``resolution_um``,
+    ``--to atlas``), or another file's grid over the same sample (``on``, ``--to sample``:
+    e.g. the full level of the OME-Zarr registered at a coarser one). None: the session's."""
+
+    resolution_um: float | None = None
+    on: str | os.PathLike | None = None
+
+
+def target_grid(saved: session.Session, to: str, target: Target, geometry: Geometry) -> Volume:
+    """The grid an apply writes on (see :class:`Target`)."""
+    if to == "atlas":
+        if target.on is not None:
+            raise CcfAlignError(
+                "--on names a sample-side grid: use it with --to sample (for the atlas at "
+                "another voxel size, give --resolution)."
+            )
+        grid = saved.atlas.grid()
+        return grid if target.resolution_um is None else apply.at_resolution(
+            grid, target.resolution_um)  # fmt: skip
+    if target.resolution_um is not None:
+        raise CcfAlignError(
+            "--resolution sets the atlas grid: use it with --to atlas (for another grid of "
+            "the sample, give --on FILE)."
+        )
+    if target.on is None:
+        return saved.moving.grid()
+    grid = grid_of_file(saved, target.on, geometry)
+    check_same_tissue(grid, saved.moving.grid())
+    return grid
+
+
+def grid_of_file(saved: session.Session, path, geometry: Geometry) -> Volume:
+    """Where the voxels of a sample-side file are (an OME-Zarr's full level read from its
+    metadata alone; other files read), with the session's geometry unless told otherwise."""
+    rec = saved.moving
+    size = geometry.voxel_size_um or rec.voxel_size_um
+    code, style = geometry.orientation or rec.orientation, geometry.style or rec.style
+    if io.suffix_of(path) in io.ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        return omezarr.placement(io.store_of(path), size, code, style)
+    volume = session.read_input(path, size, code, style)
+    return Volume.grid(volume.shape, volume.affine, volume.name, volume.world_axes)
+
+
 def apply_to_image(
     saved: session.Session,
     folder: Path,
@@ -170,16 +218,32 @@ def apply_to_image(
     geometry: Geometry = Geometry(),
     cache: str | os.PathLike | None = None,
     base_url: str | None = None,
-) -> Volume:
-    """The image at ``path`` mapped through the session's result into ``to``'s space."""
+    target: Target = Target(),
+    out: str | os.PathLike | None = None,
+) -> Volume | Path:
+    """The image at ``path`` mapped through the session's result into ``to``'s space.
+
+    With ``out`` an OME-Zarr path, the result is written there slab by slab (never whole in
+    memory) and the path is returned; otherwise the Volume.
+    """
+    image, labels = read_source(saved, folder, path, to, labels, geometry, cache, base_url)
+    grid = target_grid(saved, to, target, geometry)
+    if out is not None and io.suffix_of(out) in io.ZARR_SUFFIXES:
+        from napari_ccf_align.core.io import omezarr
+
+        slabs = apply.map_volume_slabs(saved.result, image, to, grid, labels, omezarr.PLANES)
+        named = Volume.grid(grid.shape, grid.affine, f"{image.name} (in {to})", grid.world_axes)
+        return omezarr.write_slabs(out, named, image.data.dtype, slabs, labels)
+    return apply.map_volume(saved.result, image, to, grid, grid, labels)
+
+
+def read_source(saved, folder, path, to, labels, geometry, cache=None, base_url=None):
+    """``(image, labels?)``: what an apply maps, read as the direction needs it."""
     if to == "atlas":
         image = read_for_atlas(saved, path, geometry)
         check_same_tissue(image, saved.moving.grid())
-    else:
-        image, labels = read_for_sample(saved, folder, path, labels, cache, base_url)
-    return apply.map_volume(
-        saved.result, image, to, saved.atlas.grid(), saved.moving.grid(), labels
-    )
+        return image, labels
+    return read_for_sample(saved, folder, path, labels, cache, base_url)
 
 
 @dataclass(frozen=True)

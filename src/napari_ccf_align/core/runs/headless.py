@@ -268,26 +268,30 @@ def register_file(
 ) -> session.Session:
     """Read the sample at ``path`` with the recipe's geometry and run :func:`register_volume`."""
     session.check_session_target(out)
-    if fixed is None:
-        fixed = load_fixed(recipe.atlas_resolution_um, cache, base_url, on_progress)
     level = 0
-    if io.suffix_of(path) in io.ZARR_SUFFIXES:  # the pyramid level the engines need, no finer
+    if io.suffix_of(path) in io.ZARR_SUFFIXES and io.exists(path):
         from napari_ccf_align.core.io import omezarr
 
-        level = omezarr.level_for(path, working_resolution_um(recipe, fixed.template))
+        atlas_um = (
+            float(fixed.template.spacing.min()) * 1000.0
+            if fixed is not None
+            else float(recipe.atlas_resolution_um)
+        )
+        level = omezarr.level_for(path, working_resolution_um(recipe, atlas_um))
     moving = session.read_input(
         path, recipe.voxel_size_um, recipe.orientation, recipe.style, level=level
     )
     record = session.record_input(
         moving, path, recipe.voxel_size_um, recipe.orientation, recipe.style
     )
+    if fixed is None:
+        fixed = load_fixed(recipe.atlas_resolution_um, cache, base_url, on_progress)
     return register_volume(moving, record, fixed, recipe, out, on_progress, cancel, write_report)
 
 
-def working_resolution_um(recipe: Recipe, template: Volume) -> float:
-    """The finest resolution (µm) a run's engines work at: the atlas's voxel size, or the
-    SyN working resolution when finer."""
-    atlas_um = float(template.spacing.min()) * 1000.0
+def working_resolution_um(recipe: Recipe, atlas_um: float) -> float:
+    """The finest resolution (µm) a run's engines work at: the atlas's voxel size
+    (``atlas_um``), or the SyN working resolution when finer."""
     syn_um = recipe.syn_settings.working_resolution_um if "syn" in recipe.method else None
     return min(atlas_um, float(syn_um)) if syn_um else atlas_um
 
