@@ -164,8 +164,6 @@ def annotation_layer_data(
     extra: dict = {"name": title, "opacity": 0.5}
     if structures is not None:
         extra["metadata"] = {STRUCTURES_KEY: structures}  # for views that group regions
-    if hemispheres is not None:
-        extra.setdefault("metadata", {})[HEMISPHERES_KEY] = hemispheres  # for volumes.csv
         known = [(k, int(i)) for k, i in enumerate(ids) if k and int(i) in structures]
         colors = structures.colors([i for _, i in known])
         extra["colormap"] = {
@@ -179,6 +177,8 @@ def annotation_layer_data(
             "acronym": np.asarray([structures[i].acronym for _, i in known], dtype=object),
             "name": np.asarray([structures[i].name for _, i in known], dtype=object),
         }
+    if hemispheres is not None:
+        extra.setdefault("metadata", {})[HEMISPHERES_KEY] = hemispheres  # for volumes.csv
     return labels_layer_data(compact, **extra)
 
 

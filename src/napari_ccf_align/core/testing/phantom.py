@@ -260,25 +260,34 @@ def lightsheet_like(
     Returns ``(volume, sim)``; ``sim.truth`` still maps the sample onto the atlas when
     ``offset_mm`` is zero.
     """
-    from napari_ccf_align.core import align
-
     sim = simulate_brain(template)
+    grid = lightsheet_grid(sim, spacing_mm, code)
+    volume = grid.with_data(lightsheet_values(sim, grid), name="light-sheet sample")
+    volume = Volume(volume.data, volume.affine, volume.name, "RAS", {"orientation": code})
+    return volume.transformed(_shift(np.asarray(offset_mm, float)), name="light-sheet sample"), sim
+
+
+def lightsheet_grid(sim: SimulatedBrain, spacing_mm, code: str = "PIR") -> Volume:
+    """A grid (no data) in ``code`` order with ``spacing_mm`` over the simulated brain's box."""
     lo = sim.volume.index_to_world(np.zeros(3))
     hi = sim.volume.index_to_world(np.asarray(sim.volume.shape) - 1.0)
     box_lo, box_hi = np.minimum(lo, hi), np.maximum(lo, hi)
     code_axes = ["RAS".index(frames.world_axes_of(c)) for c in code]
     size = (box_hi - box_lo)[code_axes]
     shape = tuple(int(n) for n in np.floor(size / np.asarray(spacing_mm)) + 1)
-    grid = Volume.from_array(np.zeros(shape, np.uint8), spacing_mm, code, "nibabel")
-    corner = grid.index_to_world(np.zeros(3))  # put the grid's box on the brain's box
-    far = grid.index_to_world(np.asarray(shape) - 1.0)
-    start = np.minimum(corner, far)
-    grid = Volume(grid.data, grid.affine, "grid", "RAS")
-    grid = grid.transformed(_shift(box_lo - start))
+    affine = frames.orientation_affine(code, spacing_mm)
+    corner = frames.apply_affine(affine, np.zeros(3))  # put the grid's box on the brain's box
+    far = frames.apply_affine(affine, np.asarray(shape) - 1.0)
+    return Volume.grid(shape, _shift(box_lo - np.minimum(corner, far)) @ affine, "grid", "RAS")
+
+
+def lightsheet_values(sim: SimulatedBrain, grid: Volume) -> np.ndarray:
+    """The simulated brain sampled on ``grid`` (or a slab of it), uint16 up to ~10,868."""
+    from napari_ccf_align.core import align
+
     values = align.resample(grid, sim.volume, frames.RigidParams().sitk_transform()).data
-    data = (values / max(float(values.max()), 1e-6) * 10_868).astype(np.uint16)
-    volume = Volume(data, grid.affine, "light-sheet sample", "RAS", {"orientation": code})
-    return volume.transformed(_shift(np.asarray(offset_mm, float)), name="light-sheet sample"), sim
+    top = max(float(np.max(sim.volume.data)), 1e-6)
+    return (np.clip(values / top, 0, None) * 10_868).astype(np.uint16)
 
 
 def _shift(t) -> np.ndarray:
