@@ -621,7 +621,94 @@ CASES: list[Case] = [
         "a file name too long for a temporary name beside it",
         lambda t: io.write_volume(_vol(), t / ("x" * 240 + ".nii.gz")),
     ),
+    # -- BrainGlobe atlases, brainreg export, OME-Zarr
+    (
+        "atlas",
+        "an unknown BrainGlobe atlas name",
+        lambda t: _brainglobe().load_brainglobe_atlas("allen_mouse_26um", t),
+    ),
+    (
+        "atlas",
+        "a BrainGlobe atlas whose structure list lost its ids",
+        lambda t: _brainglobe().load_brainglobe_atlas("allen_mouse_100um", _damaged_bg(t)),
+    ),
+    (
+        "cli",
+        "--atlas NAME together with --atlas-resolution",
+        _cli("register", "b.nii.gz", "--atlas", "allen_mouse_25um", "--atlas-resolution", "25",
+             "--out", "s"),
+    ),  # fmt: skip
+    (
+        "export",
+        "export-brainreg of a session registered to an own template",
+        lambda t: _brainreg().atlas_identity("volume", "lab_average", 25.0),
+    ),
+    (
+        "export",
+        "export-brainreg into a folder that holds other files",
+        lambda t: _brainreg().export(_with_a_file(t), None, "a", "PIL", *([None] * 4)),
+    ),
+    (
+        "file",
+        "OME-Zarr with 3 channels",
+        lambda t: io.read_volume(_zarr(t, np.zeros((3, 4, 5, 6), np.uint16), "czyx"),
+                                 orientation="PIR"),
+    ),  # fmt: skip
+    (
+        "file",
+        "OME-Zarr (not written here) without an orientation code",
+        lambda t: io.read_volume(_zarr(t, np.zeros((4, 5, 6), np.uint16), "zyx")),
+    ),
+    (
+        "file",
+        "OME-Zarr pyramid level that does not exist",
+        lambda t: io.read_volume(_zarr(t, np.zeros((4, 5, 6), np.uint16), "zyx"),
+                                 orientation="PIR", level=7),
+    ),  # fmt: skip
 ]
+
+
+def _brainglobe():
+    from napari_ccf_align.core.io import brainglobe
+
+    return brainglobe
+
+
+def _brainreg():
+    from napari_ccf_align.core.results import brainreg
+
+    return brainreg
+
+
+def _with_a_file(tmp: Path) -> Path:
+    (tmp / "mine").mkdir(exist_ok=True)
+    (tmp / "mine" / "notes.txt").write_text("keep")
+    return tmp / "mine"
+
+
+def _damaged_bg(tmp: Path) -> Path:
+    from napari_ccf_align.core.testing import brainglobe_folder
+    from napari_ccf_align.core.testing.small_atlas import small_atlas
+
+    folder = tmp / "bg"
+    out = brainglobe_folder.write_brainglobe_atlas(folder, "allen_mouse_100um", small_atlas())
+    (out / "structures.json").write_text(json.dumps([{"acronym": "x"}]))
+    return folder
+
+
+def _zarr(tmp: Path, data: np.ndarray, axes: str) -> Path:
+    import zarr
+    from ome_zarr.writer import write_multiscale
+
+    path = tmp / f"{axes}.ome.zarr"
+    kinds = {"c": "channel", "t": "time"}
+    write_multiscale(
+        [data],
+        zarr.open_group(str(path), mode="w"),
+        axes=[{"name": n, "type": kinds.get(n, "space")} for n in axes],
+        coordinate_transformations=[[{"type": "scale", "scale": [1.0] * data.ndim}]],
+    )
+    return path
 
 
 def _half_nan(tmp: Path, name: str) -> Path:

@@ -175,7 +175,8 @@ def placement(
     shown = levels(path)
     if not 0 <= level < len(shown):
         raise UnreadableFileError(
-            f"{path.name} has pyramid levels 0 to {len(shown) - 1}, not {level}."
+            f"{path.name} has pyramid levels 0 to {len(shown) - 1}, not {level}: give one of "
+            "those (0 is the full resolution)."
         )
     shape = shown[level][0]
     own = _own_attributes(path)
