@@ -635,9 +635,17 @@ CASES: list[Case] = [
     (
         "cli",
         "--atlas NAME together with --atlas-resolution",
-        _cli("register", "b.nii.gz", "--atlas", "allen_mouse_25um", "--atlas-resolution", "25",
-             "--out", "s"),
-    ),  # fmt: skip
+        _cli(
+            "register",
+            "b.nii.gz",
+            "--atlas",
+            "allen_mouse_25um",
+            "--atlas-resolution",
+            "25",
+            "--out",
+            "s",
+        ),
+    ),
     (
         "export",
         "export-brainreg of a session registered to an own template",
@@ -651,9 +659,10 @@ CASES: list[Case] = [
     (
         "file",
         "OME-Zarr with 3 channels",
-        lambda t: io.read_volume(_zarr(t, np.zeros((3, 4, 5, 6), np.uint16), "czyx"),
-                                 orientation="PIR"),
-    ),  # fmt: skip
+        lambda t: io.read_volume(
+            _zarr(t, np.zeros((3, 4, 5, 6), np.uint16), "czyx"), orientation="PIR"
+        ),
+    ),
     (
         "file",
         "OME-Zarr (not written here) without an orientation code",
@@ -662,9 +671,10 @@ CASES: list[Case] = [
     (
         "file",
         "OME-Zarr pyramid level that does not exist",
-        lambda t: io.read_volume(_zarr(t, np.zeros((4, 5, 6), np.uint16), "zyx"),
-                                 orientation="PIR", level=7),
-    ),  # fmt: skip
+        lambda t: io.read_volume(
+            _zarr(t, np.zeros((4, 5, 6), np.uint16), "zyx"), orientation="PIR", level=7
+        ),
+    ),
 ]
 
 
