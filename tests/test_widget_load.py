@@ -271,3 +271,47 @@ def test_brainglobe_atlas_loads_in_the_docked_widget(
     assert "version 1.2" in widget.status.value
     viewer.window.resize(1100, 800)
     viewer.screenshot(str(screenshot_dir / "load_brainglobe.png"), canvas_only=False)
+
+
+def test_own_template_loads_as_the_atlas_in_the_docked_widget(
+    make_napari_viewer, qtbot, tmp_path, notifications
+):
+    """Your own template (and labels on its grid) from files becomes the atlas layers; a
+    bare TIFF without a voxel size, or a garbled voxel size, is one sentence."""
+    from napari_ccf_align.core.runs import session
+    from napari_ccf_align.core.testing.small_atlas import small_atlas
+    from napari_ccf_align.plugin.widgets._layers import is_atlas
+
+    source = small_atlas()
+    template = io.write_volume(source.template, tmp_path / "lab_average.nii.gz")
+    labels = io.write_volume(source.annotation, tmp_path / "lab_labels.nii.gz")
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Load volume and atlas")
+    widget.own_template.value = str(template)
+    widget.own_labels.value = str(labels)
+    widget.load_own_template()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.load_own.enabled, timeout=10_000)
+    shown, regions = viewer.layers
+    assert shown.name == "lab_average template" and regions.name == "lab_average annotation"
+    assert is_atlas(shown) and is_atlas(regions)
+    np.testing.assert_allclose(shown.extent.world, [[0, 0, 0], [11.3, 13.1, 7.9]], atol=1e-6)
+    assert "loaded as the atlas with its labels" in widget.status.value
+    kept = shown.metadata["ccf_align_volume"]
+    assert session.record_atlas(kept).kind == "volume"  # a session embeds it
+
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, np.zeros((8, 9, 10), np.uint16))
+    widget.own_template.value = str(bare)
+    widget.own_labels.value = ""
+    widget.own_code.value = "PIR"
+    widget.load_own_template()
+    qtbot.waitUntil(lambda: widget.load_own.enabled and "voxel size" in widget.status.value,
+                    timeout=10_000)  # fmt: skip
+    assert "bare.tif has no voxel size in its metadata" in widget.status.value
+    widget.own_size.value = "25 x"
+    assert widget.load_own_template() is None
+    assert notifications[-1] == (
+        "error",
+        "Voxel size '25 x' is not one or three positive numbers of µm: type e.g. 25 or 25 25 25.",
+    )

@@ -125,9 +125,9 @@ def _scale_translate(layer: Any) -> np.ndarray:
 
 
 def atlas_title(volume: Volume, resolution_um: float) -> str:
-    """How layers name the atlas: ``"Allen CCF"`` with its resolution, or a BrainGlobe
-    atlas's own name (which says its resolution)."""
-    name = volume.metadata.get("brainglobe_name")
+    """How layers name the atlas: ``"Allen CCF"`` with its resolution, a BrainGlobe
+    atlas's own name (which says its resolution), or an own template's file name."""
+    name = volume.metadata.get("brainglobe_name") or volume.metadata.get("atlas_title")
     return str(name) if name else f"Allen CCF ({resolution_um:g} µm)"
 
 

@@ -161,7 +161,9 @@ def load_fixed_file(
         raise CcfAlignError(
             f"{Path(path).name} is {template.ndim}D: a template must be a 3D volume."
         )
-    template = replace(template, name=io.file_stem(path))
+    stem = io.file_stem(path)
+    meta = {**template.metadata, "atlas": "own template", "atlas_title": stem}
+    template = replace(template, name=stem, metadata=meta)
     annotation = None
     if labels is not None:
         annotation = session.read_input(labels, voxel_size_um, orientation, style)
@@ -172,6 +174,8 @@ def load_fixed_file(
                 f"{Path(labels).name} is not on the grid of {Path(path).name} (shape "
                 f"{annotation.shape} against {template.shape}): give the labels of this template."
             )
+    if annotation is not None:
+        annotation = replace(annotation, metadata={**annotation.metadata, **meta})
     return Fixed(template, annotation, f"own template {Path(path).resolve()}")
 
 

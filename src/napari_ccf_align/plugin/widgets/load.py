@@ -1,4 +1,5 @@
-"""The Load dock widget: the user's volume and the Allen CCF atlas as layers."""
+"""The Load dock widget: the user's volume and the atlas (the Allen CCF, a BrainGlobe atlas or
+an own template) as layers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     Label,
+    LineEdit,
     ProgressBar,
     PushButton,
 )
@@ -53,6 +55,22 @@ from napari_ccf_align.plugin.widgets._view import (
 from napari_ccf_align.plugin.widgets.orientation_view import OrientationView
 
 _FILE_FILTER = "Volumes (*.nrrd *.nhdr *.nii *.nii.gz *.mha *.mhd *.tif *.tiff zarr.json .zattrs)"
+
+
+def _voxel_size(text: str) -> tuple[float, ...] | None:
+    """A voxel size typed as one number (isotropic) or three (per file axis), µm."""
+    if not text.strip():
+        return None
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 3) or not all(v > 0 and np.isfinite(v) for v in values):
+        raise CcfAlignError(
+            f"Voxel size {text!r} is not one or three positive numbers of µm: type e.g. 25 or "
+            "25 25 25."
+        )
+    return tuple(values * 3) if len(values) == 1 else tuple(values)
 
 
 def _group(title: str, container: Container) -> QGroupBox:
@@ -131,6 +149,18 @@ class LoadWidget(StepWidget):
             ]
         )
         self.bg_box = self._brainglobe_box()
+        self.own_template = FileEdit(label="template file", mode="r", filter=_FILE_FILTER)
+        self.own_labels = FileEdit(label="labels (optional)", mode="r", filter=_FILE_FILTER)
+        self.own_code = LineEdit(label="orientation code")
+        self.own_code.native.setPlaceholderText("from the header (a TIFF needs one, e.g. PIR)")
+        self.own_size = LineEdit(label="voxel size (µm)")
+        self.own_size.native.setPlaceholderText("from the header, or e.g. 25 or 25 25 25")
+        self.load_own = PushButton(text="Load own template")
+        self.load_own.changed.connect(self.load_own_template)
+        self.own_box = Container(
+            widgets=[self.own_template, self.own_labels, self.own_code, self.own_size,
+                     self.load_own]
+        )  # fmt: skip
         self.status = Label(value="")
         for label in (self.size, self.status):
             label.native.setWordWrap(True)
@@ -141,6 +171,7 @@ class LoadWidget(StepWidget):
         layout.addWidget(self.view)
         layout.addWidget(_group("Allen CCF v3 atlas", self.atlas_box))
         layout.addWidget(_group("Or a BrainGlobe atlas", self.bg_box))
+        layout.addWidget(_group("Or your own template", self.own_box))
         layout.addWidget(self.status.native)
         layout.addStretch(1)
         scrollable(self, body)
@@ -388,6 +419,38 @@ class LoadWidget(StepWidget):
         )
         return self.worker
 
+    def load_own_template(self, _value=None):
+        """A lab's own template (any 3D reference volume, optional labels on its grid) as
+        the atlas, read as its header says unless the code and voxel size restate it."""
+        path = Path(self.own_template.value)
+        if not str(self.own_template.value).strip() or path == Path("."):
+            self._say("No template file was picked: pick your template's file.", error=True)
+            return None
+        labels = Path(self.own_labels.value)
+        labels = None if str(labels) in ("", ".") else labels
+        code = self.own_code.value.strip() or None
+        try:
+            size = _voxel_size(self.own_size.value)
+        except CcfAlignError as exc:
+            self._say(str(exc), error=True)
+            return None
+        style = "brainglobe" if code and code.islower() else "nibabel"
+
+        def job():
+            from napari_ccf_align.core.runs import headless
+
+            fixed = headless.load_fixed_file(path, code, size, style, labels)
+            um = float(fixed.template.spacing.min()) * 1000.0
+            return atlas.Atlas(um, fixed.template, fixed.annotation)
+
+        self._say(f"Loading {path.name} as the atlas...")
+        self._set_busy(True)
+        self.worker = _worker.start(
+            job, on_done=self._on_atlas, on_error=self._on_error,
+            on_finished=lambda: self._set_busy(False),
+        )  # fmt: skip
+        return self.worker
+
     def _files(self) -> list[atlas.RemoteFile]:
         return atlas.remote_files(int(self.resolution.value), self.with_annotation.value)
 
@@ -485,6 +548,11 @@ class LoadWidget(StepWidget):
         self.viewer.reset_view()
         if loaded.template.metadata.get("brainglobe_name"):
             self._say(f"BrainGlobe atlas {loaded.name} (version {loaded.version}) loaded.")
+        elif loaded.template.metadata.get("atlas") == "own template":
+            self._say(
+                f"{loaded.template.name} loaded as the atlas"
+                + (" with its labels." if loaded.annotation is not None else ".")
+            )
         else:
             self._say(f"Allen CCF v3 at {loaded.resolution_um} µm loaded.")
         self.refresh_size()
@@ -504,6 +572,7 @@ class LoadWidget(StepWidget):
         self.load_local.enabled = not busy
         if hasattr(self, "load_bg"):
             self.load_bg.enabled = not busy
+        self.load_own.enabled = not busy
         self.cancel.enabled = busy
         self.bar.visible = busy
         if not busy and self._progress is not None:
