@@ -11,7 +11,8 @@ command a user runs, in its own process, under ``/usr/bin/time -v`` (peak RSS):
    (1320 x 800 x 1140 at the Allen CCF's box).
 
 Run: ``.venv/bin/python benchmarks/bench_10um.py [--spacing-um 10] [--work DIR]``
-(needs ~6 GB of disk under DIR; results in ``benchmarks/results/bench_10um.json``).
+(needs ~6 GB of disk under DIR at 10 µm; results in
+``benchmarks/results/bench_end_to_end_<spacing>um.json``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def main() -> None:
             f"{s['seconds']:8.1f} s  {s['peak_rss_gb']:6.2f} GB  exit {s['exit']}  {s['command']}"
         )
     write(
-        "bench_10um",
+        f"bench_end_to_end_{args.spacing_um:g}um",
         {
             "sample_shape": list(shape),
             "sample_voxels": voxels,
