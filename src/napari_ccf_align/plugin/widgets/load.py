@@ -152,9 +152,9 @@ class LoadWidget(StepWidget):
         self.own_template = FileEdit(label="template file", mode="r", filter=_FILE_FILTER)
         self.own_labels = FileEdit(label="labels (optional)", mode="r", filter=_FILE_FILTER)
         self.own_code = LineEdit(label="orientation code")
-        self.own_code.native.setPlaceholderText("from the header (a TIFF needs one, e.g. PIR)")
+        self.own_code.native.setPlaceholderText("the header's; a TIFF needs one, e.g. PIR")
         self.own_size = LineEdit(label="voxel size (µm)")
-        self.own_size.native.setPlaceholderText("from the header, or e.g. 25 or 25 25 25")
+        self.own_size.native.setPlaceholderText("the header's, or e.g. 25 (or 25 25 25)")
         self.load_own = PushButton(text="Load own template")
         self.load_own.changed.connect(self.load_own_template)
         self.own_box = Container(
