@@ -222,8 +222,26 @@ def read(
     keep, _ = _spatial(node, path)
     data = node.data[level]
     index = tuple(slice(None) if k in keep else 0 for k in range(data.ndim))
-    array = np.asarray(data[index].compute())
+    array = _read_level(path, node, level, index)
+    if array is None:  # (a store zarr cannot open by path: through the dask array)
+        array = np.asarray(data[index].compute())
     return Volume(array, grid.affine, name or path.name, grid.world_axes, {"source": str(path)})
+
+
+def _read_level(path: Path, node, level: int, index: tuple) -> np.ndarray | None:
+    """The level's voxels read by zarr straight into one array (dask would hold every
+    chunk and then their concatenation: twice the bytes at the peak)."""
+    from ome_zarr.reader import Multiscales
+
+    spec = next((s for s in node.specs if isinstance(s, Multiscales)), None)
+    if spec is None or level >= len(spec.datasets):
+        return None
+    try:
+        import zarr
+
+        return np.asarray(zarr.open_array(str(path / spec.datasets[level]), mode="r")[index])
+    except Exception:  # a layout zarr does not open by path: the caller reads through dask
+        return None
 
 
 def fingerprint(path: str | os.PathLike) -> str:
