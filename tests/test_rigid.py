@@ -248,3 +248,24 @@ def test_affine_starts_from_a_rigid_result_and_rigid_refuses_a_scaled_start(temp
     scaled[:3, :3] *= 1.1
     with pytest.raises(SettingsError, match="scales or shears"):
         rigid.register(template_100, sim.volume, start, quick, start=scaled)
+
+
+def test_an_atlas_finer_than_25_um_is_averaged_for_the_linear_stages():
+    """The linear stages never hold a 10 µm atlas at 10 µm (38 GB in SimpleITK): it is
+    averaged in whole blocks to at most 25 µm, a mask with it; coarser atlases are untouched."""
+    from napari_ccf_align.core.volume import Volume
+
+    data = np.random.default_rng(0).random((40, 30, 20)).astype(np.float32)
+    fine = Volume.from_array(data, 0.01, "RAS")
+    mask = fine.with_data((data > 0.5).astype(np.uint8))
+    coarse, coarse_mask = rigid.linear_grid(fine, mask)
+    np.testing.assert_allclose(coarse.spacing, [0.02] * 3)  # 2 x 2 x 2 blocks: <= 25 µm
+    assert coarse.shape == (20, 15, 10) and coarse_mask.shape == coarse.shape
+    np.testing.assert_allclose(coarse.data[0, 0, 0], data[:2, :2, :2].mean(), rtol=1e-6)
+    # the blocks' centres sit where the fine voxels' centres average
+    np.testing.assert_allclose(
+        coarse.index_to_world(np.zeros((1, 3))), fine.index_to_world(np.full((1, 3), 0.5))
+    )
+    assert set(np.unique(coarse_mask.data)) <= {0, 1}
+    at_25 = Volume.from_array(data, 0.025, "RAS")
+    assert rigid.linear_grid(at_25)[0] is at_25
