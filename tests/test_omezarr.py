@@ -28,6 +28,15 @@ def _sample(code="PIR", spacing=(0.05, 0.04, 0.03), shape=(70, 90, 80)):
     return Volume.from_array(data, spacing, code, origin_mm=(1.0, -2.0, 3.0), name="brain")
 
 
+def _atlas_files(template, folder):
+    """The template and a two-class label image on its grid, as files (an own atlas)."""
+    grey = np.asarray(template.data, float)
+    labels = template.with_data(np.digitize(grey, [0.3 * grey.max(), 0.6 * grey.max()])
+                                .astype(np.uint32))  # fmt: skip
+    return (io.write_volume(template, folder / "atlas.nii.gz"),
+            io.write_volume(labels, folder / "atlas_labels.nii.gz"))  # fmt: skip
+
+
 def _foreign(path, data, scale, unit="micrometer", axes="zyx"):
     group = zarr.open_group(str(path), mode="w")
     pyramid = [data, data[..., ::2, ::2, ::2]]
@@ -134,7 +143,9 @@ def test_register_reads_the_level_it_needs_and_apply_writes_ome_zarr(tmp_path, t
     sizes = [tuple(s) for _, s in omezarr.levels(store)]
     assert sizes[:3] == [(25.0,) * 3, (50.0,) * 3, (100.0,) * 3]
     out = tmp_path / "s"
-    assert main(["register", str(store), "--atlas-resolution", "100", "--method", "affine",
+    atlas_file, labels_file = _atlas_files(template_100, tmp_path)  # (nothing to download)
+    assert main(["register", str(store), "--atlas-file", str(atlas_file), "--atlas-labels",
+                 str(labels_file), "--method", "affine",
                  "--out", str(out), "--quiet", "--no-report"]) == 0  # fmt: skip
     saved, folder = session.load(out)
     assert saved.moving.level == 2
@@ -148,7 +159,8 @@ def test_register_reads_the_level_it_needs_and_apply_writes_ome_zarr(tmp_path, t
     assert main(["apply", str(out), str(store), "--to", "atlas", "--out", str(target)]) == 0
     node = next(iter(Reader(parse_url(str(target)))()))
     ct = node.metadata["coordinateTransformations"][0]
-    assert next(t["scale"] for t in ct if t["type"] == "scale") == [100.0, 100.0, 100.0]
+    scale = next(t["scale"] for t in ct if t["type"] == "scale")
+    np.testing.assert_allclose(scale, [100.0] * 3, rtol=1e-6)  # (a NIfTI keeps float32)
     assert node.data[0].shape == saved.atlas.shape
 
 
@@ -171,7 +183,9 @@ def test_apply_to_a_store_plane_by_plane_equals_the_whole(tmp_path, template_100
     sample, _ = lightsheet_like(template_100, spacing_mm=(0.05, 0.05, 0.05), code="PIR")
     store = io.write_volume(sample, tmp_path / "brain.ome.zarr")
     out = tmp_path / "s"
-    assert main(["register", str(store), "--atlas-resolution", "100", "--method", "affine",
+    atlas_file, labels_file = _atlas_files(template_100, tmp_path)  # (nothing to download)
+    assert main(["register", str(store), "--atlas-file", str(atlas_file), "--atlas-labels",
+                 str(labels_file), "--method", "affine",
                  "--out", str(out), "--quiet", "--no-report"]) == 0  # fmt: skip
     whole, planes = tmp_path / "a.nii.gz", tmp_path / "a.ome.zarr"
     for target in (whole, planes):
@@ -183,8 +197,8 @@ def test_apply_to_a_store_plane_by_plane_equals_the_whole(tmp_path, template_100
     fine = tmp_path / "fine.ome.zarr"
     assert main(["apply", str(out), str(store), "--resolution", "50", "--out", str(fine)]) == 0
     grid = io.read_volume(fine)
-    assert grid.shape == (228, 264, 160)
-    np.testing.assert_allclose(grid.affine[:3, 3], [0, 0, 0], atol=1e-9)  # voxel 0 kept
+    assert grid.shape == tuple(2 * n for n in template_100.shape)
+    np.testing.assert_allclose(grid.affine[:3, 3], template_100.affine[:3, 3], atol=1e-6)
     np.testing.assert_allclose(grid.spacing, [0.05] * 3)
 
     labels = tmp_path / "labels.ome.zarr"
