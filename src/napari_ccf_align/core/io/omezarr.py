@@ -119,10 +119,11 @@ def _spatial(node, path: Path) -> tuple[list[int], list[float]]:
     return keep, units
 
 
-def levels(path: str | os.PathLike) -> list[tuple[tuple[int, ...], np.ndarray]]:
-    """``(shape, voxel size µm)`` of each pyramid level, finest first (no voxels read)."""
+def levels(path: str | os.PathLike, node=None) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """``(shape, voxel size µm)`` of each pyramid level, finest first (no voxels read);
+    ``node``: the store's image node when already open."""
     path = Path(path)
-    node = _node(path)
+    node = node if node is not None else _node(path)
     keep, units = _spatial(node, path)
     transforms = node.metadata.get("coordinateTransformations") or [[] for _ in node.data]
     out = []
@@ -169,10 +170,11 @@ def placement(
     orientation: str | None = None,
     style: frames.OrientationStyle = "nibabel",
     level: int = 0,
+    node=None,
 ) -> Volume:
     """The grid of one pyramid level (where its voxels are, no values read)."""
     path = Path(path)
-    shown = levels(path)
+    shown = levels(path, node)
     if not 0 <= level < len(shown):
         raise UnreadableFileError(
             f"{path.name} has pyramid levels 0 to {len(shown) - 1}, not {level}: give one of "
@@ -217,8 +219,8 @@ def read(
 ) -> Volume:
     """One pyramid level of an OME-Zarr image as a Volume (see the module docstring)."""
     path = Path(path)
-    grid = placement(path, voxel_size_um, orientation, style, level)
-    node = _node(path)
+    node = _node(path)  # (the metadata is parsed once, for the grid and the voxels)
+    grid = placement(path, voxel_size_um, orientation, style, level, node)
     keep, _ = _spatial(node, path)
     data = node.data[level]
     index = tuple(slice(None) if k in keep else 0 for k in range(data.ndim))
