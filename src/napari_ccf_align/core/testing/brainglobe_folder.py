@@ -63,21 +63,17 @@ def write_brainglobe_atlas(
     out = Path(folder) / f"{name}_v{version}"
     (out / "meshes").mkdir(parents=True, exist_ok=True)
     template = atlas.template
-    reference = in_brainglobe_layout(template)
-    spacing_um = [
-        float(s) * 1000.0
-        for s in frames.spacing_of(
-            template.reoriented(
-                frames.parse_orientation(BRAINGLOBE_ORIENTATION, "brainglobe")
-            ).affine
-        )
-    ]
+    turned = template.reoriented(frames.parse_orientation(BRAINGLOBE_ORIENTATION, "brainglobe"))
+    reference = np.ascontiguousarray(turned.data)
+    spacing_um = [float(s) * 1000.0 for s in frames.spacing_of(turned.affine)]
     tifffile.imwrite(out / "reference.tiff", reference.astype(np.uint16))
     tifffile.imwrite(
         out / "annotation.tiff", in_brainglobe_layout(atlas.annotation).astype(np.uint32)
     )
     if not symmetric:
-        hemis = atlas.hemispheres or volumes.hemispheres(template)
+        hemis = atlas.hemispheres
+        if hemis is None:
+            hemis = volumes.hemispheres(template)
         tifffile.imwrite(out / "hemispheres.tiff", in_brainglobe_layout(hemis).astype(np.uint8))
     structures = atlas.structures.to_brainglobe()
     (out / "structures.json").write_text(json.dumps(structures), encoding="utf-8")
