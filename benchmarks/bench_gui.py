@@ -14,6 +14,7 @@ Run: ``xvfb-run -a .venv/bin/python -m benchmarks.bench_gui``
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import napari
 import numpy as np
@@ -54,6 +55,82 @@ class Probe:
 
     def longest_gap_s(self) -> float:
         return float(np.max(np.diff(self.ticks))) if len(self.ticks) > 1 else float("nan")
+
+
+class Watchdog:
+    """Samples the GUI thread's stack every 20 ms while a :class:`Probe` has not ticked for
+    ``after_s``: what the GUI thread was doing during each stall.
+
+    Each sample is owned by the innermost frame that is either ours (``napari_ccf_align``)
+    or one of napari's own costs (adding a layer, painting, Qt's event dispatch into
+    napari); :meth:`ours_longest_s` is the longest unbroken run of samples owned by our
+    code: the longest stall that is our work.
+    """
+
+    def __init__(self, probe: Probe, after_s: float = 0.08, every_s: float = 0.02) -> None:
+        import threading
+
+        self.probe, self.after_s, self.every_s = probe, after_s, every_s
+        self.main = threading.main_thread().ident
+        self.samples: list[tuple[float, list[str], str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        import sys
+        import traceback
+
+        while not self._stop.wait(self.every_s):
+            now = time.perf_counter()
+            if now - self.probe.ticks[-1] < self.after_s:
+                continue
+            frame = sys._current_frames().get(self.main)
+            if frame is not None:
+                stack = list(reversed(traceback.extract_stack(frame)))
+                names = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack]
+                self.samples.append((now, names, _owner(stack)))
+
+    def top(self, n: int = 12) -> list[tuple[str, int]]:
+        """The ``n`` frames found in most stall samples, with their counts."""
+        from collections import Counter
+
+        counts = Counter(frame for _, sample, _ in self.samples for frame in set(sample))
+        return counts.most_common(n)
+
+    def ours_longest_s(self) -> float:
+        """The longest run of consecutive samples owned by our code, in seconds."""
+        longest = run = 0
+        last = -1.0
+        for t, _, owner in self.samples:
+            consecutive = t - last < 1.8 * self.every_s
+            run = (run + 1 if consecutive else 1) if owner == "ours" else 0
+            longest = max(longest, run)
+            last = t
+        return round(longest * self.every_s, 3)
+
+
+_NAPARI_COSTS = ("add_layer", "insert", "paintGL", "on_draw", "add_dock_widget", "event")
+
+
+def _owner(stack) -> str:
+    """``"ours"`` or ``"napari"``: who holds the GUI thread in this stack (innermost first)."""
+    for f in stack:
+        path = f.filename.replace("\\", "/")
+        if "/napari_ccf_align/" in path:
+            return "ours"
+        if "/napari/" in path and f.name in _NAPARI_COSTS:
+            return "napari"
+        if "/site-packages/" not in path and "<frozen" not in path:
+            break  # the benchmark itself (its spin loop)
+    return "napari"
 
 
 def register_viewer():

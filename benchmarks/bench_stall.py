@@ -7,11 +7,13 @@ loading a session (sample, warped result, atlas), applying the annotation to the
 switching on the Jacobian view. Baseline in the same process: napari adding one image layer
 of the sample's size on an idle GUI thread (what any step that shows such a layer costs at
 least: napari builds and uploads the layer on its own thread).
-Needs a display: ``xvfb-run -a .venv/bin/python -m benchmarks.bench_stall``.
+Needs a display: ``xvfb-run -a .venv/bin/python -m benchmarks.bench_stall [--why]``; with
+``--why`` it prints the frames the GUI thread was in during each step's stalls.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import napari
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.bench_gui import Probe, spin
+from benchmarks.bench_gui import Probe, Watchdog, spin
 from benchmarks.common import template_100, write
 from napari_ccf_align.core import io
 from napari_ccf_align.core.io import atlas
@@ -39,6 +41,14 @@ def _sample_25um(template: Volume) -> Volume:
     affine[:3, :3] = affine[:3, :3] / 4.0
     affine[:3, 3] = sim.volume.index_to_world(np.full(3, -0.375))
     return Volume(data, affine, "brain 25 µm", "RAS", {"orientation": "RAS"})
+
+
+def _explain(step: str, dog: Watchdog) -> None:
+    """With ``--why``: the frames the GUI thread was in during the step's stalls."""
+    if "--why" in sys.argv:
+        print(f"--- {step}: {len(dog.samples)} stall samples (20 ms each)")
+        for frame, count in dog.top(40):
+            print(f"{count:5d}  {frame}")
 
 
 def main() -> None:
@@ -67,50 +77,64 @@ def main() -> None:
 
     viewer = napari.Viewer()
     viewer.window.resize(1400, 900)
-    with Probe() as probe:  # baseline: napari adds a layer of the sample's size
-        t0 = time.perf_counter()
-        layer = viewer.add_image(sample.data, name="baseline")
-        spin(lambda: False, timeout=1.0)
-    rows["baseline: add one layer of the sample's size"] = {
-        "stall_s": round(probe.longest_gap_s(), 3),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    viewer.layers.remove(layer)
+
+    def measure(step: str, action, until) -> None:
+        with Probe() as probe, Watchdog(probe) as dog:
+            t0 = time.perf_counter()
+            action()
+            spin(until)
+            seconds = time.perf_counter() - t0
+            spin(lambda: False, timeout=1.0)
+        rows[step] = {
+            "stall_s": round(probe.longest_gap_s(), 3),
+            "ours_s": dog.ours_longest_s(),
+            "seconds": round(seconds, 2),
+        }
+        print(step, rows[step], flush=True)
+        _explain(step, dog)
+
+    added: list = []
+    measure(  # baseline: napari adds a layer of the sample's size
+        "baseline: add one layer of the sample's size",
+        lambda: added.append(viewer.add_image(sample.data, name="baseline")),
+        lambda: True,
+    )
+    viewer.layers.remove(added[0])
 
     _, sessions = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Session")
-    with Probe() as probe:
-        t0 = time.perf_counter()
-        sessions.load_session(tmp / "session")
-        spin(lambda: sessions.save_button.enabled and "(rigid+syn)" in str(viewer.layers))
-        spin(lambda: False, timeout=1.0)
-    rows["session load"] = {
-        "stall_s": round(probe.longest_gap_s(), 3),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    measure(
+        "session load",
+        lambda: sessions.load_session(tmp / "session"),
+        lambda: sessions.save_button.enabled and "(rigid+syn)" in str(viewer.layers),
+    )
     labels = next((lyr for lyr in viewer.layers if isinstance(lyr, napari.layers.Labels)), None)
     if labels is not None:
         sessions.direction.value = "sample"
-        with Probe() as probe:
-            t0 = time.perf_counter()
-            sessions.apply_to(labels.name)
-            spin(lambda: f"{labels.name} (in sample)" in viewer.layers)
-            spin(lambda: False, timeout=1.0)
-        rows["apply the annotation to the sample"] = {
-            "stall_s": round(probe.longest_gap_s(), 3),
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
+        measure(
+            "apply the annotation to the sample",
+            lambda: sessions.apply_to(labels.name),
+            lambda: f"{labels.name} (in sample)" in viewer.layers,
+        )
     _, inspect = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Inspect the result")
-    with Probe() as probe:
-        t0 = time.perf_counter()
-        inspect.toggles["jacobian"].value = True
-        spin(lambda: inspect.layer_name("jacobian") in viewer.layers)
-        spin(lambda: False, timeout=1.0)
-    rows["Jacobian view on"] = {
-        "stall_s": round(probe.longest_gap_s(), 3),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    for k, v in rows.items():
-        print(k, v, flush=True)
+    for key, box in inspect.toggles.items():
+        if box.value or (key.endswith("boundaries") and labels is None):
+            continue
+        measure(
+            f"Inspect: {key} on",
+            lambda box=box: setattr(box, "value", True),
+            lambda key=key: inspect.layer_name(key) in viewer.layers,
+        )
+    report = tmp / "report"
+    measure(
+        "QC report",
+        lambda: inspect.export_report(str(report)),
+        lambda: (report / "qc_report.html").is_file(),
+    )
+    measure(
+        "session save",
+        lambda: sessions.save_session(tmp / "saved"),
+        lambda: sessions.save_button.enabled and (tmp / "saved" / "session.json").is_file(),
+    )
     print("written to", write("stall", {"rows": rows}))
     viewer.close()
 

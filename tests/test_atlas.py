@@ -328,3 +328,14 @@ def test_regions_grouped_at_a_depth_of_the_ontology(shared_data):
     assert grouped[0, 0] == 0 and grouped[0, 1] == mo and grouped[1, 1] == 123456789
     assert table[int(grouped[1, 0])].depth <= 6 and table.contains(int(grouped[1, 0]), ca1)
     assert table.at_depth(ids, 99).tolist() == ids.tolist()  # deeper than any: unchanged
+
+
+def test_coarser_labels_of_renumbered_labels_match_the_voxelwise_grouping(shared_data):
+    table = atlas.StructureTable.from_file(shared_data / "allen_structure_graph.json")
+    annotation = atlas.read_allen_nrrd(shared_data / "annotation_100.nrrd", 100, "annotation")
+    compact, _ = atlas.compact_labels(annotation)
+    assert atlas.compact_labels(compact)[0] is compact  # renumbered once, never twice
+    coarse = atlas.coarser_labels(compact, table, 6)
+    voxelwise = table.at_depth(np.asarray(annotation.data), 6)
+    np.testing.assert_array_equal(atlas.structure_id_volume(coarse).data, voxelwise)
+    assert len(coarse.metadata["structure_ids"]) < len(compact.metadata["structure_ids"])

@@ -33,7 +33,7 @@ import pooch
 import requests
 import SimpleITK as sitk
 
-from napari_ccf_align.core import io
+from napari_ccf_align.core import io, label_values
 from napari_ccf_align.core.errors import (
     AtlasError,
     Cancelled,
@@ -706,10 +706,7 @@ class StructureTable:
         """Each Allen id replaced by its ancestor at ``depth`` of the ontology, or by itself
         when it lies above (0 and unknown ids stay): e.g. cortical layers become their area
         at depth 6 (MOp1 -> MO), so that outlines at 100 µm are not every voxel."""
-        ids = np.asarray(ids)
-        unique, inverse = np.unique(ids, return_inverse=True)
-        mapped = np.array([self._ancestor_at(int(i), depth) for i in unique], dtype=ids.dtype)
-        return mapped[inverse].reshape(ids.shape)
+        return label_values.relabel(ids, lambda sid: self._ancestor_at(sid, depth))
 
     def _ancestor_at(self, sid: int, depth: int) -> int:
         if sid not in self.by_id:
@@ -746,11 +743,29 @@ def compact_labels(labels: Volume) -> tuple[Volume, np.ndarray]:
     ids : numpy.ndarray
         Sorted structure ids, ``ids[0] == 0``.
     """
-    ids = np.union1d([0], np.unique(labels.data))
+    if "structure_ids" in labels.metadata:  # renumbered already: value k is ids[k]
+        return labels, np.asarray(labels.metadata["structure_ids"])
+    ids = np.union1d([0], label_values.distinct(labels.data))
     dtype = np.uint16 if len(ids) < 2**16 else np.uint32
-    compact = np.searchsorted(ids, labels.data).astype(dtype)
+    compact = label_values.positions(labels.data, ids).astype(dtype)
     meta = {**labels.metadata, "structure_ids": ids}
     return Volume(compact, labels.affine, labels.name, labels.world_axes, meta), ids
+
+
+def coarser_labels(labels: Volume, structures: StructureTable, depth: int) -> Volume:
+    """Labels renumbered by :func:`compact_labels`, each region replaced by its ancestor at
+    ``depth`` of the ontology (see :meth:`StructureTable.at_depth`), still renumbered.
+
+    Works on the table of ids, not on the voxels: one lookup per voxel.
+    """
+    ids = labels.metadata.get("structure_ids")
+    if ids is None:
+        return compact_labels(labels.with_data(structures.at_depth(labels.data, depth)))[0]
+    coarse = structures.at_depth(np.asarray(ids), depth)
+    new_ids = np.union1d([0], coarse)
+    table = label_values.positions(coarse, new_ids).astype(np.asarray(labels.data).dtype)
+    meta = {**labels.metadata, "structure_ids": new_ids}
+    return Volume(table[np.asarray(labels.data)], labels.affine, labels.name, labels.world_axes, meta)
 
 
 def structure_id_volume(labels: Volume) -> Volume:

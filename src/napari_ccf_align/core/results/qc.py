@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from napari_ccf_align.core import label_values
 from napari_ccf_align.core.errors import DimensionError
 from napari_ccf_align.core.volume import Volume, to_sitk
 
@@ -296,12 +297,9 @@ def major_regions(labels: np.ndarray, structures, regions=tuple(MAJOR_REGIONS)) 
     A region's label is every voxel of one of its descendants (``structures`` is the
     :class:`~napari_ccf_align.core.io.atlas.StructureTable`).
     """
-    labels = np.asarray(labels)
-    ids, inverse = np.unique(labels, return_inverse=True)
-    mapped = np.array(
-        [structures.region_of(int(i), regions) or 0 if i else 0 for i in ids], np.int64
+    return label_values.relabel(
+        labels, lambda i: (structures.region_of(i, regions) or 0) if i else 0, np.int64
     )
-    return mapped[inverse].reshape(labels.shape)
 
 
 def major_region_dice(a: np.ndarray, b: np.ndarray, structures) -> dict[str, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ccf_align.core import io
+from napari_ccf_align.core import io, label_values
 from napari_ccf_align.core.volume import Volume
 
 #: Hemisphere labels of :func:`hemispheres`.
@@ -74,7 +74,7 @@ def region_volumes(labels: Volume, side: Volume, structures) -> list[dict]:
     voxel_mm3 = float(np.prod(labels.spacing))
     counts: dict[int, list[int]] = {}
     for s, column in ((LEFT, 0), (RIGHT, 1)):
-        present, n = np.unique(ids[(sides == s) & (ids > 0)], return_counts=True)
+        present, n = label_values.value_counts(ids[(sides == s) & (ids > 0)])
         for sid, count in zip(present.tolist(), n.tolist(), strict=True):
             if sid not in structures:
                 continue

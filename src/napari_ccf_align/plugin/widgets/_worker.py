@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from napari_ccf_align.core.errors import CcfAlignError, internal_error_sentence
 from napari_ccf_align.core.progress import ProgressEvent
@@ -83,3 +83,30 @@ def start(
     if on_yield is not None:
         connect["yielded"] = on_yield
     return create_worker(func, **kwargs, _connect=connect, _ignore_errors=True, _start_thread=True)
+
+
+def in_turns(steps: list[Callable[[], object]], on_error: Callable[[BaseException], None]) -> None:
+    """Run ``steps`` one per turn of the Qt event loop, the first now.
+
+    Between two steps the GUI thread paints and answers the user, so a sequence of layer
+    adds stalls it no longer than napari's own cost for the largest one. A step that
+    raises ends the sequence: ``on_error(exc)``, and a bug goes on to napari's error dialog.
+    """
+    pending = list(steps)
+
+    def run_next() -> None:
+        if not pending:
+            return
+        step = pending.pop(0)
+        try:
+            step()
+        except Exception as exc:  # the sequence stops; the user hears why
+            try:
+                on_error(exc)
+            finally:
+                report_bug(exc)
+            return
+        if pending:
+            QTimer.singleShot(0, run_next)
+
+    run_next()

@@ -416,8 +416,7 @@ def _compute(
         if structures is None:
             return regions, "labels", note
         # areas, not every layer and nucleus (at 100 µm those would be outlines everywhere)
-        ids = atlas.structure_id_volume(regions)
-        coarse = ids.with_data(structures.at_depth(np.asarray(ids.data), OUTLINE_DEPTH))
+        coarse = atlas.coarser_labels(regions, structures, OUTLINE_DEPTH)
         return annotation_layer_data(coarse, structures), "layer", note
     if key == "grid":  # on the atlas's grid: its lines are drawn a voxel wide
         cells = qc.deformed_cells(qc.deformation_of(result, fixed), fixed.spacing, every_mm)

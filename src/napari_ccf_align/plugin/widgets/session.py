@@ -274,67 +274,80 @@ class SessionWidget(StepWidget):
         return self.worker
 
     def _restore(self, loaded) -> None:
+        """Show a loaded session, one layer or dock per turn of the event loop (napari's
+        layer add is the GUI thread's cost; one at a time keeps each stall to one add)."""
         s, read_from, moving, template, annotation, structures, warped, limits, volumes = loaded
-        self._busy(False)
         res = round(s.atlas.resolution_um)
         if s.atlas.kind in ("allen", "brainglobe"):
-            add_layer_data(self.viewer, template_layer_data(template, res))
+            shown = [template_layer_data(template, res)]
             if annotation is not None:
-                add_layer_data(self.viewer, annotation_layer_data(annotation, structures, res))
+                shown.append(annotation_layer_data(annotation, structures, res))
         else:
-            add_layer_data(
-                self.viewer, image_layer_data(template, colormap="gray", blending="additive")
-            )
-        add_layer_data(
-            self.viewer,
+            shown = [image_layer_data(template, colormap="gray", blending="additive")]
+        shown.append(
             image_layer_data(
                 moving,
                 colormap="magenta",
                 blending="additive",
                 visible=False,
                 contrast_limits=_shown_limits(limits[0]),
-            ),
+            )
         )
         asked = {"method": s.method, "state": s.state, "start": s.start}
         meta = {RESULT_KEY: s.result, MOVING_KEY: moving.name, RUN_KEY: asked}
         name = f"{moving.name} ({s.method})"
-        layer = add_layer_data(
-            self.viewer,
-            image_layer_data(
-                warped,
-                name=name,
-                colormap="magenta",
-                blending="additive",
-                metadata=meta,
-                contrast_limits=_shown_limits(limits[1]),
-            ),
+        result_data = image_layer_data(
+            warped,
+            name=name,
+            colormap="magenta",
+            blending="additive",
+            metadata=meta,
+            contrast_limits=_shown_limits(limits[1]),
         )
-        layer.metadata.update(meta)
-        layers = self.viewer.layers
-        layers.move(layers.index(layer.name), len(layers))  # on top: above the annotation
-        shown = displayable(moving)  # the layer's layout (the session's is the file's)
-        state = replace(s.state, crop=align.crop_between(s.state.crop, moving, shown))
-        # the docks first (a fresh viewer has none), then which layer is the sample (Align
-        # selects it), then the state (its controls and preview follow, on the right layer)
-        self._open_steps()
-        self.model.moving_layer = moving.name
-        self.model.session_loaded.emit((s, moving.name))
-        self.model.set(state)
-        self.result.value = name
-        self._show_volumes(volumes)
-        self._say(f"Session loaded from {read_from}: {s.method} of {moving.name!r}.")
 
-    def _open_steps(self) -> None:
-        """Open the Align and Register docks (a fresh viewer has none), so that they take
-        the session's state and settings when it is announced."""
+        def add_result() -> None:
+            layer = add_layer_data(self.viewer, result_data)
+            layer.metadata.update(meta)
+            layers = self.viewer.layers
+            layers.move(layers.index(layer.name), len(layers))  # on top: above the annotation
+
+        def announce() -> None:
+            # which layer is the sample (Align selects it), then the state (its controls and
+            # preview follow, on the right layer)
+            in_layer = displayable(moving)  # the layer's layout (the session's is the file's)
+            state = replace(s.state, crop=align.crop_between(s.state.crop, moving, in_layer))
+            self.model.moving_layer = moving.name
+            self.model.session_loaded.emit((s, moving.name))
+            self.model.set(state)
+            self.result.value = name
+            self._show_volumes(volumes)
+            self._busy(False)
+            self._say(f"Session loaded from {read_from}: {s.method} of {moving.name!r}.")
+
+        steps = [lambda data=data: add_layer_data(self.viewer, data) for data in shown]
+        steps.append(add_result)
+        steps += self._open_steps()  # a fresh viewer has no docks: they take the state
+        steps.append(announce)
+        self.status.value = "Showing the session's layers..."
+        _worker.in_turns(steps, self._on_error)
+
+    def _open_steps(self) -> list:
+        """The steps that open the Align and Register docks (a fresh viewer has none), so
+        that they take the session's state and settings when it is announced."""
         window = getattr(self.viewer, "window", None)
         if window is None:
-            return
-        for dock in ("Initial alignment and crop", "Register"):
-            try:
-                window.add_plugin_dock_widget("napari-ccf-align", dock)
-            except Exception as exc:  # napari without our manifest (never in a real install)
-                self._say(f"Could not open the {dock} dock: {exc}", error=True)
+            return []
+
+        def opener(dock: str):
+            def open_dock() -> None:
+                try:
+                    window.add_plugin_dock_widget("napari-ccf-align", dock)
+                except Exception as exc:  # napari without our manifest (never in a real install)
+                    self._say(f"Could not open the {dock} dock: {exc}", error=True)
+
+            return open_dock
+
+        return [opener(dock) for dock in ("Initial alignment and crop", "Register")]
 
     # ------------------------------------------------------------------ apply
 
