@@ -85,17 +85,22 @@ class Watchdog:
         self._thread.join()
 
     def _watch(self) -> None:
-        import sys
-        import traceback
+        # faulthandler reads the stacks in C; Python frame objects of a running thread read
+        # from another thread (sys._current_frames + traceback) crash CPython 3.11 at times
+        import faulthandler
+        import tempfile
 
-        while not self._stop.wait(self.every_s):
-            now = time.perf_counter()
-            if now - self.probe.ticks[-1] < self.after_s:
-                continue
-            frame = sys._current_frames().get(self.main)
-            if frame is not None:
-                stack = list(reversed(traceback.extract_stack(frame)))
-                names = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack]
+        with tempfile.TemporaryFile("w+") as out:
+            while not self._stop.wait(self.every_s):
+                now = time.perf_counter()
+                if now - self.probe.ticks[-1] < self.after_s:
+                    continue
+                out.seek(0)
+                out.truncate()
+                faulthandler.dump_traceback(out, all_threads=True)
+                out.seek(0)
+                stack = _main_stack(out.read(), self.main)
+                names = [f"{Path(path).name}:{line} {name}" for path, line, name in stack]
                 self.samples.append((now, names, _owner(stack)))
 
     def top(self, n: int = 12) -> list[tuple[str, int]]:
@@ -120,13 +125,30 @@ class Watchdog:
 _NAPARI_COSTS = ("add_layer", "insert", "paintGL", "on_draw", "add_dock_widget", "event")
 
 
-def _owner(stack) -> str:
+def _main_stack(dump: str, main: int) -> list[tuple[str, int, str]]:
+    """``(file, line, function)`` of the main thread, innermost first, from faulthandler's dump."""
+    import re
+
+    stack: list[tuple[str, int, str]] = []
+    inside = False
+    for line in dump.splitlines():
+        head = re.match(r"(?:Current thread|Thread) (0x[0-9a-f]+)", line)
+        if head:
+            inside = int(head.group(1), 16) == main
+            continue
+        frame = re.match(r'\s+File "(.*)", line (\d+) in (\S+)', line)
+        if inside and frame:
+            stack.append((frame.group(1), int(frame.group(2)), frame.group(3)))
+    return stack
+
+
+def _owner(stack: list[tuple[str, int, str]]) -> str:
     """``"ours"`` or ``"napari"``: who holds the GUI thread in this stack (innermost first)."""
-    for f in stack:
-        path = f.filename.replace("\\", "/")
+    for path, _, name in stack:
+        path = path.replace("\\", "/")
         if "/napari_ccf_align/" in path:
             return "ours"
-        if "/napari/" in path and f.name in _NAPARI_COSTS:
+        if "/napari/" in path and name in _NAPARI_COSTS:
             return "napari"
         if "/site-packages/" not in path and "<frozen" not in path:
             break  # the benchmark itself (its spin loop)

@@ -117,7 +117,8 @@ def test_napari_reader_takes_only_stores_that_say_their_orientation(tmp_path):
     ours = io.write_volume(_sample(), tmp_path / "ours.ome.zarr")
     data = np.zeros((8, 9, 10), np.uint16)
     theirs = _foreign(tmp_path / "theirs.ome.zarr", data, (1.0, 1.0, 1.0))
-    assert get_reader(str(theirs)) is None
+    with pytest.raises(OrientationError, match="which way its axes run: open it with Plugins"):
+        get_reader(str(theirs))(str(theirs))
     layers = get_reader(str(ours))(str(ours))
     assert layers[0][0].shape == (70, 90, 80) or layers[0][0].ndim == 3
 

@@ -38,12 +38,18 @@ def test_open_each_format_in_the_ras_world(make_napari_viewer, tmp_path, suffix)
         assert layer.data[tuple(j)] == v.data[tuple(i)]
 
 
-def test_plain_tiff_is_left_to_other_readers(tmp_path):
+def test_plain_tiff_opened_with_this_plugin_says_where_to_open_it(make_napari_viewer, tmp_path):
     import tifffile
 
-    tifffile.imwrite(tmp_path / "plain.tif", np.ones((3, 4, 5), np.uint8), photometric="minisblack")
-    assert get_reader(str(tmp_path / "plain.tif")) is None
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, np.ones((3, 4, 5), np.uint8), photometric="minisblack")
     assert get_reader(str(tmp_path / "x.png")) is None
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match="Load volume and atlas, which asks for the orientation"):
+        viewer.open(str(path), plugin="napari-ccf-align")  # napari's File > Open, ours chosen
+    assert not viewer.layers
+    (layer,) = viewer.open(str(path), plugin="napari")  # napari's own reader still opens it
+    assert layer.data.shape == (3, 4, 5)
 
 
 def test_colour_layer_is_refused():

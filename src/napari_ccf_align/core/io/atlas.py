@@ -765,7 +765,9 @@ def coarser_labels(labels: Volume, structures: StructureTable, depth: int) -> Vo
     new_ids = np.union1d([0], coarse)
     table = label_values.positions(coarse, new_ids).astype(np.asarray(labels.data).dtype)
     meta = {**labels.metadata, "structure_ids": new_ids}
-    return Volume(table[np.asarray(labels.data)], labels.affine, labels.name, labels.world_axes, meta)
+    return Volume(
+        table[np.asarray(labels.data)], labels.affine, labels.name, labels.world_axes, meta
+    )
 
 
 def structure_id_volume(labels: Volume) -> Volume:

@@ -365,7 +365,8 @@ class InspectWidget(StepWidget):
             fontsize=7,
             color=self.histogram.colors["text"],
         )
-        self.histogram.figure.tight_layout()
+        # fixed margins (tight_layout renders the figure once more, on the GUI thread)
+        fig.subplots_adjust(left=0.13, right=0.97, bottom=0.3, top=0.86)
         self.histogram.draw_idle()
 
 
