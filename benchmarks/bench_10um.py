@@ -10,7 +10,10 @@ command a user runs, in its own process, under ``/usr/bin/time -v`` (peak RSS):
 3. ``apply STORE --to atlas --resolution 10`` -> the sample on a 10 µm atlas grid
    (1320 x 800 x 1140 at the Allen CCF's box).
 
-Run: ``.venv/bin/python benchmarks/bench_10um.py [--spacing-um 10] [--work DIR]``
+With ``--nifti`` the sample is also written as one uncompressed NIfTI (read whole, as a
+colleague's file would be) and steps 1 and 2 run on it as well.
+
+Run: ``.venv/bin/python benchmarks/bench_10um.py [--spacing-um 10] [--work DIR] [--nifti]``
 (needs ~6 GB of disk under DIR at 10 µm; results in
 ``benchmarks/results/bench_end_to_end_<spacing>um.json``).
 """
@@ -76,6 +79,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spacing-um", type=float, default=10.0)
     p.add_argument("--work", help="working folder (default: a temporary one, removed after)")
+    p.add_argument("--nifti", action="store_true", help="also run steps 1-2 on a NIfTI copy")
     args = p.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="ccf-align-10um-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -92,12 +96,22 @@ def main() -> None:
         timed(["apply", str(session), str(store), "--to", "atlas", "--resolution",
                str(args.spacing_um), "--out", str(work / "sample_in_atlas.ome.zarr")]),
     ]  # fmt: skip
+    if args.nifti:
+        from napari_ccf_align.core import io
+
+        nifti = io.write_volume(omezarr.read(store), work / "brain.nii")
+        steps += [
+            timed(["register", str(nifti), "--atlas-resolution", "100", "--method",
+                   "affine+syn", "--out", str(work / "session_nifti"), "--quiet"]),
+            timed(["apply", str(work / "session_nifti"), "annotation", "--to", "sample", "--on",
+                   str(nifti), "--out", str(work / "annotation_on_nifti.ome.zarr")]),
+        ]  # fmt: skip
     for s in steps:
         print(
             f"{s['seconds']:8.1f} s  {s['peak_rss_gb']:6.2f} GB  exit {s['exit']}  {s['command']}"
         )
     write(
-        f"bench_end_to_end_{args.spacing_um:g}um",
+        f"bench_end_to_end_{args.spacing_um:g}um" + ("_nifti" if args.nifti else ""),
         {
             "sample_shape": list(shape),
             "sample_voxels": voxels,

@@ -75,3 +75,33 @@ def test_the_jacobian_and_deformation_come_from_the_protocol():
     assert uniform_a and not uniform_b
     np.testing.assert_allclose(jac_a, 1.0, atol=1e-6)  # rigid: volume kept
     np.testing.assert_allclose(jac_b, 1.0, atol=1e-5)
+
+
+def test_a_label_warp_asked_twice_is_computed_once_and_never_shared():
+    from napari_ccf_align.core.register import result as result_module
+
+    rng = np.random.default_rng(5)
+    labels = Volume.from_array(rng.integers(0, 9, (12, 10, 8)).astype(np.uint16), (0.1,) * 3, "RAS")
+    grid = Volume.from_array(
+        np.zeros((9, 9, 9), np.uint8), (0.12,) * 3, "RAS", origin_mm=(0.1,) * 3
+    )
+    turn = frames.RigidParams((5.0, 0.0, 0.0)).matrix()
+    calls = []
+    real = result_module.sampling.fused.warp
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    result_module.sampling.fused.warp = counted
+    try:
+        first = result_module.warp_through(labels, grid, "sample", turn, np.eye(4), labels=True)
+        again = result_module.warp_through(labels, grid, "sample", turn, np.eye(4), labels=True)
+        assert len(calls) == 1  # the second came from memory
+        np.testing.assert_array_equal(first.data, again.data)
+        assert first.data is not again.data  # each caller gets its own array to paint
+        labels.data[0, 0, 0] += 1  # painted in place: computed again
+        result_module.warp_through(labels, grid, "sample", turn, np.eye(4), labels=True)
+        assert len(calls) == 2
+    finally:
+        result_module.sampling.fused.warp = real

@@ -129,6 +129,24 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_with_a_resolution():
     syn.check_memory((114, 132, 80), 100.0, available=int(8e9))  # fits: no error
 
 
+def test_memory_budget_counts_what_the_run_holds_beside_the_grid():
+    from napari_ccf_align.core.volume import Volume
+
+    atlas = Volume.from_array(np.zeros((132, 80, 114), np.float32), (0.1,) * 3, "RAS")
+    grid = Volume.from_array(np.zeros((66, 40, 57), np.float32), (0.2,) * 3, "RAS")
+    # a 10 µm sample (about 1.2 G voxels; only its shape and spacing are read)
+    sample = Volume.grid((1320, 800, 1140), np.diag([0.01, 0.01, 0.01, 1.0]), "s", "RAS")
+    held = syn.held_bytes(atlas, sample, grid)
+    on_grid = 66 * 40 * 57  # the sample averaged to the 200 µm grid: that many voxels
+    assert held == pytest.approx(8 * on_grid + 8 * atlas.data.size, rel=1e-6)
+    grid_need = syn.estimated_bytes(on_grid)
+    syn.check_memory(grid.shape, 200.0, available=int((grid_need + held) / 0.8) + 1)
+    with pytest.raises(RegistrationError, match="needs about"):  # the held part tips it over
+        syn.check_memory(grid.shape, 200.0, available=int(grid_need / 0.8) + 1, held=held)
+    with pytest.raises(RegistrationError, match="load the atlas at a coarser resolution"):
+        syn.check_memory(grid.shape, 200.0, available=int(1.5 * held), held=held)
+
+
 @pytest.mark.parametrize(
     ("changes", "match"),
     [

@@ -14,9 +14,10 @@ from napari_ccf_align.core.io import atlas
 from napari_ccf_align.core.register import syn
 from napari_ccf_align.core.results import qc, report
 from napari_ccf_align.core.testing import phantom
-from napari_ccf_align.plugin.layer_data import atlas_layer_data, image_layer_data
+from napari_ccf_align.plugin.layer_data import STRUCTURES_KEY, atlas_layer_data, image_layer_data
 from napari_ccf_align.plugin.model import model_for
 from napari_ccf_align.plugin.widgets._layers import RESULT_KEY, add_layer_data, atlas_layer
+from napari_ccf_align.plugin.widgets.inspect import OUTLINE_DEPTH
 
 from .conftest import SHARED_DATA
 
@@ -107,6 +108,11 @@ def test_each_view_is_added_and_removed(inspected, qtbot, screenshot_dir):
             named = "name" in atlas_layer(viewer, Labels).features.columns
             assert named == (SHARED_DATA / "allen_structure_graph.json").is_file()
             assert ("name" in layer.features.columns) == named
+            if named:  # the names are the atlas's regions, grouped as on the atlas itself
+                structures = atlas_layer(viewer, Labels).metadata[STRUCTURES_KEY]
+                on_atlas = atlas.structure_id_volume(inspect._atlas_labels()).data
+                grouped = set(np.unique(structures.at_depth(on_atlas, OUTLINE_DEPTH)).tolist())
+                assert set(layer.features["id"].tolist()) <= grouped
             # outlines in the plane shown, and a name anywhere inside a region (not only on
             # its outline): the layer holds the regions whole
             assert layer.contour == 1

@@ -162,9 +162,9 @@ def test_a_fixed_layer_that_is_no_atlas_is_refused_and_a_rerun_says_it_updates(
     for _ in range(2):
         widget.run()
         _wait(qtbot, widget)
-    infos = [text for kind, text in notifications if text.startswith("Registration finished")]
-    assert infos[-2].endswith("(rigid) added.")
-    assert infos[-1].endswith("(rigid) updated (it replaces the earlier run).")
+    infos = [text for kind, text in notifications if "(rigid)" in text]
+    assert infos[-2].startswith("Registered: added ") and infos[-2].endswith("(rigid)'.")
+    assert infos[-1].startswith("Replaced ") and infos[-1].endswith("(rigid)' by the new run.")
 
 
 def test_ten_runs_in_a_row(setup, qtbot):
@@ -219,11 +219,21 @@ def test_plot_renders_fully_only_when_outgrown_and_shows_the_levels_best(qtbot):
     best = plot.best()
     assert best.level == 2 and best.iteration == 39  # the current level's, not level 1's lower one
     assert plot.header.text() == f"metric, level 3: best {best.metric:.5g} at iteration 39"
-    # each level is drawn as its share of its own improvement, on y limits that never move
+    # the y axis is the metric itself: every value drawn as it is, inside the limits
     ys = plot.line.get_ydata()  # levels are separated by a gap (NaN)
-    assert ys[0] == 0 and ys[39] == pytest.approx(1) and np.isnan(ys[40]) and ys[41] == 0
-    assert ys[-1] == pytest.approx(1) and np.isnan(ys).sum() == 2
-    assert plot.ax.get_ylim() == pytest.approx((-0.3, 1.12))
+    metrics = [p.metric for p in plot.points]
+    assert ys[0] == metrics[0] and ys[39] == metrics[39] and np.isnan(ys[40])
+    assert ys[41] == metrics[40] and ys[-1] == metrics[-1] and np.isnan(ys).sum() == 2
+    lo, hi = plot.ax.get_ylim()
+    assert lo < min(metrics) and max(metrics) < hi
+    assert plot.ax.get_ylabel() == "metric"
+
+    # a new stage (SyN after affine) is drawn on its own, in its own units
+    for it in range(5):
+        plot.add(ProgressEvent("syn", 0, 0, "", 0, it, -1e5 - 1e3 * it, 0.0))
+    plot._redraw_if_dirty()
+    assert len(plot.line.get_ydata()) == 5 and plot.ax.get_ylim()[1] < -1e5 + 1e4
+    assert plot.ax.get_ylabel() == "SyN energy\n(lower is better)"
 
 
 def test_stop_reason_is_cut_at_its_first_sentence():

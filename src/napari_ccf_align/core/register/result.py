@@ -20,6 +20,9 @@ linear map, the displacement field on its coarse grid, the image, in one pass) a
 
 from __future__ import annotations
 
+import threading
+import weakref
+import zlib
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -116,6 +119,20 @@ def warp_through(
     post = np.linalg.inv(image.affine) @ np.asarray(after, float)
     field_index = None if field is None else np.linalg.inv(field_grid.affine)
     source = np.asarray(image.data)
+    remember = labels and source.nbytes <= _last_labels.limit_bytes // 4
+    if remember:  # the values' checksum too: a Labels layer may be painted in place
+        key = (pre.tobytes(), post.tobytes(), grid.shape, _checksum(source))
+        if field is not None:
+            key += (field_index.tobytes(),)
+    cached = _last_labels.get(key, source, field) if remember else None
+    if cached is not None:
+        return Volume(
+            cached.copy(),  # the caller's to change (a Labels layer is painted in place)
+            grid.affine,
+            warped_name(image, space),
+            grid.world_axes,
+            {"registered_to": grid.name, "labels": True, **_kept_by_nearest(image, labels)},
+        )
     if grid.ndim == 2:  # a section: the kernel's first axis is a single plane
         pre, post = _planar(pre), _planar(post)
         field_index = None if field is None else _planar(field_index)
@@ -129,13 +146,61 @@ def warp_through(
     )  # fmt: skip
     if grid.ndim == 2:
         data = data[0]
+    if remember:
+        _last_labels.put(key, source, field, data.copy())
     return Volume(
         data,
         grid.affine,
         warped_name(image, space),
         grid.world_axes,
-        {"registered_to": grid.name, "labels": bool(labels)},
+        {"registered_to": grid.name, "labels": bool(labels), **_kept_by_nearest(image, labels)},
     )
+
+
+class _LastLabelWarp:
+    """The last label image warped (the annotation onto the sample, asked for by the
+    Inspect view, the session's volumes and Apply alike), kept while its source and field
+    arrays live. Outputs larger than ``limit_bytes`` are not kept."""
+
+    def __init__(self, limit_bytes: int = 1 << 30) -> None:
+        self.limit_bytes = limit_bytes
+        self._entry: tuple | None = None
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, source: np.ndarray, field: np.ndarray | None):
+        with self._lock:
+            if self._entry is None:
+                return None
+            k, source_ref, field_ref, data = self._entry
+        if k != key or source_ref() is not source:
+            return None
+        kept_field = None if field_ref is None else field_ref()
+        return data if kept_field is field else None
+
+    def put(self, key: tuple, source: np.ndarray, field: np.ndarray | None, data) -> None:
+        if data.nbytes > self.limit_bytes:
+            return
+        try:
+            entry = (key, weakref.ref(source), None if field is None else weakref.ref(field), data)
+        except TypeError:  # an array type without weak references: nothing kept
+            return
+        with self._lock:
+            self._entry = entry
+
+
+_last_labels = _LastLabelWarp()
+
+
+def _checksum(values: np.ndarray) -> int:
+    """CRC-32 of an array's bytes (about 1 GB/s)."""
+    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1))
+
+
+def _kept_by_nearest(image: Volume, labels: bool) -> dict:
+    """Metadata that still holds after a nearest-neighbour warp: the table of a renumbered
+    annotation (its values are copied, never blended)."""
+    ids = image.metadata.get("structure_ids")
+    return {"structure_ids": ids} if labels and ids is not None else {}
 
 
 def _planar(matrix: np.ndarray) -> np.ndarray:

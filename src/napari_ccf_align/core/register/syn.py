@@ -299,22 +299,60 @@ def estimated_bytes(n_voxels: int) -> int:
     return int(n_voxels) * BYTES_PER_VOXEL
 
 
+def held_bytes(fixed: Volume, moving: Volume, grid: Volume) -> int:
+    """Bytes a SyN run holds beside its working grid's (:func:`estimated_bytes`).
+
+    The moving volume averaged to about the grid's spacing (float32, with its tissue
+    mask) and, at the end, the result warped onto the whole atlas grid (float32) with
+    the atlas prepared for the figures. The inputs themselves are already in memory.
+    """
+    grid_voxel = float(np.prod(grid.spacing))
+    moving_on_grid = min(
+        float(np.prod(moving.shape)),
+        float(np.prod(moving.shape)) * float(np.prod(moving.spacing)) / grid_voxel,
+    )
+    return int(8 * moving_on_grid + 8 * float(np.prod(fixed.shape)))
+
+
 def check_memory(
-    grid_shape: tuple[int, ...], spacing_um: float, available: int | None = None
+    grid_shape: tuple[int, ...],
+    spacing_um: float,
+    available: int | None = None,
+    held: int = 0,
 ) -> None:
-    """Refuse a run that would not fit in memory, suggesting a working resolution that does."""
+    """Refuse a run that would not fit in memory, suggesting a working resolution that does.
+
+    Parameters
+    ----------
+    grid_shape : tuple of int
+        SyN's working grid (voxels).
+    spacing_um : float
+        Its spacing (µm).
+    available : int, optional
+        Free memory (bytes); default: what the system reports now.
+    held : int
+        Bytes the run holds that do not shrink with the working resolution
+        (:func:`held_bytes`).
+    """
     available = available_memory_bytes() if available is None else available
-    need = estimated_bytes(int(np.prod(grid_shape)))
-    if need <= 0.8 * available:
+    grid_need = estimated_bytes(int(np.prod(grid_shape)))
+    budget = 0.8 * available
+    if grid_need + held <= budget:
         return
-    factor = (need / (0.8 * available)) ** (1 / len(grid_shape))
+    if held >= 0.5 * budget:  # no working resolution helps: the result itself is too large
+        raise RegistrationError(
+            f"The run holds {held / 1e9:.1f} GB for your volume and the result on the atlas "
+            f"grid alone, and {available / 1e9:.1f} GB are free: load the atlas at a coarser "
+            "resolution, or free memory (close other programs)."
+        )
+    factor = (grid_need / (budget - held)) ** (1 / len(grid_shape))
     suggestion = next(
         (r for r in (25, 50, 100, 200) if r >= spacing_um * factor), int(spacing_um * factor) + 1
     )
     raise RegistrationError(
         f"SyN on a {'×'.join(map(str, grid_shape))} grid ({spacing_um:g} µm) needs about "
-        f"{need / 1e9:.1f} GB but {available / 1e9:.1f} GB are free: set the working "
-        f"resolution to {suggestion} µm or coarser."
+        f"{(grid_need + held) / 1e9:.1f} GB but {available / 1e9:.1f} GB are free: set the "
+        f"working resolution to {suggestion} µm or coarser."
     )
 
 
@@ -413,7 +451,9 @@ def register(
     n = fixed.ndim
     start = frames.check_affine(start, n)
     grid = working_grid(fixed, settings.working_resolution_um)
-    check_memory(grid.shape, float(np.min(grid.spacing)) * 1000.0)
+    check_memory(
+        grid.shape, float(np.min(grid.spacing)) * 1000.0, held=held_bytes(fixed, moving, grid)
+    )
     state = state or AlignmentState()
     if n == 3:
         inputs = prepare(

@@ -5,9 +5,17 @@ from __future__ import annotations
 import itertools
 
 import napari
-from magicgui.widgets import Container
+from magicgui.widgets import Container, Label
 from qtpy.QtCore import QSize, Qt, QTimer
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_ccf_align.plugin.layer_data import AXIS_LABELS, VOLUME_KEY
 
@@ -15,6 +23,14 @@ from napari_ccf_align.plugin.layer_data import AXIS_LABELS, VOLUME_KEY
 def row(*widgets) -> Container:
     """magicgui widgets side by side, without labels (e.g. a row of buttons)."""
     return Container(widgets=list(widgets), layout="horizontal", labels=False)
+
+
+def wrapping(label: Label) -> Label:
+    """``label`` wrapping its text over the dock's whole width (magicgui's labels keep their
+    text's width: a wrapped sentence would stand in a column a few words wide)."""
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    return label
 
 
 class _VerticalScrollArea(QScrollArea):
@@ -109,6 +125,22 @@ def _step_order(dock: QDockWidget) -> int | None:
     return None
 
 
+#: What napari appends to a plugin dock's name.
+_PLUGIN_SUFFIX = " (napari-ccf-align)"
+
+
+def retitle(dock: QDockWidget, title: str) -> None:
+    """Call ``dock`` ``title`` in its tab and in its title bar (napari writes the dock's
+    name followed by the plugin's there: "Register (napari-ccf-align)")."""
+    dock.setWindowTitle(title)
+    bar = dock.titleBarWidget()
+    if bar is None:
+        return
+    for label in bar.findChildren(QLabel):
+        if label.text().endswith(_PLUGIN_SUFFIX):
+            label.setText(title)
+
+
 def tabify_with_steps(widget: QWidget) -> bool:
     """Put ``widget``'s dock in one tab group with the other step widgets' docks.
 
@@ -121,7 +153,11 @@ def tabify_with_steps(widget: QWidget) -> bool:
     dock = _dock_of(widget)
     title = getattr(widget, "step_title", "")
     if dock is not None and title:  # the step ("Align and crop"), not "… (napari-ccf-align)"
-        dock.setWindowTitle(title)  # (the first dock too, alone or as the group's first tab)
+        retitle(dock, title)  # (the first dock too, alone or as the group's first tab)
+        # napari builds a new title bar when a dock floats or docks again
+        dock.topLevelChanged.connect(
+            lambda _=None: QTimer.singleShot(0, lambda: retitle(dock, title))
+        )
     main = dock.parentWidget() if dock is not None else None
     if not isinstance(main, QMainWindow):
         return False

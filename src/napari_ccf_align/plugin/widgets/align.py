@@ -57,6 +57,7 @@ from napari_ccf_align.plugin.widgets._view import (
     follow_anatomy,
     row,
     scrollable,
+    wrapping,
 )
 
 AXES = ("R", "A", "S")
@@ -183,7 +184,7 @@ class AlignWidget(StepWidget):
         )
         crop_grid.addWidget(self.crop_controls.native, 6, 0, 1, 2)
         self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        wrapping(self.status)
 
         body = QWidget()
         layout = QVBoxLayout(body)

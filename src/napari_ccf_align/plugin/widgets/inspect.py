@@ -52,7 +52,13 @@ from napari_ccf_align.plugin.widgets._layers import (
     warm_labels_in_background,
 )
 from napari_ccf_align.plugin.widgets._mpl import ThemedCanvas
-from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
+from napari_ccf_align.plugin.widgets._view import (
+    StepWidget,
+    follow_anatomy,
+    row,
+    scrollable,
+    wrapping,
+)
 from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY
 
 #: Metadata key of the contrast limits a view computed for itself.
@@ -107,7 +113,7 @@ class InspectWidget(StepWidget):
         self.tiles = SpinBox(label="checkerboard tiles per axis", min=2, max=64, value=8)
         self.grid_mm = FloatSpinBox(label="grid every (mm)", min=0.1, max=5.0, step=0.1, value=1.0)
         self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        wrapping(self.status)
         self.table = Table(value={"data": [], "index": [], "columns": []})
         self.table.native.setMinimumHeight(110)
         self.export = PushButton(text="Export QC report (PNG + HTML)")

@@ -10,28 +10,28 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_ccf_align.core import io
-from napari_ccf_align.core.progress import ProgressEvent, TracePoint, level_progress, same_level
+from napari_ccf_align.core.progress import ProgressEvent, TracePoint, same_level
 from napari_ccf_align.plugin.widgets._mpl import ThemedCanvas
 
 _MIN_X = 64  # iterations the x axis shows at first; doubled when outgrown
-_Y_LIMITS = (-0.3, 1.12)  # level progress: 0 = the level's start, 1 = its best so far
+_Y_HEADROOM = 0.25  # share of the values' span added beyond them when the y limits are refit
 
 
 class MetricPlot(QWidget):
-    """Each level's progress against iteration, with the best raw value in text above it.
+    """The metric against iteration for the running stage, its levels side by side, with
+    the current level's best value in text above it.
 
-    Levels smooth and shrink the images differently, so their raw metric values are
-    not comparable; the plot shows each level's share of its own improvement
-    (:func:`.progress.level_progress`: 0 at the level's start, 1 at its best), on
-    fixed y limits, with the levels side by side. The raw values are in the header
-    and the CSV.
+    The y axis is the metric itself, in the stage's units (Mattes MI for rigid and
+    affine, DIPY's energy for SyN: each stage is plotted on its own, from its first
+    iteration). Each level smooths and shrinks the images differently, so a level starts
+    where its own images put it: a jump at a level's dashed line is not a step back.
 
     Events are added from the GUI thread (they arrive by Qt signal from the
     worker); drawing happens on a timer, at most every ``interval_ms``, so a fast
     optimiser cannot flood the GUI. A full Agg render of the axes takes tens of
     milliseconds (mostly tick-label text), so it happens only when the data
-    outgrow the axes limits, which grow geometrically (a handful of times per
-    run). Every other update blits the line, the best point and the level
+    outgrow the axes limits, which grow geometrically with headroom (a handful of
+    times per run). Every other update blits the line, the best point and the level
     boundaries onto the saved background, and the best value is Qt text.
     """
 
@@ -59,6 +59,7 @@ class MetricPlot(QWidget):
         self._dirty = False
         self._background = None
         self._limits: tuple[float, float, float, float] | None = None
+        self._first_shown: TracePoint | None = None
         colors = self.canvas.colors
         self.ax = self.canvas.figure.add_subplot(111)
         self.ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
@@ -122,30 +123,55 @@ class MetricPlot(QWidget):
 
     # ------------------------------------------------------------------ drawing
 
+    def shown(self) -> list[TracePoint]:
+        """The points plotted: those of the running stage (rigid, affine or SyN)."""
+        if not self.points:
+            return []
+        stage = self.points[-1].stage
+        first = len(self.points)
+        while first > 0 and self.points[first - 1].stage == stage:
+            first -= 1
+        return self.points[first:]
+
     def _level_starts(self) -> list[int]:
-        return [
-            i
-            for i in range(1, len(self.points))
-            if not same_level(self.points[i], self.points[i - 1])
-        ]
+        pts = self.shown()
+        return [i for i in range(1, len(pts)) if not same_level(pts[i], pts[i - 1])]
 
     def _wanted_limits(self) -> tuple[float, float, float, float]:
-        """x limits holding every point with room to grow (so they rarely change); fixed y."""
-        x_max = float(2 ** math.ceil(math.log2(max(len(self.points), _MIN_X))))
-        return 0.0, x_max, *_Y_LIMITS
+        """Limits holding every shown point with room to grow, so that they rarely change."""
+        pts = self.shown()
+        x_max = float(2 ** math.ceil(math.log2(max(len(pts), _MIN_X))))
+        values = [p.metric for p in pts if math.isfinite(p.metric)]
+        if not values:
+            return 0.0, x_max, -1.0, 1.0
+        lo, hi = min(values), max(values)
+        span = hi - lo if hi > lo else max(abs(hi), 1e-12)
+        lo, hi = lo - _Y_HEADROOM * span, hi + _Y_HEADROOM * span
+        if self._limits is not None and pts[0] is self._first_shown:  # outgrown: half as wide again
+            old_lo, old_hi = self._limits[2:]
+            lo = min(lo, old_lo - (old_hi - old_lo) / 2) if lo < old_lo else old_lo
+            hi = max(hi, old_hi + (old_hi - old_lo) / 2) if hi > old_hi else old_hi
+        return 0.0, x_max, lo, hi
 
     def _outgrown(self) -> bool:
         if self._background is None or self._limits is None:
             return True
-        return len(self.points) > self._limits[1]
+        pts = self.shown()
+        if len(pts) > self._limits[1] or (pts and pts[0] is not self._first_shown):
+            return True
+        values = [p.metric for p in pts if math.isfinite(p.metric)]
+        return bool(values) and (min(values) < self._limits[2] or max(values) > self._limits[3])
 
     def _full_redraw(self) -> None:
         self.full_redraws += 1
         ax = self.ax
         self.canvas.style_axes(ax)
         ax.set_xlabel("iteration (levels side by side)", fontsize=7)
-        ax.set_ylabel("share of the level's\nimprovement (1 = best)", fontsize=7)
+        pts = self.shown()
+        title = self.stage_titles.get(pts[0].stage, self.title) if pts else self.title
+        ax.set_ylabel(_two_lines(title), fontsize=7)
         self._limits = self._wanted_limits()
+        self._first_shown = pts[0] if pts else None
         ax.set_xlim(*self._limits[:2])
         ax.set_ylim(*self._limits[2:])
         self.canvas.draw()
@@ -171,15 +197,16 @@ class MetricPlot(QWidget):
         if self._outgrown():
             self._full_redraw()
         self.canvas.restore_region(self._background)
-        ys = [max(y, _Y_LIMITS[0]) for y in level_progress(self.points)]
+        pts = self.shown()
+        ys = [p.metric for p in pts]
         xs_line, ys_line = list(range(len(ys))), list(ys)
         for i in reversed(self._level_starts()):  # a gap between levels, not a jump
             xs_line.insert(i, i - 0.5)
             ys_line.insert(i, math.nan)
         self.line.set_data(xs_line, ys_line)
         b = self.best()
-        at = self.points.index(b) if b else None
-        self.marker.set_data(*(([at], [ys[at]]) if b else ([], [])))
+        at = next((i for i, p in enumerate(pts) if p is b), None)
+        self.marker.set_data(*(([at], [ys[at]]) if at is not None else ([], [])))
         for artist in (*self._sync_level_lines(), self.line, self.marker):
             self.ax.draw_artist(artist)
         self.canvas.blit(self.ax.bbox)
@@ -201,7 +228,7 @@ class MetricPlot(QWidget):
             self.ax.text(
                 i,
                 y0,
-                f"level {self.points[i].level + 1} ",
+                f"level {self.shown()[i].level + 1} ",
                 fontsize=6,
                 color=colour,
                 rotation=90,
@@ -230,3 +257,10 @@ class MetricPlot(QWidget):
     def save_csv(self, path: str | Path) -> Path:
         """Write the points (level, iteration, metric, elapsed_s) as CSV."""
         return io.write_trace_csv(self.points, path)
+
+
+def _two_lines(title: str) -> str:
+    """A metric's title short enough for the y axis of a 200-pixel-high plot:
+    "Mattes MI (SimpleITK minimises −MI: lower is better)" -> "Mattes MI\n(lower is better)"."""
+    head = title.partition(" (")[0]
+    return f"{head}\n(lower is better)" if "lower is better" in title else head

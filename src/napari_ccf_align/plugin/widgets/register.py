@@ -22,7 +22,7 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_ccf_align.core import sampling
 from napari_ccf_align.core.align import AlignmentState
@@ -41,7 +41,13 @@ from napari_ccf_align.plugin.widgets._layers import (
     is_atlas,
     keep_inputs_fresh,
 )
-from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
+from napari_ccf_align.plugin.widgets._view import (
+    StepWidget,
+    follow_anatomy,
+    row,
+    scrollable,
+    wrapping,
+)
 from napari_ccf_align.plugin.widgets.metric_plot import MetricPlot
 
 _METRICS = [
@@ -152,15 +158,12 @@ class RegisterWidget(StepWidget):
             text="run SyN in its own process (the GUI never waits for it)", value=True
         )
         self.syn_box = Container(
-            widgets=[
-                self.syn_metric,
-                self.syn_iters,
-                self.syn_resolution,
-                self.syn_radius,
-                self.syn_sigma,
-                self.syn_step,
-                self.syn_process,
-            ],
+            widgets=[self.syn_iters, self.syn_resolution, self.syn_process], visible=False
+        )
+        # the SyN fields a user seldom changes (defaults chosen on real brains, issue 19),
+        # under "advanced" so that the form, the bar and the plot fit a 1280 x 800 screen
+        self.syn_tuning = Container(
+            widgets=[self.syn_metric, self.syn_radius, self.syn_sigma, self.syn_step],
             visible=False,
         )
         self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
@@ -172,6 +175,9 @@ class RegisterWidget(StepWidget):
         )
         self.advanced = Container(
             widgets=[
+                self.bins,
+                self.fraction,
+                self.syn_tuning,
                 self.sampling,
                 self.levels,
                 self.learning_rate,
@@ -190,8 +196,7 @@ class RegisterWidget(StepWidget):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.bar = ProgressBar(value=0, max=100)
         self.status = Label(value="")
-        self.status.native.setWordWrap(True)
-        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        wrapping(self.status)
         self.form = Container(
             widgets=[
                 self.fixed,
@@ -199,8 +204,6 @@ class RegisterWidget(StepWidget):
                 self.start_from,
                 self.method,
                 self.metric,
-                self.bins,
-                self.fraction,
                 self.iterations,
                 self.syn_box,
                 self.show_advanced,
@@ -245,7 +248,7 @@ class RegisterWidget(StepWidget):
         self.bins.enabled = metric == "mattes"
 
     def _on_method(self, method: str) -> None:
-        self.syn_box.visible = "syn" in method
+        self.syn_box.visible = self.syn_tuning.visible = "syn" in method
         if method == "syn":  # SyN alone continues from an earlier result
             self.start_from.value = "last"
 
@@ -479,8 +482,12 @@ class RegisterWidget(StepWidget):
                 + (f"; {scale}" if scale else "")
                 + f". {_first_sentence(result.stop_reason.split(':')[-1])} {follow}"
             )
-            done = "updated (it replaces the earlier run)" if self._replaced else "added"
-            show_info(f"Registration finished: {layer.name} {done}.")
+            # short: napari's notification shows one line (the status line has the rest)
+            show_info(
+                f"Replaced {layer.name!r} by the new run."
+                if self._replaced
+                else f"Registered: added {layer.name!r}."
+            )
             self.model.result_finished.emit(layer.name)  # the pickers follow the newest run
         finally:
             self._set_running(False)  # Run comes back once the result is on screen

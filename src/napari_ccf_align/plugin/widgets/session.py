@@ -45,7 +45,13 @@ from napari_ccf_align.plugin.widgets._layers import (
     result_inputs,
     warm_labels_in_background,
 )
-from napari_ccf_align.plugin.widgets._view import StepWidget, follow_anatomy, row, scrollable
+from napari_ccf_align.plugin.widgets._view import (
+    StepWidget,
+    follow_anatomy,
+    row,
+    scrollable,
+    wrapping,
+)
 from napari_ccf_align.plugin.widgets.register import MOVING_KEY, RESULT_KEY, RUN_KEY
 
 _DIRECTIONS = [
@@ -78,7 +84,7 @@ class SessionWidget(StepWidget):
         self.volumes = Table(value={"data": [], "columns": ["left (mm³)", "right (mm³)"]})
         self.volumes.visible = False
         self.status = Label(value="Save a result, or load a saved session.")
-        self.status.native.setWordWrap(True)
+        wrapping(self.status)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addWidget(
@@ -139,8 +145,14 @@ class SessionWidget(StepWidget):
             self.direction.value = "sample" if on_atlas else "atlas"
 
     def _say(self, text: str, error: bool = False) -> None:
+        """The whole text in the status line; a notification of it too (for news, only its
+        first sentence: napari's notification shows one line)."""
         self.status.value = text
-        (show_error if error else show_info)(text)
+        if error:
+            show_error(text)
+        else:
+            first, sep, _ = text.partition(". ")
+            show_info(first + "." if sep else text)
 
     def _chosen(self):
         """(result layer, result, atlas Volume, sample Volume), or a CcfAlignError."""
