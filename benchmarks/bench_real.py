@@ -10,7 +10,11 @@ brain with both images clipped at their 99.5th percentile (the only figure for t
 template, which has no annotation), the smallest Jacobian determinant over the brain (<= 0 is
 folding), and the time.
 
-Run: ``.venv/bin/python -m benchmarks.bench_real [--100] [--intensity | --speed]`` (with ANTsPy's recipes as peers when
+``--pairing`` times our default recipe with SyN's independent halves paired on two threads
+(:mod:`~napari_ccf_align.core.register.syn_pairs`) and one at a time, against ANTsPy's
+``SyN``, alternating, twice per brain at 100 µm.
+
+Run: ``.venv/bin/python -m benchmarks.bench_real [--100] [--intensity | --speed | --pairing]`` (with ANTsPy's recipes as peers when
 ``antspyx`` is installed: ``pip install -e .[benchmarks]``)
 """
 
@@ -165,9 +169,48 @@ def main(resolutions=(200,), settings=SETTINGS, peers=True, out_name="real") -> 
     print("written to", write(out_name, {"rows": rows}))
 
 
+def pairing(repeats: int = 2) -> None:
+    """Our default recipe with SyN's halves paired on two threads and one at a time,
+    against ANTsPy SyN (100 µm, alternating)."""
+    from napari_ccf_align.core.register import syn_pairs
+
+    class OneAtATime(syn_pairs.PairedInversion):
+        def __call__(self, field, world2grid, spacing, iterations, tolerance, start=None):
+            return self.invert(field, world2grid, spacing, iterations, tolerance, start=start)
+
+    class StepsAlone(syn_pairs.PairedSteps):
+        def install(self):
+            return self
+
+    kinds = (
+        ("paired", syn_pairs.PairedInversion, syn_pairs.PairedSteps),
+        ("one at a time", OneAtATime, StepsAlone),
+    )
+    fixed, annotation, structures = _fixed(100)
+    rows = {}
+    for name in BRAINS:
+        brain, labels = _npz(name)
+        for rep in range(repeats):
+            for label, inversion, steps in kinds:
+                syn.PairedInversion, syn.PairedSteps = inversion, steps
+                key = f"{name} | ours, SyN halves {label} | #{rep}"
+                rows[key] = _one(
+                    fixed, annotation, structures, brain, labels, "rigid+affine+syn", {}, 100
+                )
+                print(key, rows[key], flush=True)
+            syn.PairedInversion, syn.PairedSteps = kinds[0][1:]
+            if ants_peer.available():
+                key = f"{name} | ANTsPy SyN | #{rep}"
+                rows[key] = _ants(fixed, annotation, structures, brain, labels, "SyN")
+                print(key, rows[key], flush=True)
+    print("written to", write("real_syn_pairing", {"rows": rows}))
+
+
 if __name__ == "__main__":
     resolutions = (200, 100) if "--100" in sys.argv else (200,)
-    if "--speed" in sys.argv:
+    if "--pairing" in sys.argv:
+        pairing()
+    elif "--speed" in sys.argv:
         main(resolutions, SPEED, peers=True, out_name="real_syn_speed")
     elif "--intensity" in sys.argv:
         main(resolutions, INTENSITY, peers=False, out_name="real_intensity")

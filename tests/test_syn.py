@@ -240,3 +240,42 @@ def test_dipy_says_nothing_unless_asked(template_100, caplog, monkeypatch):
     with caplog.at_level(logging.INFO, logger="dipy"):
         syn.register(template_100, sim.volume, start.rigid.matrix(), quick, start)
     assert [r for r in caplog.records if "Optimizing level" in r.getMessage()]
+
+
+def test_paired_halves_change_no_bit_of_the_result(template_100, monkeypatch):
+    from napari_ccf_align.core.register import syn_pairs
+
+    made = []
+
+    class Recorded(syn_pairs.PairedInversion):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    class RecordedSteps(syn_pairs.PairedSteps):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    class OneAtATime(syn_pairs.PairedInversion):
+        def __call__(self, field, world2grid, spacing, iterations, tolerance, start=None):
+            return self.invert(field, world2grid, spacing, iterations, tolerance, start=start)
+
+    class StepsAlone(syn_pairs.PairedSteps):
+        def install(self):
+            return self
+
+    d = smooth_field(template_100.shape, template_100.spacing, peak_voxels=3.0)
+    sample = deformed(template_100, d)
+    settings = syn.SynSettings(level_iters=(4, 2), working_resolution_um=200)
+    monkeypatch.setattr(syn, "PairedInversion", Recorded)
+    monkeypatch.setattr(syn, "PairedSteps", RecordedSteps)
+    paired = syn.register(template_100, sample, np.eye(4), settings)
+    monkeypatch.setattr(syn, "PairedInversion", OneAtATime)
+    monkeypatch.setattr(syn, "PairedSteps", StepsAlone)
+    alone = syn.register(template_100, sample, np.eye(4), settings)
+    inversions, steps = made
+    assert inversions.paired >= 2 * 4  # two of the four inversions of each iteration
+    assert steps.paired >= 4  # the backward step of each iteration
+    np.testing.assert_array_equal(paired.forward, alone.forward)
+    np.testing.assert_array_equal(paired.backward, alone.backward)

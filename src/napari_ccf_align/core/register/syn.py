@@ -44,6 +44,7 @@ from napari_ccf_align.core.register.methods import (
 )
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
 from napari_ccf_align.core.register.result import warp_through
+from napari_ccf_align.core.register.syn_pairs import PairedInversion, PairedSteps
 from napari_ccf_align.core.sampling import field_at, over_grid
 from napari_ccf_align.core.volume import Volume, block_factors, block_mean
 
@@ -484,9 +485,16 @@ def register(
     total = sum(settings.level_iters)
     stop = {"reason": ""}
 
+    paired: list[PairedInversion] = []
+
     def callback(sdr, stage) -> None:
         if cancel.cancelled:
             raise Cancelled("The SyN registration was cancelled; nothing was changed.")
+        if stage == RegistrationStages.OPT_START and n == 3:  # DIPY has connected its kernels
+            paired.append(PairedInversion(sdr, sdr.invert_vector_field))
+            sdr.invert_vector_field = paired[-1]
+            if settings.metric == "cc":
+                paired.append(PairedSteps(sdr.metric).install())
         if stage != RegistrationStages.ITER_END or not sdr.energy_list:
             return
         level = n_levels - 1 - int(sdr.current_level)  # 0 = coarsest
@@ -543,6 +551,9 @@ def register(
             f"DIPY's SyN stopped with an error ({type(exc).__name__}: {exc}): check the inputs, "
             "or choose a coarser working resolution."
         ) from None
+    finally:
+        for pair in paired:
+            pair.close()
     cancel.raise_if_cancelled("The SyN registration")
     seconds = time.perf_counter() - t0
     forward, backward = _fields(mapping, grid, prealigned)
