@@ -257,6 +257,15 @@ def test_paired_halves_change_no_bit_of_the_result(template_100, monkeypatch):
             super().__init__(*args)
             made.append(self)
 
+    class RecordedWarps(syn_pairs.PairedWarps):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    class WarpsAlone(syn_pairs.PairedWarps):
+        def install(self):
+            return self
+
     class OneAtATime(syn_pairs.PairedInversion):
         def __call__(self, field, world2grid, spacing, iterations, tolerance, start=None):
             return self.invert(field, world2grid, spacing, iterations, tolerance, start=start)
@@ -270,12 +279,15 @@ def test_paired_halves_change_no_bit_of_the_result(template_100, monkeypatch):
     settings = syn.SynSettings(level_iters=(4, 2), working_resolution_um=200)
     monkeypatch.setattr(syn, "PairedInversion", Recorded)
     monkeypatch.setattr(syn, "PairedSteps", RecordedSteps)
+    monkeypatch.setattr(syn, "PairedWarps", RecordedWarps)
     paired = syn.register(template_100, sample, np.eye(4), settings)
     monkeypatch.setattr(syn, "PairedInversion", OneAtATime)
     monkeypatch.setattr(syn, "PairedSteps", StepsAlone)
+    monkeypatch.setattr(syn, "PairedWarps", WarpsAlone)
     alone = syn.register(template_100, sample, np.eye(4), settings)
-    inversions, steps = made
+    inversions, steps, warps = made
     assert inversions.paired >= 2 * 4  # two of the four inversions of each iteration
-    assert steps.paired >= 4  # the backward step of each iteration
+    assert steps.paired >= 4 and warps.paired >= 4  # the second step and warp of each
+    assert "transform_inverse" not in vars(warps.static_map)  # given back after the run
     np.testing.assert_array_equal(paired.forward, alone.forward)
     np.testing.assert_array_equal(paired.backward, alone.backward)

@@ -44,7 +44,7 @@ from napari_ccf_align.core.register.methods import (
 )
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
 from napari_ccf_align.core.register.result import warp_through
-from napari_ccf_align.core.register.syn_pairs import PairedInversion, PairedSteps
+from napari_ccf_align.core.register.syn_pairs import PairedInversion, PairedSteps, PairedWarps
 from napari_ccf_align.core.sampling import field_at, over_grid
 from napari_ccf_align.core.volume import Volume, block_factors, block_mean
 
@@ -495,6 +495,7 @@ def register(
             sdr.invert_vector_field = paired[-1]
             if settings.metric == "cc":
                 paired.append(PairedSteps(sdr.metric).install())
+            paired.append(PairedWarps(sdr).install())
         if stage != RegistrationStages.ITER_END or not sdr.energy_list:
             return
         level = n_levels - 1 - int(sdr.current_level)  # 0 = coarsest

@@ -1,8 +1,8 @@
 """DIPY SyN's independent halves two at a time, on DIPY's own kernels.
 
-SyN is symmetric: each iteration DIPY computes the cross-correlation step that moves the
-sample towards the atlas and the one that moves the atlas towards the sample, then inverts
-the static model's field and the moving model's (twice each). The halves of each pair
+SyN is symmetric: each iteration DIPY warps the atlas's image and the sample's, computes the
+cross-correlation step that moves the sample towards the atlas and the one that moves the atlas
+towards the sample, then inverts the static model's field and the moving model's (twice each). The halves of each pair
 never read each other's results, and DIPY's kernels (Cython, and SciPy's Gaussian filter)
 release the GIL, so while DIPY computes one half a second thread computes the other with the
 same kernel and arguments, and DIPY's next call gets that answer. Inversion is 37 % of a
@@ -124,9 +124,77 @@ class PairedSteps:
         self._pool.shutdown(wait=True)
 
 
+class PairedWarps:
+    """Warps the sample's image through the moving model on a second thread while DIPY warps
+    the atlas's image through the static model (each iteration starts with both, onto the
+    same grid: the second is asked for right after the first).
+
+    :meth:`install` stands in for the two models' ``transform_inverse``; :meth:`close`
+    gives them back (the static model is the mapping DIPY returns).
+    """
+
+    def __init__(self, sdr) -> None:
+        self.sdr = sdr
+        self.paired = 0
+        self.static_map, self.moving_map = sdr.static_to_ref, sdr.moving_to_ref
+        self._static = self.static_map.transform_inverse
+        self._moving = self.moving_map.transform_inverse
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="syn-warp")
+        self._pending: tuple[tuple, Future] | None = None
+
+    def install(self) -> PairedWarps:
+        """Stand in for both models' ``transform_inverse`` (on these instances only)."""
+        self.static_map.transform_inverse = self.static_first
+        self.moving_map.transform_inverse = self.moving_second
+        return self
+
+    def static_first(self, image, *args, **kwargs):
+        self._drop()
+        moving = self.sdr.moving_ss.get_image(self.sdr.current_level)
+        future = self._pool.submit(self._moving, moving, *args, **kwargs)
+        self._pending = ((moving, args, kwargs), future)
+        return self._static(image, *args, **kwargs)
+
+    def moving_second(self, image, *args, **kwargs):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            (moving, asked_args, asked_kwargs), future = pending
+            answer = future.result()
+            if (
+                moving is image
+                and _same(asked_args, args)
+                and asked_kwargs.keys() == kwargs.keys()
+                and _same(tuple(asked_kwargs.values()), tuple(kwargs.values()))
+            ):
+                self.paired += 1
+                return answer
+        return self._moving(image, *args, **kwargs)
+
+    def _drop(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending[1].result()
+
+    def close(self) -> None:
+        """Give the models their own methods back, and stop the thread."""
+        self._drop()
+        for model in (self.static_map, self.moving_map):
+            model.__dict__.pop("transform_inverse", None)
+        self._pool.shutdown(wait=True)
+
+
 def _same(a: tuple, b: tuple) -> bool:
     """The same call: the same arrays (by identity) and values."""
+    if len(a) != len(b):
+        return False
     return all(
-        (x is y) if isinstance(x, np.ndarray) or x is None else np.array_equal(x, y)
+        (x is y) if isinstance(x, np.ndarray) or x is None else _equal(x, y)
         for x, y in zip(a, b, strict=True)
     )
+
+
+def _equal(x, y) -> bool:
+    try:
+        return bool(np.array_equal(x, y))
+    except (TypeError, ValueError):
+        return x == y
