@@ -83,6 +83,12 @@ def test_the_three_docks_open_as_tabs_each_with_the_whole_height(docked, qtbot, 
     assert {key: d.windowTitle() for key, d in docks.items()} == {
         key: widget.step_title for key, widget in w.items()
     }
+    from qtpy.QtWidgets import QLabel
+
+    shown = [
+        label.text() for d in docks.values() for label in d.titleBarWidget().findChildren(QLabel)
+    ]  # napari's title bar above the dock says the same
+    assert shown and not [text for text in shown if "napari-ccf-align" in text]
     qtbot.waitUntil(lambda: w["register"].isVisible(), timeout=5_000)
     docks["align"].raise_()
     qtbot.waitUntil(lambda: w["align"].isVisible(), timeout=5_000)
@@ -152,3 +158,33 @@ def test_the_idle_crop_box_layer_leaves_the_users_selection(docked, qtbot, templ
     viewer.layers.selection.active = viewer.layers["atlas"]
     qtbot.waitUntil(lambda: sample.name + " (crop box)" in viewer.layers, timeout=3_000)
     assert viewer.layers.selection.active.name == "atlas"
+
+
+def test_register_and_inspect_fit_a_1280_by_800_screen(make_napari_viewer, qtbot):
+    """The form, the bar, the status and the whole plot in view without scrolling, for the
+    default (deformable) method; the figures table without a horizontal scroll bar."""
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1280, 800)
+    register = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Register")[1]
+    inspect = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Inspect the result")[1]
+    _dock(register).raise_()
+    qtbot.waitUntil(lambda: register.isVisible(), timeout=5_000)
+    assert "syn" in register.method.value and register.syn_box.visible
+    area = register.findChild(QScrollArea)
+    plot = register.plot.canvas
+    bottom = plot.mapTo(area.widget(), plot.rect().bottomLeft()).y()
+    assert bottom <= area.viewport().height(), (bottom, area.viewport().height())
+    _dock(inspect).raise_()
+    qtbot.waitUntil(lambda: inspect.isVisible(), timeout=5_000)
+    inspect._show_figures(
+        {
+            stage: {"NCC (99.5 %-clipped, over tissue)": 0.5, "Mattes MI (nats)": 0.4}
+            for stage in ("hand alignment", "after the linear stage", "after rigid+affine+syn")
+        }
+    )
+    qtbot.wait(50)
+    table = inspect.table.native
+    assert table.horizontalScrollBar().maximum() == 0  # every column in view
+    assert table.horizontalHeader().length() <= table.viewport().width()

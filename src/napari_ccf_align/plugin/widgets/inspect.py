@@ -27,7 +27,8 @@ from magicgui.widgets import (
 )
 from napari.layers import Labels
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFileDialog, QHeaderView, QVBoxLayout, QWidget
 
 from napari_ccf_align.core.errors import CcfAlignError
 from napari_ccf_align.core.io import atlas
@@ -115,7 +116,7 @@ class InspectWidget(StepWidget):
         self.status = Label(value="")
         wrapping(self.status)
         self.table = Table(value={"data": [], "index": [], "columns": []})
-        self.table.native.setMinimumHeight(110)
+        _fit_to_dock(self.table.native)
         self.export = PushButton(text="Export QC report (PNG + HTML)")
         self.histogram = ThemedCanvas(self.viewer.theme, width=3.6, height=1.6)
         self.histogram.setFixedHeight(150)
@@ -315,7 +316,6 @@ class InspectWidget(StepWidget):
             "index": names,
             "columns": columns,
         }
-        self.table.native.resizeColumnsToContents()
 
     def _ask_export(self, _value=None) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the QC report")
@@ -374,6 +374,23 @@ class InspectWidget(StepWidget):
         # fixed margins (tight_layout renders the figure once more, on the GUI thread)
         fig.subplots_adjust(left=0.13, right=0.97, bottom=0.3, top=0.86)
         self.histogram.draw_idle()
+
+
+def _fit_to_dock(table) -> None:
+    """The figures table as wide as the dock, no wider: columns share the width and the
+    stage and figure names wrap (at 1280 x 800 the last column was off to the right)."""
+    wrap = Qt.AlignmentFlag(Qt.TextFlag.TextWordWrap.value)
+    lines = table.fontMetrics().lineSpacing()
+    top = table.horizontalHeader()
+    top.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    top.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter | wrap)
+    top.setFixedHeight(3 * lines + 8)
+    side = table.verticalHeader()
+    side.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | wrap)
+    side.setFixedWidth(12 * table.fontMetrics().averageCharWidth() + 16)
+    side.setDefaultSectionSize(2 * lines + 8)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setMinimumHeight(3 * lines + 8 + 3 * (2 * lines + 8) + 4)
 
 
 _IMAGE_STYLE = {

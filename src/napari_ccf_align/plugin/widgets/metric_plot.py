@@ -84,12 +84,13 @@ class MetricPlot(QWidget):
         self._redraw_if_dirty()
 
     def clear(self, title: str = "metric") -> None:
-        """Forget every point and show empty axes labelled ``title``."""
+        """Forget every point and show empty axes labelled ``title`` (at the timer's next
+        tick: a full draw costs the GUI thread tens of milliseconds, not to be added to a
+        dock's construction or a run's start)."""
         self.points = []
         self.title = title
         self._limits = None
         self._dirty = True
-        self._redraw_if_dirty()
 
     def add(self, event: ProgressEvent) -> None:
         """Add one iteration event (ignored if it carries no metric)."""
