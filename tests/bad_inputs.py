@@ -79,6 +79,20 @@ def _graph(tmp: Path, graph) -> Path:
     return _write(tmp, "graph.json", json.dumps(graph).encode())
 
 
+def _plain_tiff(t) -> str:
+    import tifffile
+
+    path = t / "plain.tif"
+    tifffile.imwrite(path, np.ones((3, 4, 5), np.uint8), photometric="minisblack")
+    return str(path)
+
+
+def _our_reader(path) -> list:
+    from napari_ccf_align.plugin.reader import get_reader
+
+    return get_reader(str(path))(str(path))
+
+
 CASES: list[Case] = [
     # -- files
     ("file", "missing file", lambda t: io.read_volume(t / "nope.nii.gz")),
@@ -667,6 +681,16 @@ CASES: list[Case] = [
         "file",
         "OME-Zarr (not written here) without an orientation code",
         lambda t: io.read_volume(_zarr(t, np.zeros((4, 5, 6), np.uint16), "zyx")),
+    ),
+    (
+        "file",
+        "a plain TIFF opened with this plugin's napari reader (File > Open)",
+        lambda t: _our_reader(_plain_tiff(t)),
+    ),
+    (
+        "file",
+        "another program's OME-Zarr opened with this plugin's napari reader",
+        lambda t: _our_reader(_zarr(t, np.zeros((4, 5, 6), np.uint16), "zyx")),
     ),
     (
         "file",

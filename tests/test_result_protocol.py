@@ -77,8 +77,11 @@ def test_the_jacobian_and_deformation_come_from_the_protocol():
     np.testing.assert_allclose(jac_b, 1.0, atol=1e-5)
 
 
-def test_a_label_warp_asked_twice_is_computed_once_and_never_shared():
+def test_a_warp_asked_twice_is_computed_once_and_never_shared(monkeypatch):
     from napari_ccf_align.core.register import result as result_module
+
+    for last in result_module._last_warps.values():  # this test's grids are small
+        monkeypatch.setattr(last, "min_voxels", 0)
 
     rng = np.random.default_rng(5)
     labels = Volume.from_array(rng.integers(0, 9, (12, 10, 8)).astype(np.uint16), (0.1,) * 3, "RAS")
@@ -103,5 +106,12 @@ def test_a_label_warp_asked_twice_is_computed_once_and_never_shared():
         labels.data[0, 0, 0] += 1  # painted in place: computed again
         result_module.warp_through(labels, grid, "sample", turn, np.eye(4), labels=True)
         assert len(calls) == 2
+        image = labels.with_data(labels.data.astype(np.float32))  # an image too, linear
+        once = result_module.warp_through(image, grid, "atlas", turn, np.eye(4))
+        twice = result_module.warp_through(image, grid, "atlas", turn, np.eye(4))
+        assert len(calls) == 3 and once.data is not twice.data
+        np.testing.assert_array_equal(once.data, twice.data)
+        result_module.warp_through(labels, grid, "sample", turn, np.eye(4), labels=True)
+        assert len(calls) == 3  # the label warp kept beside it
     finally:
         result_module.sampling.fused.warp = real

@@ -119,20 +119,22 @@ def warp_through(
     post = np.linalg.inv(image.affine) @ np.asarray(after, float)
     field_index = None if field is None else np.linalg.inv(field_grid.affine)
     source = np.asarray(image.data)
-    remember = labels and source.nbytes <= _last_labels.limit_bytes // 4
-    if remember:  # the values' checksum too: a Labels layer may be painted in place
+    last = _last_warps[bool(labels)]
+    remember = last.worth_keeping(source, grid.shape)
+    if remember:  # the values' checksum too: a layer may be painted in place
         key = (pre.tobytes(), post.tobytes(), grid.shape, _checksum(source))
         if field is not None:
             key += (field_index.tobytes(),)
-    cached = _last_labels.get(key, source, field) if remember else None
+    cached = last.get(key, source, field) if remember else None
     if cached is not None:
         return Volume(
             cached.copy(),  # the caller's to change (a Labels layer is painted in place)
             grid.affine,
             warped_name(image, space),
             grid.world_axes,
-            {"registered_to": grid.name, "labels": True, **_kept_by_nearest(image, labels)},
+            {"registered_to": grid.name, "labels": bool(labels), **_kept_by_nearest(image, labels)},
         )
+    kept_source = source
     if grid.ndim == 2:  # a section: the kernel's first axis is a single plane
         pre, post = _planar(pre), _planar(post)
         field_index = None if field is None else _planar(field_index)
@@ -147,7 +149,7 @@ def warp_through(
     if grid.ndim == 2:
         data = data[0]
     if remember:
-        _last_labels.put(key, source, field, data.copy())
+        last.put(key, kept_source, field, data.copy())
     return Volume(
         data,
         grid.affine,
@@ -157,15 +159,22 @@ def warp_through(
     )
 
 
-class _LastLabelWarp:
-    """The last label image warped (the annotation onto the sample, asked for by the
-    Inspect view, the session's volumes and Apply alike), kept while its source and field
-    arrays live. Outputs larger than ``limit_bytes`` are not kept."""
+class _LastWarp:
+    """The last warp's output, kept while its source and field arrays live: the annotation
+    onto the sample (asked for by the Inspect view, the session's volumes and Apply alike),
+    or the sample onto the atlas (the run, the figures and the report); see
+    :meth:`worth_keeping`."""
 
-    def __init__(self, limit_bytes: int = 1 << 30) -> None:
+    def __init__(self, limit_bytes: int = 1 << 30, min_voxels: int = 16_000_000) -> None:
         self.limit_bytes = limit_bytes
+        self.min_voxels = min_voxels
         self._entry: tuple | None = None
         self._lock = threading.Lock()
+
+    def worth_keeping(self, source: np.ndarray, shape: tuple[int, ...]) -> bool:
+        """Whether a warp of ``source`` onto a grid of ``shape`` is kept: large enough to be
+        worth its checksum (a slab of a plane-by-plane output is not), small enough to hold."""
+        return int(np.prod(shape)) >= self.min_voxels and source.nbytes <= self.limit_bytes // 4
 
     def get(self, key: tuple, source: np.ndarray, field: np.ndarray | None):
         with self._lock:
@@ -188,7 +197,8 @@ class _LastLabelWarp:
             self._entry = entry
 
 
-_last_labels = _LastLabelWarp()
+#: One for label images, one for images.
+_last_warps = {True: _LastWarp(), False: _LastWarp()}
 
 
 def _checksum(values: np.ndarray) -> int:
