@@ -228,3 +228,18 @@ def test_box_row_spans_and_faces_match_every_voxel_mapped_one_by_one():
     core = np.all((src >= lo + thick) & (src <= hi - thick), axis=1).reshape(fixed.shape)
     np.testing.assert_array_equal(faces, (expect & ~core).astype(np.uint8))
     assert 0 < faces.sum() < expect.sum()
+
+
+def test_tissue_moments_from_projections_equal_those_of_every_voxel():
+    from napari_ccf_align.core.align import initialise
+
+    rng = np.random.default_rng(2)
+    mask = rng.random((17, 13, 11)) > 0.7
+    mask[:3] = False
+    count, mean, cov = initialise.index_moments(mask)
+    idx = np.argwhere(mask)
+    assert count == len(idx)
+    np.testing.assert_allclose(mean, idx.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(idx.T), rtol=1e-10, atol=1e-12)
+    flat = initialise.index_moments(mask[:, :, 0])  # 2D too
+    np.testing.assert_allclose(flat[2], np.cov(np.argwhere(mask[:, :, 0]).T), rtol=1e-10)

