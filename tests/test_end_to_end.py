@@ -48,6 +48,10 @@ def test_a_user_registers_inspects_saves_reloads_and_applies(
     make_napari_viewer, qtbot, tmp_path, monkeypatch, template_100, screenshot_dir
 ):
     monkeypatch.setenv("CCF_ALIGN_CACHE", str(tmp_path / "cache"))
+    errors: list[str] = []  # what the docks say went wrong: nothing, in a user's plain run
+    for dock in ("load", "align", "register", "inspect", "session"):
+        module = __import__(f"napari_ccf_align.plugin.widgets.{dock}", fromlist=["x"])
+        monkeypatch.setattr(module, "show_error", errors.append)
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1280, 800)
     docks = [viewer.window.add_plugin_dock_widget("napari-ccf-align", d) for d in DOCKS]
@@ -156,3 +160,4 @@ def test_a_user_registers_inspects_saves_reloads_and_applies(
     assert (np.asarray(back.features["region_id"]) > 0).all()  # inside the brain, named
     assert any(isinstance(lyr, Image) and lyr.visible for lyr in fresh.layers)
     _shot(fresh, screenshot_dir, "e2e_7_applied")
+    assert errors == []

@@ -171,6 +171,7 @@ def test_save_then_load_into_a_fresh_viewer_restores_layers_and_widgets(
         round(a, 2) for a in saved_state.rigid.rotation_deg
     ]
     assert register3.method.value == "rigid+syn" and register3.last_result[0] == "sample"
+    assert register3.moving.value.name == "sample"  # not the warped result listed first
     assert bare.layers[-1].name == "sample (rigid+syn)"
     for name in ("sample", "sample (rigid+syn)"):
         layer = bare.layers[name]

@@ -271,11 +271,17 @@ class AlignWidget(StepWidget):
         self._ndim = v.ndim
         self.geometry.set(v.spacing * 1000.0, v.orientation)
         self._label_crop_axes(v)
-        for k in range(3):
-            slider = self.crop[k]
-            slider.setVisible(k < v.ndim)
-            if k < v.ndim:
-                slider.setRange(0, v.shape[k])
+        # a new range clamps a slider's value and says so: with the other axes still at the
+        # previous volume's, that half-set box is no user's crop (it was refused as one)
+        self._updating = True
+        try:
+            for k in range(3):
+                slider = self.crop[k]
+                slider.setVisible(k < v.ndim)
+                if k < v.ndim:
+                    slider.setRange(0, v.shape[k])
+        finally:
+            self._updating = False
         if self.model.moving_layer != layer.name:
             self.model.moving_layer = layer.name
             centre = align.centre_of(v, "volume")

@@ -387,10 +387,10 @@ def _fit_to_dock(table) -> None:
     top.setFixedHeight(3 * lines + 8)
     side = table.verticalHeader()
     side.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | wrap)
-    side.setFixedWidth(12 * table.fontMetrics().averageCharWidth() + 16)
-    side.setDefaultSectionSize(2 * lines + 8)
+    side.setFixedWidth(15 * table.fontMetrics().averageCharWidth() + 16)
+    side.setDefaultSectionSize(3 * lines + 8)
     table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    table.setMinimumHeight(3 * lines + 8 + 3 * (2 * lines + 8) + 4)
+    table.setMinimumHeight(3 * lines + 8 + 3 * (3 * lines + 8) + 4)
 
 
 _IMAGE_STYLE = {

@@ -64,6 +64,7 @@ class MetricPlot(QWidget):
         self.ax = self.canvas.figure.add_subplot(111)
         self.ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         self.ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        self.ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))  # 1e5 above, not 100000
         (self.line,) = self.ax.plot([], [], color=colors["accent"], lw=1.2, animated=True)
         (self.marker,) = self.ax.plot([], [], "o", color="#ffcc00", ms=4, animated=True)
         self._level_lines: list = []

@@ -37,6 +37,7 @@ from napari_ccf_align.plugin.widgets import _layers, _worker
 from napari_ccf_align.plugin.widgets._layers import (
     FINISHED_KEY,
     add_layer_data,
+    choose_inputs,
     input_choices,
     is_atlas,
     keep_inputs_fresh,
@@ -306,6 +307,8 @@ class RegisterWidget(StepWidget):
     def restore(self, loaded) -> None:
         """Show a loaded session's method and settings, and take its result as the last one."""
         saved, moving_name = loaded
+        # the session's sample, never the warped result a fresh viewer listed first
+        choose_inputs(self.viewer, self.fixed, self.moving, moving_name)
         self.method.value = saved.method
         r = saved.rigid_settings
         if r is not None:
