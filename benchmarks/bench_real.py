@@ -172,33 +172,23 @@ def main(resolutions=(200,), settings=SETTINGS, peers=True, out_name="real") -> 
 def pairing(repeats: int = 2) -> None:
     """Our default recipe with SyN's halves paired on two threads and one at a time,
     against ANTsPy SyN (100 µm, alternating)."""
+    from contextlib import nullcontext
+
     from napari_ccf_align.core.register import syn_pairs
 
-    class OneAtATime(syn_pairs.PairedInversion):
-        def __call__(self, field, world2grid, spacing, iterations, tolerance, start=None):
-            return self.invert(field, world2grid, spacing, iterations, tolerance, start=start)
-
-    class StepsAlone(syn_pairs.PairedSteps):
-        def install(self):
-            return self
-
-    kinds = (
-        ("paired", syn_pairs.PairedInversion, syn_pairs.PairedSteps),
-        ("one at a time", OneAtATime, StepsAlone),
-    )
+    kinds = (("paired", nullcontext), ("one at a time", syn_pairs.one_at_a_time))
     fixed, annotation, structures = _fixed(100)
     rows = {}
     for name in BRAINS:
         brain, labels = _npz(name)
         for rep in range(repeats):
-            for label, inversion, steps in kinds:
-                syn.PairedInversion, syn.PairedSteps = inversion, steps
+            for label, how in kinds:
                 key = f"{name} | ours, SyN halves {label} | #{rep}"
-                rows[key] = _one(
-                    fixed, annotation, structures, brain, labels, "rigid+affine+syn", {}, 100
-                )
+                with how():
+                    rows[key] = _one(
+                        fixed, annotation, structures, brain, labels, "rigid+affine+syn", {}, 100
+                    )
                 print(key, rows[key], flush=True)
-            syn.PairedInversion, syn.PairedSteps = kinds[0][1:]
             if ants_peer.available():
                 key = f"{name} | ANTsPy SyN | #{rep}"
                 rows[key] = _ants(fixed, annotation, structures, brain, labels, "SyN")

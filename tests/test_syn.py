@@ -246,46 +246,22 @@ def test_paired_halves_change_no_bit_of_the_result(template_100, monkeypatch):
     from napari_ccf_align.core.register import syn_pairs
 
     made = []
+    real_install = syn_pairs.install
 
-    class Recorded(syn_pairs.PairedInversion):
-        def __init__(self, *args):
-            super().__init__(*args)
-            made.append(self)
+    def recorded(sdr, cc):
+        pairs = real_install(sdr, cc)
+        made.extend(pairs)
+        return pairs
 
-    class RecordedSteps(syn_pairs.PairedSteps):
-        def __init__(self, *args):
-            super().__init__(*args)
-            made.append(self)
-
-    class RecordedWarps(syn_pairs.PairedWarps):
-        def __init__(self, *args):
-            super().__init__(*args)
-            made.append(self)
-
-    class WarpsAlone(syn_pairs.PairedWarps):
-        def install(self):
-            return self
-
-    class OneAtATime(syn_pairs.PairedInversion):
-        def __call__(self, field, world2grid, spacing, iterations, tolerance, start=None):
-            return self.invert(field, world2grid, spacing, iterations, tolerance, start=start)
-
-    class StepsAlone(syn_pairs.PairedSteps):
-        def install(self):
-            return self
-
+    monkeypatch.setattr(syn_pairs, "install", recorded)
     d = smooth_field(template_100.shape, template_100.spacing, peak_voxels=3.0)
     sample = deformed(template_100, d)
     settings = syn.SynSettings(level_iters=(4, 2), working_resolution_um=200)
-    monkeypatch.setattr(syn, "PairedInversion", Recorded)
-    monkeypatch.setattr(syn, "PairedSteps", RecordedSteps)
-    monkeypatch.setattr(syn, "PairedWarps", RecordedWarps)
     paired = syn.register(template_100, sample, np.eye(4), settings)
-    monkeypatch.setattr(syn, "PairedInversion", OneAtATime)
-    monkeypatch.setattr(syn, "PairedSteps", StepsAlone)
-    monkeypatch.setattr(syn, "PairedWarps", WarpsAlone)
-    alone = syn.register(template_100, sample, np.eye(4), settings)
     inversions, steps, warps = made
+    with syn_pairs.one_at_a_time():
+        alone = syn.register(template_100, sample, np.eye(4), settings)
+    assert len(made) == 3  # nothing paired one at a time
     assert inversions.paired >= 2 * 4  # two of the four inversions of each iteration
     assert steps.paired >= 4 and warps.paired >= 4  # the second step and warp of each
     assert "transform_inverse" not in vars(warps.static_map)  # given back after the run

@@ -36,6 +36,7 @@ from napari_ccf_align.core.progress import (
     TracePoint,
     ignore_progress,
 )
+from napari_ccf_align.core.register import syn_pairs
 from napari_ccf_align.core.register.methods import (
     DEFAULT_SYN_LEVEL_ITERS,
     DEFAULT_SYN_RADIUS,
@@ -44,7 +45,6 @@ from napari_ccf_align.core.register.methods import (
 )
 from napari_ccf_align.core.register.prepare import overlap_fraction, prepare
 from napari_ccf_align.core.register.result import warp_through
-from napari_ccf_align.core.register.syn_pairs import PairedInversion, PairedSteps, PairedWarps
 from napari_ccf_align.core.sampling import field_at, over_grid
 from napari_ccf_align.core.volume import Volume, block_factors, block_mean
 
@@ -485,17 +485,13 @@ def register(
     total = sum(settings.level_iters)
     stop = {"reason": ""}
 
-    paired: list[PairedInversion] = []
+    paired: list = []  # syn_pairs' pairings, closed after the run
 
     def callback(sdr, stage) -> None:
         if cancel.cancelled:
             raise Cancelled("The SyN registration was cancelled; nothing was changed.")
         if stage == RegistrationStages.OPT_START and n == 3:  # DIPY has connected its kernels
-            paired.append(PairedInversion(sdr, sdr.invert_vector_field))
-            sdr.invert_vector_field = paired[-1]
-            if settings.metric == "cc":
-                paired.append(PairedSteps(sdr.metric).install())
-            paired.append(PairedWarps(sdr).install())
+            paired.extend(syn_pairs.install(sdr, settings.metric == "cc"))
         if stage != RegistrationStages.ITER_END or not sdr.energy_list:
             return
         level = n_levels - 1 - int(sdr.current_level)  # 0 = coarsest

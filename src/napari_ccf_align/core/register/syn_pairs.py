@@ -12,10 +12,41 @@ kernels' own, bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
+
+_pairing = True  # off within :func:`one_at_a_time`
+
+
+@contextmanager
+def one_at_a_time() -> Iterator[None]:
+    """Within it, SyN computes each pair's halves one after the other, as DIPY alone does
+    (to measure what pairing gains, or to check that it changes nothing)."""
+    global _pairing
+    before, _pairing = _pairing, False
+    try:
+        yield
+    finally:
+        _pairing = before
+
+
+def install(sdr, cc: bool) -> list:
+    """Pair the halves of ``sdr``'s iterations, once DIPY has connected its kernels (its
+    ``OPT_START`` callback): the inversions, the two warps, and the two steps when the
+    metric is ``cc``. Returns the pairings, each to ``close()`` after the run (none within
+    :func:`one_at_a_time`)."""
+    if not _pairing:
+        return []
+    inversion = PairedInversion(sdr, sdr.invert_vector_field)
+    sdr.invert_vector_field = inversion
+    pairs: list = [inversion]
+    if cc:
+        pairs.append(PairedSteps(sdr.metric).install())
+    pairs.append(PairedWarps(sdr).install())
+    return pairs
 
 
 class PairedInversion:
