@@ -3,7 +3,8 @@
 ``np.unique(..., return_inverse=True)`` and ``return_counts=True`` sort the whole image:
 about 15 s for a 75 M-voxel annotation on the sample's grid, most of it holding the GIL, so a
 worker doing it freezes napari. The distinct values alone come from numpy's hashing unique,
-and each voxel finds its value by binary search among those few.
+and each voxel finds its value through a table indexed by value (or, for values too large for
+one, by binary search among those few).
 """
 
 from __future__ import annotations

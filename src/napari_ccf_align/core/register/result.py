@@ -127,29 +127,14 @@ def warp_through(
             key += (field_index.tobytes(),)
     cached = last.get(key, source, field) if remember else None
     if cached is not None:
-        return Volume(
-            cached.copy(),  # the caller's to change (a Labels layer is painted in place)
-            grid.affine,
-            warped_name(image, space),
-            grid.world_axes,
-            {"registered_to": grid.name, "labels": bool(labels), **_kept_by_nearest(image, labels)},
-        )
-    kept_source = source
-    if grid.ndim == 2:  # a section: the kernel's first axis is a single plane
-        pre, post = _planar(pre), _planar(post)
-        field_index = None if field is None else _planar(field_index)
-        if field is not None:
-            field = np.concatenate([np.zeros((*field.shape[:-1], 1), field.dtype), field], -1)
-            field = field[None]
-        source = source[None]
-    data = sampling.fused.warp(
-        source, (1, *grid.shape) if grid.ndim == 2 else grid.shape, pre, post, field,
-        field_index, labels,
-    )  # fmt: skip
-    if grid.ndim == 2:
-        data = data[0]
-    if remember:
-        last.put(key, kept_source, field, data.copy())
+        data = cached.copy()  # the caller's to change (a Labels layer is painted in place)
+    else:
+        data = sampling.fused.warp(*_kernel_inputs(grid, source, pre, post, field, field_index),
+                                   labels)  # fmt: skip
+        if grid.ndim == 2:
+            data = data[0]
+        if remember:
+            last.put(key, source, field, data.copy())
     return Volume(
         data,
         grid.affine,
@@ -157,6 +142,16 @@ def warp_through(
         grid.world_axes,
         {"registered_to": grid.name, "labels": bool(labels), **_kept_by_nearest(image, labels)},
     )
+
+
+def _kernel_inputs(grid: Volume, source, pre, post, field, field_index) -> tuple:
+    """The fused kernel's arguments; a section (2D grid) as a single plane of a 3D one."""
+    if grid.ndim != 2:
+        return source, grid.shape, pre, post, field, field_index
+    if field is not None:
+        field = np.concatenate([np.zeros((*field.shape[:-1], 1), field.dtype), field], -1)[None]
+        field_index = _planar(field_index)
+    return source[None], (1, *grid.shape), _planar(pre), _planar(post), field, field_index
 
 
 class _LastWarp:
