@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,7 +37,7 @@ from napari_ccf_align.core.progress import (
     TracePoint,
     ignore_progress,
 )
-from napari_ccf_align.core.register import syn_pairs
+from napari_ccf_align.core.register import syn_kernels, syn_pairs
 from napari_ccf_align.core.register.methods import (
     DEFAULT_SYN_LEVEL_ITERS,
     DEFAULT_SYN_RADIUS,
@@ -85,7 +86,10 @@ class SynSettings:
         Iterations the derivative is fitted over (DIPY's rule). A level shorter than the
         window can only stop at its cap (DIPY's window is 12).
     inv_iter, inv_tol : int, float
-        Iterations and tolerance of the field inversion.
+        Most iterations of each field inversion, and the mean residual (voxels) it stops
+        at (it also stops once no residual exceeds 0.1 voxel). 0.01 did a quarter less
+        inversion work for the same Dice on real templates, but folded the circle-to-C
+        phantom (``docs/benchmarks.md``), so it stays at DIPY's 0.001.
     ss_sigma_factor : float
         Scale-space smoothing: sigma = factor * 2**level (voxels).
     working_resolution_um : float or None
@@ -491,6 +495,7 @@ def register(
         if cancel.cancelled:
             raise Cancelled("The SyN registration was cancelled; nothing was changed.")
         if stage == RegistrationStages.OPT_START and n == 3:  # DIPY has connected its kernels
+            syn_kernels.install(sdr)
             paired.extend(syn_pairs.install(sdr, settings.metric == "cc"))
         if stage != RegistrationStages.ITER_END or not sdr.energy_list:
             return
@@ -614,7 +619,15 @@ def _fields(mapping, grid: Volume, start: np.ndarray) -> tuple[np.ndarray, np.nd
     n = grid.ndim
     x = grid.index_to_world(_grid_indices(grid.shape))
     to_moving, to_static = _dipy_point_maps(mapping, grid)
-    forward = frames.apply_affine(start, to_moving(x)) - x
-    backward = to_static(frames.apply_affine(np.linalg.inv(start), x)) - x
     shape = (*grid.shape, n)
-    return forward.reshape(shape).astype(np.float32), backward.reshape(shape).astype(np.float32)
+
+    def forward() -> np.ndarray:
+        return (frames.apply_affine(start, to_moving(x)) - x).reshape(shape).astype(np.float32)
+
+    def backward() -> np.ndarray:
+        moved = to_static(frames.apply_affine(np.linalg.inv(start), x))
+        return (moved - x).reshape(shape).astype(np.float32)
+
+    with ThreadPoolExecutor(1) as pool:  # SciPy's interpolation releases the GIL
+        later = pool.submit(backward)
+        return forward(), later.result()
