@@ -2,7 +2,8 @@
 
 SyN is symmetric: each iteration DIPY warps the atlas's image and the sample's, computes the
 cross-correlation step that moves the sample towards the atlas and the one that moves the atlas
-towards the sample, then inverts the static model's field and the moving model's (twice each). The halves of each pair
+towards the sample, adds each to its model's field, then inverts the static model's field and
+the moving model's (twice each). The halves of each pair
 never read each other's results, and DIPY's kernels (Cython, and SciPy's Gaussian filter)
 release the GIL, so while DIPY computes one half a second thread computes the other with the
 same kernel and arguments, and DIPY's next call gets that answer. Inversion is 37 % of a
@@ -35,8 +36,8 @@ def one_at_a_time() -> Iterator[None]:
 
 def install(sdr, cc: bool) -> list:
     """Pair the halves of ``sdr``'s iterations, once DIPY has connected its kernels (its
-    ``OPT_START`` callback): the inversions, the two warps, and the two steps when the
-    metric is ``cc``. Returns the pairings, each to ``close()`` after the run (none within
+    ``OPT_START`` callback): the inversions, the two warps, and the two steps and the two
+    field updates when the metric is ``cc``. Returns the pairings, each to ``close()`` after the run (none within
     :func:`one_at_a_time`)."""
     if not _pairing:
         return []
@@ -44,7 +45,8 @@ def install(sdr, cc: bool) -> list:
     sdr.invert_vector_field = inversion
     pairs: list = [inversion]
     if cc:
-        pairs.append(PairedSteps(sdr.metric).install())
+        steps = PairedSteps(sdr.metric).install()
+        pairs += [steps, PairedUpdates(sdr, steps).install()]
     pairs.append(PairedWarps(sdr).install())
     return pairs
 
@@ -144,6 +146,11 @@ class PairedSteps:
         self.paired += 1
         return pending.result()
 
+    def backward_ahead(self) -> np.ndarray | None:
+        """The backward step being computed for this iteration (waiting for it), which
+        :meth:`compute_backward` will still return; None when none is under way."""
+        return None if self._pending is None else self._pending.result()
+
     def _drop(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
@@ -152,6 +159,80 @@ class PairedSteps:
     def close(self) -> None:
         """Wait for a step nobody asked for, and stop the thread."""
         self._drop()
+        self._pool.shutdown(wait=True)
+
+
+class PairedUpdates:
+    """Adds the backward step to the moving model's field on a second thread while DIPY adds
+    the forward step to the static model's (DIPY's ``update``: a composition, then the
+    field's mean norm).
+
+    When DIPY asks for the static update, the backward step is already under way
+    (:class:`PairedSteps`); this prepares it as DIPY's iteration will (no displacement on
+    the grid's faces, the largest step one voxel) and composes it into a new array. DIPY's
+    own call for the moving update then gets that answer, copied into the model's field in
+    place as DIPY's kernel would have written it, if the call is the one foreseen.
+    """
+
+    def __init__(self, sdr, steps: PairedSteps) -> None:
+        self.sdr = sdr
+        self.steps = steps
+        self.paired = 0
+        self._update = sdr.update
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="syn-update")
+        self._pending: tuple[tuple, Future] | None = None
+
+    def install(self) -> PairedUpdates:
+        """Stand in for ``sdr.update`` (on this instance only)."""
+        self.sdr.update = self.update
+        return self
+
+    def update(self, current, new, world2grid, time_scaling):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            (field, asked_w2g, asked_t), future = pending
+            step, out, mean_norm = future.result()
+            if (
+                current is field
+                and time_scaling == asked_t
+                and np.array_equal(world2grid, asked_w2g)
+                and np.array_equal(new, step)
+            ):
+                self.paired += 1
+                current[...] = out
+                return np.array(current), np.array(mean_norm)
+        moving = self.sdr.moving_to_ref
+        if moving is not None and current is self.sdr.static_to_ref.forward:
+            raw = self.steps.backward_ahead()
+            if raw is not None:
+                field = moving.forward
+                future = self._pool.submit(self._composed, field, raw, world2grid, time_scaling)
+                self._pending = ((field, world2grid, time_scaling), future)
+        return self._update(current, new, world2grid, time_scaling)
+
+    def _prepared(self, raw: np.ndarray) -> np.ndarray:
+        """The backward step as DIPY's ``_iterate`` prepares it before its update."""
+        sdr = self.sdr
+        step = sdr._SymmetricDiffeomorphicRegistration__set_no_boundary_displacement(np.array(raw))
+        spacing = sdr.static_ss.get_spacing(sdr.current_level)
+        nrm = np.sqrt(np.sum((step / spacing) ** 2, -1)).max()
+        if nrm > 0:
+            step /= nrm
+        return step
+
+    def _composed(self, field, raw, world2grid, time_scaling):
+        """(the prepared step, the updated field, the field's mean norm before)."""
+        step = self._prepared(raw)
+        mean_norm = np.sqrt(np.sum(np.array(field) ** 2, -1)).mean()
+        out = np.empty_like(field)
+        self.sdr.compose(field, step, None, world2grid, time_scaling, out)
+        return step, out, mean_norm
+
+    def close(self) -> None:
+        """Wait for an update nobody asked for, and stop the thread."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending[1].result()
         self._pool.shutdown(wait=True)
 
 
