@@ -126,7 +126,7 @@ def test_help_shows_defaults_an_example_and_each_method_without_loading_an_engin
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "LOADED []" in out
-    assert "(default: 25)" in out and "(default: 200)" in out and "Example: napari-ccf-align" in out
+    assert "(default: 25)" in out and "(default: 100)" in out and "Example: napari-ccf-align" in out
     for method in ("rigid", "similarity", "affine", "rigid+syn", "affine+syn"):
         assert f"  {method} " in out
     version = subprocess.run(

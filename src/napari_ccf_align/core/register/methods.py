@@ -38,10 +38,11 @@ METHOD_HELP: dict[str, str] = {
 
 
 #: Most iterations per level of the SimpleITK stage, and of SyN's levels (coarsest first).
-#: SyN's finest level costs ~8x a coarser one per iteration and, on real templates of other
-#: brains, its iterations beyond 5 changed mean Dice by < 0.001 for 35-40 % of the time
-#: (docs/benchmarks.md, "Where DIPY's time goes").
-DEFAULT_RIGID_ITERATIONS = 200
+#: On real templates of other brains the SimpleITK stages' iterations beyond 100 changed mean
+#: Dice by < 0.001 (rigid, affine and the full recipe; DeMBA P14's affine ran its finest
+#: level to 200 for nothing), and SyN's finest level, ~8x a coarser one per iteration, its
+#: iterations beyond 5 (docs/benchmarks.md, "Where DIPY's time goes", "SyN's kernels").
+DEFAULT_RIGID_ITERATIONS = 100
 DEFAULT_SYN_LEVEL_ITERS: tuple[int, ...] = (40, 20, 5)
 
 #: SyN's cross-correlation radius and update smoothing (voxels of each level) and largest
