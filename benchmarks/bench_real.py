@@ -10,11 +10,13 @@ brain with both images clipped at their 99.5th percentile (the only figure for t
 template, which has no annotation), the smallest Jacobian determinant over the brain (<= 0 is
 folding), and the time.
 
-``--pairing`` times our default recipe with SyN's independent halves paired on two threads
-(:mod:`~napari_ccf_align.core.register.syn_pairs`) and one at a time, against ANTsPy's
-``SyN``, alternating, twice per brain at 100 µm.
+``--pairing`` times our default recipe against ANTsPy's ``SyN``, and ours with SyN's
+independent halves one at a time (:mod:`~napari_ccf_align.core.register.syn_pairs`) and on
+DIPY's own kernels (:mod:`~napari_ccf_align.core.register.syn_kernels`), alternating, twice
+per brain at 100 µm.
 
-Run: ``.venv/bin/python -m benchmarks.bench_real [--100] [--intensity | --speed | --pairing]`` (with ANTsPy's recipes as peers when
+Run: ``.venv/bin/python -m benchmarks.bench_real [--100] [--intensity | --speed | --sweep |
+--pairing]`` (with ANTsPy's recipes as peers when
 ``antspyx`` is installed: ``pip install -e .[benchmarks]``)
 """
 
@@ -79,6 +81,21 @@ SPEED = (
     ("caps 40/20/5 (the default)", "rigid+affine+syn", {}),
     ("caps 40/20/0", "rigid+affine+syn", {"level_iters": (40, 20, 0)}),
 )
+#: SyN's caps and CC settings around the default (``--sweep``, 100 µm): where the time goes
+#: (the finest level) against what each brain's Dice does.
+SWEEP = (
+    ("caps 40/20/5 (the default)", "rigid+affine+syn", {}),
+    ("caps 40/20/3", "rigid+affine+syn", {"level_iters": (40, 20, 3)}),
+    ("caps 40/30/3", "rigid+affine+syn", {"level_iters": (40, 30, 3)}),
+    ("caps 40/40/2", "rigid+affine+syn", {"level_iters": (40, 40, 2)}),
+    ("radius 3, sigma 3", "rigid+affine+syn", {"radius": 3, "sigma_diff": 3.0}),
+    ("radius 3, sigma 4", "rigid+affine+syn", {"radius": 3, "sigma_diff": 4.0}),
+    ("radius 4, sigma 3", "rigid+affine+syn", {"radius": 4, "sigma_diff": 3.0}),
+    ("radius 2, sigma 3", "rigid+affine+syn", {"radius": 2, "sigma_diff": 3.0}),
+    ("linear stages 50 iterations", "rigid+affine+syn", {"iterations": 50}),
+    ("linear stages 200 iterations", "rigid+affine+syn", {"iterations": 200}),
+    ("inversion tolerance 1e-2", "rigid+affine+syn", {"inv_tol": 1e-2}),
+)
 #: ANTsPy's own recipes (an optional peer: ``pip install antspyx``).
 ANTS = ("Rigid", "Affine", "SyN", "SyNRA")
 
@@ -103,17 +120,19 @@ def _fixed(resolution_um: int):
 
 def _one(fixed, annotation, structures, brain, brain_labels, method, overrides, res_um):
     state = align.centre_on_atlas(align.AlignmentState(), brain, fixed)
-    syn_settings = syn.SynSettings(working_resolution_um=float(res_um), **overrides)
+    own = {k: v for k, v in overrides.items() if k in syn.SynSettings.__dataclass_fields__}
+    syn_settings = syn.SynSettings(working_resolution_um=float(res_um), **own)
     shared = {k: v for k, v in overrides.items() if k in rigid.RigidSettings.__dataclass_fields__}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = pipeline.run(
         fixed, brain, method, state, rigid.RigidSettings(**shared), syn_settings, isolate_syn=False
     )
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     brain_mask = qc.brain_mask(fixed, annotation)
     warped = result.warp(fixed, brain)
     row = {
         "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 2),  # all threads' CPU time: less swayed by a busy host
         "ncc_clipped": round(qc.clipped_ncc(fixed.data, warped.data, brain_mask), 4),
     }
     if brain_labels is not None:
@@ -133,10 +152,11 @@ def _one(fixed, annotation, structures, brain, brain_labels, method, overrides, 
 
 
 def _ants(fixed, annotation, structures, brain, brain_labels, kind):
-    warped, labels, seconds = ants_peer.register(fixed, brain, kind, brain_labels)
+    warped, labels, seconds, cpu = ants_peer.register(fixed, brain, kind, brain_labels)
     brain_mask = qc.brain_mask(fixed, annotation)
     row = {
         "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 2),
         "ncc_clipped": round(qc.clipped_ncc(fixed.data, warped.data, brain_mask), 4),
     }
     if labels is not None:
@@ -170,20 +190,25 @@ def main(resolutions=(200,), settings=SETTINGS, peers=True, out_name="real") -> 
 
 
 def pairing(repeats: int = 2) -> None:
-    """Our default recipe with SyN's halves paired on two threads and one at a time,
-    against ANTsPy SyN (100 µm, alternating)."""
+    """Our default recipe against ANTsPy SyN (100 µm, alternating), and ours with SyN's
+    halves one at a time and on DIPY's own kernels, to show what each gains."""
     from contextlib import nullcontext
 
-    from napari_ccf_align.core.register import syn_pairs
+    from napari_ccf_align.core.register import syn_kernels, syn_pairs
 
-    kinds = (("paired", nullcontext), ("one at a time", syn_pairs.one_at_a_time))
+    kinds = (
+        ("default", nullcontext),
+        ("SyN halves one at a time", syn_pairs.one_at_a_time),
+        ("DIPY's own kernels", syn_kernels.dipys_own),
+    )
     fixed, annotation, structures = _fixed(100)
     rows = {}
     for name in BRAINS:
         brain, labels = _npz(name)
+        _one(fixed, annotation, structures, brain, labels, "rigid+affine+syn", {}, 100)  # warm
         for rep in range(repeats):
             for label, how in kinds:
-                key = f"{name} | ours, SyN halves {label} | #{rep}"
+                key = f"{name} | ours, {label} | #{rep}"
                 with how():
                     rows[key] = _one(
                         fixed, annotation, structures, brain, labels, "rigid+affine+syn", {}, 100
@@ -200,6 +225,8 @@ if __name__ == "__main__":
     resolutions = (200, 100) if "--100" in sys.argv else (200,)
     if "--pairing" in sys.argv:
         pairing()
+    elif "--sweep" in sys.argv:
+        main((100,), SWEEP, peers=False, out_name="real_syn_sweep")
     elif "--speed" in sys.argv:
         main(resolutions, SPEED, peers=True, out_name="real_syn_speed")
     elif "--intensity" in sys.argv:

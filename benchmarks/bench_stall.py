@@ -100,6 +100,13 @@ def main() -> None:
         lambda: True,
     )
     viewer.layers.remove(added[0])
+    tiny = np.ascontiguousarray(sample.data[::16, ::16, ::16])
+    measure(  # napari's floor: the same add for a layer 4096x smaller
+        f"baseline: add one layer of {tiny.shape} voxels",
+        lambda: added.append(viewer.add_image(tiny, name="tiny baseline")),
+        lambda: True,
+    )
+    viewer.layers.remove(added[1])
 
     _, sessions = viewer.window.add_plugin_dock_widget("napari-ccf-align", "Session")
     measure(
@@ -134,6 +141,11 @@ def main() -> None:
         "session save",
         lambda: sessions.save_session(tmp / "saved"),
         lambda: sessions.save_button.enabled and (tmp / "saved" / "session.json").is_file(),
+    )
+    measure(  # napari's floor again, in the viewer as the steps left it
+        f"baseline, warm viewer: add one layer of {tiny.shape} voxels",
+        lambda: viewer.add_image(tiny, name="tiny baseline, warm"),
+        lambda: True,
     )
     print("written to", write("stall", {"rows": rows}))
     viewer.close()
