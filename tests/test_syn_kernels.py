@@ -19,6 +19,14 @@ def _world2grid() -> np.ndarray:
     return np.linalg.inv(grid2world)
 
 
+@pytest.fixture(params=["one block", "plane blocks on threads"], autouse=True)
+def blocks(request, monkeypatch):
+    """Each test on these small grids both ways: one block, and split as large grids are."""
+    if request.param != "one block":
+        monkeypatch.setattr(syn_kernels, "_SMALL", 0)
+    return request.param
+
+
 def _field(peak_voxels: float, seed: int) -> np.ndarray:
     # non-zero up to the faces, so the edge rule (points pushed off the grid) is exercised
     return smooth_field(SHAPE, SPACING, peak_voxels=peak_voxels, seed=seed).astype(np.float32)
@@ -56,6 +64,7 @@ def test_invert_equals_dipys_and_inverts(start):
 
 
 def test_results_do_not_depend_on_the_threads(monkeypatch):
+    monkeypatch.setattr(syn_kernels, "_SMALL", 0)
     d = _field(2.0, 4)
     w2g = _world2grid()
     many = syn_kernels.invert(d, w2g, SPACING, 20, 1e-3)

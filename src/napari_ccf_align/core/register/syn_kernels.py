@@ -39,6 +39,7 @@ import numpy as np
 __all__ = ["cc_factors", "compose", "dipys_own", "install", "invert"]
 
 _BLOCKS = 8  # plane blocks per call (fixed: the sums' order, and so the bits, stay put)
+_SMALL = 65_536  # voxels under which a call runs as one block on the caller's thread
 _pool: ThreadPoolExecutor | None = None
 _ours = True  # off within :func:`dipys_own`
 
@@ -145,8 +146,12 @@ def _step_planes(p, q, norms, epsilon, maxlen, first, last):  # pragma: no cover
                     p[k, i, j, c] = p[k, i, j, c] - s * q[k, i, j, c]
 
 
-def _blocks(n: int) -> list[tuple[int, int]]:
-    cuts = np.linspace(0, n, min(_BLOCKS, n) + 1).astype(int)
+def _blocks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Plane blocks of a grid: one below ``_SMALL`` voxels (threads would cost more than
+    they share), else ``_BLOCKS``; by size alone, so the sums' order is fixed."""
+    n = shape[0]
+    parts = 1 if math.prod(shape[:3]) < _SMALL else min(_BLOCKS, n)
+    cuts = np.linspace(0, n, parts + 1).astype(int)
     return [(int(a), int(b)) for a, b in itertools.pairwise(cuts) if b > a]
 
 
@@ -157,15 +162,15 @@ def _threads() -> ThreadPoolExecutor:
     return _pool
 
 
-def _over_blocks(kernel, n: int, *args, sums: int = 0) -> np.ndarray:
-    """Run ``kernel(*args, first, last[, sums])`` on every plane block, the first on this
-    thread and the others on the pool; the blocks' sums, one row each, in block order."""
-    pool = _threads()
-    blocks = _blocks(n)
+def _over_blocks(kernel, shape: tuple[int, ...], *args, sums: int = 0) -> np.ndarray:
+    """Run ``kernel(*args, first, last[, sums])`` on every plane block of a grid of
+    ``shape``, the first on this thread and the others on the pool; the blocks' sums, one
+    row each, in block order."""
+    blocks = _blocks(shape)
     out = np.zeros((len(blocks), max(sums, 1)))
     extra = [(out[b],) if sums else () for b in range(len(blocks))]
     futures = [
-        pool.submit(kernel, *args, first, last, *extra[b])
+        _threads().submit(kernel, *args, first, last, *extra[b])
         for b, (first, last) in enumerate(blocks)
         if b > 0
     ]
@@ -209,7 +214,7 @@ def compose(d1, d2, premult_index, premult_disp, time_scaling, comp=None):
         comp = np.zeros_like(d1)
     b = np.eye(3) if premult_disp is None else np.asarray(premult_disp, float)[:3, :3]
     sums = _over_blocks(
-        _compose_planes, d1.shape[0], d1, d2, np.ascontiguousarray(b), float(time_scaling),
+        _compose_planes, d1.shape, d1, d2, np.ascontiguousarray(b), float(time_scaling),
         comp, sums=4,
     )  # fmt: skip
     count, total, total_sq = (float(x) for x in sums[:, :3].sum(axis=0))
@@ -258,13 +263,12 @@ def invert(d, world2grid, spacing, max_iter, tolerance, start=None):
     norms = np.zeros(d.shape[:3])
     b = np.ascontiguousarray(np.asarray(world2grid, float)[:3, :3])
     inv_spacing = 1.0 / np.asarray(spacing, float)
-    n0 = d.shape[0]
     done, largest, error = 0, 1.0, 1.0 + tolerance
     while largest > 0.1 and done < max_iter and error > tolerance:
         epsilon = 0.75 if done == 0 else 0.5
-        sums = _over_blocks(_residual_planes, n0, p, d, b, inv_spacing, q, norms, sums=2)
+        sums = _over_blocks(_residual_planes, d.shape, p, d, b, inv_spacing, q, norms, sums=2)
         largest = float(sums[:, 1].max())
-        _over_blocks(_step_planes, n0, p, q, norms, epsilon, largest * epsilon)
+        _over_blocks(_step_planes, d.shape, p, q, norms, epsilon, largest * epsilon)
         error = float(sums[:, 0].sum()) / norms.size
         done += 1
     return p
@@ -289,7 +293,7 @@ def cc_factors(static, moving, radius):
     from dipy.align import crosscorr
 
     n = static.shape[0]
-    if static.ndim != 3 or n < 4 * (radius + 1):
+    if static.ndim != 3 or n < 4 * (radius + 1) or static.size < _SMALL:
         return np.asarray(crosscorr.precompute_cc_factors_3d(static, moving, radius))
 
     def part(first: int, last: int) -> np.ndarray:
