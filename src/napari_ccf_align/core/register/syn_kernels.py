@@ -17,11 +17,12 @@ Here they run with the GIL released and the grid's first axis split between thre
   grid, each with the window's margin.
 
 The first two are numba (interpolation in double precision, where DIPY sums in the fields'
-float32), so results equal DIPY's to float32 rounding; the third is DIPY's running
-window sums started at another plane, equal to rounding (``tests/test_syn_kernels.py``). The plane blocks
-are fixed and their sums added in order, so results do not depend on the number of
-threads. Fields are ``(n0, n1, n2, 3)`` in world units (mm) on one grid, ``world2grid``
-its world -> index matrix, as DIPY keeps them.
+float32), so results equal DIPY's to float32 rounding; the third is DIPY's running window
+sums started at another plane, equal to rounding (``tests/test_syn_kernels.py``). The plane
+blocks are fixed and their sums added in order, so results do not depend on the number of
+threads. All are 3D (:func:`install` is called for 3D runs only). Fields are ``(n0, n1, n2,
+3)`` in world units (mm) on one grid, ``world2grid`` its world -> index matrix, as DIPY
+keeps them.
 """
 
 from __future__ import annotations
@@ -203,13 +204,12 @@ def compose(d1, d2, premult_index, premult_disp, time_scaling, comp=None):
         DIPY's three figures of the squared norms over the points inside: the square root
         of their largest, of their mean, and of their variance's.
     """
-    if premult_index is not None or d1.ndim != 4:
+    if premult_index is not None:
         from dipy.align import vector_fields
 
-        fn = vector_fields.compose_vector_fields_3d
-        if d1.ndim != 4:
-            fn = vector_fields.compose_vector_fields_2d
-        return fn(d1, d2, premult_index, premult_disp, time_scaling, comp)
+        return vector_fields.compose_vector_fields_3d(
+            d1, d2, premult_index, premult_disp, time_scaling, comp
+        )
     if comp is None:
         comp = np.zeros_like(d1)
     b = np.eye(3) if premult_disp is None else np.asarray(premult_disp, float)[:3, :3]
@@ -252,12 +252,6 @@ def invert(d, world2grid, spacing, max_iter, tolerance, start=None):
     numpy.ndarray
         The inverse field, ``d``'s shape and dtype.
     """
-    if d.ndim != 4:
-        from dipy.align import vector_fields
-
-        return vector_fields.invert_vector_field_fixed_point_2d(
-            d, world2grid, spacing, max_iter, tolerance, start
-        )
     p = np.zeros_like(d) if start is None else np.array(start, dtype=d.dtype)
     q = np.zeros_like(d)
     norms = np.zeros(d.shape[:3])
@@ -293,7 +287,7 @@ def cc_factors(static, moving, radius):
     from dipy.align import crosscorr
 
     n = static.shape[0]
-    if static.ndim != 3 or n < 4 * (radius + 1) or static.size < _SMALL:
+    if n < 4 * (radius + 1) or static.size < _SMALL:
         return np.asarray(crosscorr.precompute_cc_factors_3d(static, moving, radius))
 
     def part(first: int, last: int) -> np.ndarray:

@@ -1,14 +1,14 @@
-"""DIPY SyN's independent halves two at a time, on DIPY's own kernels.
+"""DIPY SyN's independent halves two at a time, on the kernels the run uses.
 
 SyN is symmetric: each iteration DIPY warps the atlas's image and the sample's, computes the
 cross-correlation step that moves the sample towards the atlas and the one that moves the atlas
 towards the sample, adds each to its model's field, then inverts the static model's field and
-the moving model's (twice each). The halves of each pair
-never read each other's results, and DIPY's kernels (Cython, and SciPy's Gaussian filter)
-release the GIL, so while DIPY computes one half a second thread computes the other with the
-same kernel and arguments, and DIPY's next call gets that answer. Inversion is 37 % of a
-SyN run at 100 µm and smoothing the steps 20 % (``docs/benchmarks.md``); the results are the
-kernels' own, bit for bit.
+the moving model's (twice each). The halves of each pair never read each other's results, and
+the kernels (DIPY's Cython, SciPy's Gaussian filter, :mod:`.syn_kernels`' numba) release the
+GIL, so while DIPY computes one half a second thread computes the other with the same kernel
+and arguments, and DIPY's next call gets that answer. Inversion is 37 % of a SyN run at
+100 µm and smoothing the steps 20 % (``docs/benchmarks.md``); the results are the kernels'
+own, bit for bit.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def one_at_a_time() -> Iterator[None]:
 def install(sdr, cc: bool) -> list:
     """Pair the halves of ``sdr``'s iterations, once DIPY has connected its kernels (its
     ``OPT_START`` callback): the inversions, the two warps, and the two steps and the two
-    field updates when the metric is ``cc``. Returns the pairings, each to ``close()`` after the run (none within
-    :func:`one_at_a_time`)."""
+    field updates when the metric is ``cc``. Returns the pairings, each to ``close()`` after
+    the run (none within :func:`one_at_a_time`)."""
     if not _pairing:
         return []
     inversion = PairedInversion(sdr, sdr.invert_vector_field)
