@@ -43,7 +43,7 @@ def _recipe(args: argparse.Namespace, base=None):
 
     from napari_ccf_align.core import frames
     from napari_ccf_align.core.align import AlignmentState
-    from napari_ccf_align.core.register import methods, rigid, syn
+    from napari_ccf_align.core.register import rigid
     from napari_ccf_align.core.runs import headless
 
     recipe = base or headless.Recipe()
@@ -83,24 +83,8 @@ def _recipe(args: argparse.Namespace, base=None):
             args.crop_as_mask,
         )
         linear = changes.get("method", recipe.method).partition("+")[0]
-        prep = {"bias_correction": args.n4, "match_histogram": args.match_histogram}
-        settings = rigid.RigidSettings(
-            transform=linear if linear in rigid.TRANSFORMS else "rigid",
-            **({"iterations": args.iterations} if args.iterations is not None else {}),
-            **({"seed": args.seed, "threads": 1} if args.seed is not None else {}),
-            **prep,
-        )
-        syn_settings = syn.SynSettings(
-            **prep,
-            working_resolution_um=args.syn_resolution or methods.DEFAULT_WORKING_RESOLUTION_UM,
-            radius=args.syn_radius,
-            sigma_diff=args.syn_sigma_diff,
-            step_length=args.syn_step,
-            **(
-                {"level_iters": methods.parse_level_iters(args.syn_iterations, "--syn-iterations")}
-                if args.syn_iterations is not None
-                else {}
-            ),
+        settings, syn_settings = settings_from_flags(
+            args, linear if linear in rigid.TRANSFORMS else "rigid"
         )
         changes.update(
             state=state,
@@ -109,6 +93,39 @@ def _recipe(args: argparse.Namespace, base=None):
             syn_settings=syn_settings,
         )
     return replace(recipe, **changes)
+
+
+def settings_from_flags(args: argparse.Namespace, transform: str):
+    """The SimpleITK and SyN settings of a run: their defaults, with every setting flag given
+    (:mod:`~napari_ccf_align.core.register.setting_fields`) put in.
+
+    ``--seed`` without ``--threads`` also sums the metric on one thread (a bit-identical
+    replay, as its help says), and ``--metric ants_nc`` without ``--sampling`` reads every
+    voxel, which that metric needs.
+    """
+    from napari_ccf_align.core.register import methods, rigid, syn
+    from napari_ccf_align.core.register.setting_fields import SETTINGS
+
+    given = {"rigid": {}, "syn": {}}
+    for s in SETTINGS:
+        value = getattr(args, s.flag[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        if s.kind == "levels":
+            value = rigid.parse_levels(value)
+        elif s.kind == "level_iters":
+            value = methods.parse_level_iters(value, s.flag)
+        elif s.kind == "percentiles":
+            value = tuple(value)
+        for stage in s.stages:
+            given[stage][s.name] = value
+    r = given["rigid"]
+    if "seed" in r and "threads" not in r:
+        r["threads"] = 1
+    if r.get("metric") == "ants_nc" and "sampling" not in r:
+        r["sampling"] = "none"
+    given["syn"].setdefault("working_resolution_um", methods.DEFAULT_WORKING_RESOLUTION_UM)
+    return rigid.RigidSettings(transform=transform, **r), syn.SynSettings(**given["syn"])
 
 
 def _flips(text: str) -> tuple[bool, bool, bool]:

@@ -39,6 +39,31 @@ def _atlas_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _setting_flags(p: argparse.ArgumentParser) -> None:
+    """A flag for every setting of a run (:mod:`~napari_ccf_align.core.register.setting_fields`),
+    in two groups; each defaults to None ("not given"), and its help shows the run's default."""
+    from napari_ccf_align.core.register.setting_fields import SETTINGS
+
+    groups = {
+        "rigid": p.add_argument_group("SimpleITK stages (rigid, similarity, affine)"),
+        "syn": p.add_argument_group("DIPY SyN"),
+        "both": p.add_argument_group("intensity preparation (every stage)"),
+    }
+    metavars = {"int": "N", "float": "X", "levels": "SHRINK:MM,...", "level_iters": "N,N,..."}
+    for s in SETTINGS:
+        group = groups[s.stages[0] if len(s.stages) == 1 else "both"]
+        text = f"{s.help} (default: {s.shown_default()})"
+        if s.kind == "switch":
+            group.add_argument(s.flag, action="store_true", default=None, help=text)
+        elif s.kind == "percentiles":
+            group.add_argument(s.flag, nargs=2, type=float, metavar=("LOW", "HIGH"), help=text)
+        elif s.kind == "choice":
+            group.add_argument(s.flag, choices=s.choices, help=text)
+        else:
+            kind = {"int": whole_number, "float": float}.get(s.kind, str)
+            group.add_argument(s.flag, type=kind, metavar=metavars[s.kind], help=text)
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="skip the QC report (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -97,18 +122,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-ccf-align``."""
     from napari_ccf_align import __version__
-    from napari_ccf_align.core.register.methods import (
-        DEFAULT_METHOD,
-        DEFAULT_RIGID_ITERATIONS,
-        DEFAULT_SYN_LEVEL_ITERS,
-        DEFAULT_SYN_RADIUS,
-        DEFAULT_SYN_SIGMA_DIFF,
-        DEFAULT_SYN_STEP,
-        DEFAULT_WORKING_RESOLUTION_UM,
-        METHOD_HELP,
-        METHODS,
-        format_level_iters,
-    )
+    from napari_ccf_align.core.register.methods import DEFAULT_METHOD, METHOD_HELP, METHODS
 
     parser = argparse.ArgumentParser(
         prog="napari-ccf-align",
@@ -186,17 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-centre", action="store_true", help="do not centre the sample on the atlas")
     r.add_argument("--method", choices=methods, default=DEFAULT_METHOD, help="see the list above")
     r.add_argument(
-        "--iterations",
-        type=whole_number,
-        help=f"SimpleITK iterations per level (default: {DEFAULT_RIGID_ITERATIONS})",
-    )
-    r.add_argument(
-        "--syn-resolution",
-        type=float,
-        help=f"SyN working resolution (µm) (default: {DEFAULT_WORKING_RESOLUTION_UM:g}, or an "
-        "--atlas-file's own spacing when coarser)",
-    )
-    r.add_argument(
         "--atlas-file",
         metavar="PATH",
         help="register to your own template (any 3D reference volume) instead of the Allen CCF",
@@ -212,46 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a label image on --atlas-file's grid, put on your sample like the annotation",
     )
-    r.add_argument(
-        "--syn-iterations",
-        help="SyN iterations per level, coarsest first "
-        f"(default: {format_level_iters(DEFAULT_SYN_LEVEL_ITERS).replace(' ', '')})",
-    )
-    r.add_argument(
-        "--syn-radius",
-        type=whole_number,
-        default=DEFAULT_SYN_RADIUS,
-        help="SyN cross-correlation neighbourhood radius (voxels of each level)",
-    )
-    r.add_argument(
-        "--syn-sigma-diff",
-        type=float,
-        default=DEFAULT_SYN_SIGMA_DIFF,
-        help="smoothing of SyN's update field (voxels of each level)",
-    )
-    r.add_argument(
-        "--syn-step",
-        type=float,
-        default=DEFAULT_SYN_STEP,
-        help="SyN's largest displacement per iteration (voxels of each level)",
-    )
-    r.add_argument(
-        "--n4",
-        action="store_true",
-        help="correct the sample's smooth bias field (N4) before registering (off: it did not "
-        "raise Dice on real templates)",
-    )
-    r.add_argument(
-        "--match-histogram",
-        action="store_true",
-        help="match the sample's intensity histogram to the atlas's before registering",
-    )
-    r.add_argument(
-        "--seed",
-        type=whole_number,
-        help="seed the metric's sampling and sum it on one thread: a replay is then "
-        "bit-identical (default: seed 42 on every core, replays differ in the last digits)",
-    )
+    _setting_flags(r)
     r.add_argument("--out", required=True, help="session folder to write")
     _atlas_flags(r)
     _run_flags(r)

@@ -28,7 +28,7 @@ from napari_ccf_align.core import sampling
 from napari_ccf_align.core.align import AlignmentState
 from napari_ccf_align.core.errors import Cancelled, CcfAlignError
 from napari_ccf_align.core.progress import CancelToken, ProgressEvent
-from napari_ccf_align.core.register import methods, pipeline, rigid, syn
+from napari_ccf_align.core.register import methods, pipeline, rigid, setting_fields, syn
 from napari_ccf_align.core.register.result import scale_note
 from napari_ccf_align.core.volume import robust_range
 from napari_ccf_align.plugin.layer_data import image_layer_data, placed_volume
@@ -67,6 +67,22 @@ _PLOT_TITLES = {
 RESULT_KEY = _layers.RESULT_KEY  # (defined beside the layer helpers)
 MOVING_KEY = "ccf_align_moving"  # the name of the layer a result registered
 RUN_KEY = "ccf_align_run"  # what the run was asked: method, alignment state, start map
+
+
+def _tooltip(name: str, stage: str) -> str:
+    s = setting_fields.setting(name, stage)
+    return f"{s.help[0].upper()}{s.help[1:]} (default: {s.shown_default()}; {s.flag})."
+
+
+def _field(kind, name: str, stage: str, **kwargs):
+    """A form field of setting ``name``, labelled as the table says, its help as tooltip."""
+    s = setting_fields.setting(name, stage)
+    return kind(label=s.label, tooltip=_tooltip(name, stage), **kwargs)
+
+
+def _switch(name: str, value: bool) -> CheckBox:
+    s = setting_fields.setting(name, "rigid")
+    return CheckBox(text=s.label, value=value, tooltip=_tooltip(name, "rigid"))
 
 
 def _first_sentence(text: str) -> str:
@@ -109,52 +125,84 @@ class RegisterWidget(StepWidget):
             choices=[("the Align state", "align"), ("the last result", "last")],
             value="align",
         )
-        self.metric = ComboBox(label="metric", choices=_METRICS, value=d.metric)
-        self.bins = SpinBox(label="histogram bins", min=4, max=256, value=d.bins)
-        self.fraction = FloatSpinBox(
-            label="sampled fraction", min=0.01, max=1.0, step=0.05, value=d.sampling_fraction
+        self.metric = _field(ComboBox, "metric", "rigid", choices=_METRICS, value=d.metric)
+        self.bins = _field(SpinBox, "bins", "rigid", min=4, max=256, value=d.bins)
+        self.fraction = _field(
+            FloatSpinBox, "sampling_fraction", "rigid", min=0.01, max=1.0, step=0.05,
+            value=d.sampling_fraction,
+        )  # fmt: skip
+        self.max_samples = _field(
+            SpinBox, "max_samples", "rigid", min=100, max=10_000_000, step=1000,
+            value=d.max_samples,
+        )  # fmt: skip
+        self.iterations = _field(
+            SpinBox, "iterations", "rigid", min=1, max=5000, value=d.iterations
         )
-        self.iterations = SpinBox(label="iterations per level", min=1, max=5000, value=d.iterations)
         self.show_advanced = CheckBox(text="advanced", value=False)
-        self.sampling = ComboBox(
-            label="sampling", choices=["random", "regular", "none"], value=d.sampling
+        self.sampling = _field(
+            ComboBox, "sampling", "rigid", choices=list(rigid.SAMPLINGS), value=d.sampling
         )
-        self.levels = LineEdit(label="levels (shrink:mm)", value=rigid.format_levels(d.levels))
-        self.learning_rate = FloatSpinBox(
-            label="learning rate", min=0.001, max=10.0, step=0.1, value=d.learning_rate
-        )
-        self.min_step = FloatSpinBox(
-            label="minimum step", min=1e-6, max=1.0, step=1e-4, value=d.min_step
+        self.levels = _field(LineEdit, "levels", "rigid", value=rigid.format_levels(d.levels))
+        self.optimizer = _field(
+            ComboBox, "optimizer", "rigid", value=d.optimizer,
+            choices=[("regular step", "regular_step"), ("gradient descent", "gradient_descent")],
+        )  # fmt: skip
+        self.learning_rate = _field(
+            FloatSpinBox, "learning_rate", "rigid", min=0.001, max=10.0, step=0.1,
+            value=d.learning_rate,
+        )  # fmt: skip
+        self.min_step = _field(
+            FloatSpinBox, "min_step", "rigid", min=1e-6, max=1.0, step=1e-4, value=d.min_step
         )
         self.min_step.native.setDecimals(6)
         self.clip_low = FloatSpinBox(
-            label="clip below (percentile)", min=0, max=50, value=d.clip_percentiles[0]
-        )
+            label="clip below (percentile)", min=0, max=50, value=d.clip_percentiles[0],
+            tooltip=_tooltip("clip_percentiles", "rigid"),
+        )  # fmt: skip
         self.clip_high = FloatSpinBox(
-            label="clip above (percentile)", min=50, max=100, value=d.clip_percentiles[1]
+            label="clip above (percentile)", min=50, max=100, value=d.clip_percentiles[1],
+            tooltip=_tooltip("clip_percentiles", "rigid"),
+        )  # fmt: skip
+        self.ants_radius = _field(
+            SpinBox, "ants_radius", "rigid", min=1, max=30, value=d.ants_radius
         )
-        self.ants_radius = SpinBox(label="ANTS radius (voxels)", min=1, max=30, value=d.ants_radius)
         ds = syn.SynSettings()
-        self.syn_metric = ComboBox(
-            label="SyN metric",
+        self.syn_metric = _field(
+            ComboBox, "metric", "syn", value=ds.metric,
             choices=[("cross-correlation", "cc"), ("squared differences", "ssd"), ("EM", "em")],
-            value=ds.metric,
+        )  # fmt: skip
+        self.syn_iters = _field(
+            LineEdit, "level_iters", "syn", value=methods.format_level_iters(ds.level_iters)
         )
-        self.syn_iters = LineEdit(
-            label="SyN iterations (coarse → fine)", value=methods.format_level_iters(ds.level_iters)
-        )
-        self.syn_resolution = ComboBox(
-            label="SyN working resolution (µm)",
+        self.syn_resolution = _field(
+            ComboBox, "working_resolution_um", "syn",
             choices=list(methods.WORKING_RESOLUTIONS_UM),
             value=round(methods.DEFAULT_WORKING_RESOLUTION_UM),
+        )  # fmt: skip
+        self.syn_step = _field(
+            FloatSpinBox, "step_length", "syn", min=0.01, max=2.0, step=0.05,
+            value=ds.step_length,
+        )  # fmt: skip
+        self.syn_radius = _field(SpinBox, "radius", "syn", min=1, max=20, value=ds.radius)
+        self.syn_sigma = _field(
+            FloatSpinBox, "sigma_diff", "syn", min=0.1, max=20.0, step=0.5, value=ds.sigma_diff
         )
-        self.syn_step = FloatSpinBox(
-            label="SyN step (voxels)", min=0.01, max=2.0, step=0.05, value=ds.step_length
+        self.syn_tol = _field(
+            FloatSpinBox, "opt_tol", "syn", min=1e-8, max=1.0, step=1e-5, value=ds.opt_tol
         )
-        self.syn_radius = SpinBox(label="SyN CC radius (voxels)", min=1, max=20, value=ds.radius)
-        self.syn_sigma = FloatSpinBox(
-            label="SyN smoothing σ (voxels)", min=0.1, max=20.0, step=0.5, value=ds.sigma_diff
+        self.syn_tol.native.setDecimals(8)
+        self.syn_window = _field(
+            SpinBox, "energy_window", "syn", min=3, max=100, value=ds.energy_window
         )
+        self.syn_scale = _field(
+            FloatSpinBox, "ss_sigma_factor", "syn", min=0.01, max=10.0, step=0.05,
+            value=ds.ss_sigma_factor,
+        )  # fmt: skip
+        self.syn_inv_iter = _field(SpinBox, "inv_iter", "syn", min=1, max=1000, value=ds.inv_iter)
+        self.syn_inv_tol = _field(
+            FloatSpinBox, "inv_tol", "syn", min=1e-6, max=1.0, step=1e-3, value=ds.inv_tol
+        )
+        self.syn_inv_tol.native.setDecimals(6)
         self.syn_process = CheckBox(
             text="run SyN in its own process (the GUI never waits for it)", value=True
         )
@@ -164,32 +212,41 @@ class RegisterWidget(StepWidget):
         # the SyN fields a user seldom changes (defaults chosen on real brains, issue 19),
         # under "advanced" so that the form, the bar and the plot fit a 1280 x 800 screen
         self.syn_tuning = Container(
-            widgets=[self.syn_metric, self.syn_radius, self.syn_sigma, self.syn_step],
+            widgets=[
+                self.syn_metric,
+                self.syn_radius,
+                self.syn_sigma,
+                self.syn_step,
+                self.syn_tol,
+                self.syn_window,
+                self.syn_scale,
+                self.syn_inv_iter,
+                self.syn_inv_tol,
+            ],
             visible=False,
         )
-        self.seed = SpinBox(label="random seed", min=0, max=2**31 - 1, value=d.seed)
-        self.n4 = CheckBox(text="correct the bias field first (N4)", value=d.bias_correction)
-        self.match = CheckBox(text="match the atlas's histogram first", value=d.match_histogram)
-        self.one_thread = CheckBox(
-            text="one thread: bit-identical reruns (slower; every core differs in the last digits)",
-            value=d.threads == 1,
-        )
+        self.seed = _field(SpinBox, "seed", "rigid", min=0, max=2**31 - 1, value=d.seed)
+        self.n4 = _switch("bias_correction", d.bias_correction)
+        self.match = _switch("match_histogram", d.match_histogram)
+        self.threads = _field(SpinBox, "threads", "rigid", min=0, max=1024, value=d.threads)
         self.advanced = Container(
             widgets=[
                 self.bins,
-                self.fraction,
-                self.syn_tuning,
                 self.sampling,
+                self.fraction,
+                self.max_samples,
                 self.levels,
+                self.optimizer,
                 self.learning_rate,
                 self.min_step,
+                self.ants_radius,
+                self.seed,
+                self.threads,
                 self.clip_low,
                 self.clip_high,
                 self.n4,
                 self.match,
-                self.ants_radius,
-                self.seed,
-                self.one_thread,
+                self.syn_tuning,
             ],
             visible=False,
         )
@@ -263,6 +320,12 @@ class RegisterWidget(StepWidget):
             bias_correction=bool(self.n4.value),
             match_histogram=bool(self.match.value),
             sigma_diff=float(self.syn_sigma.value),
+            opt_tol=float(self.syn_tol.value),
+            energy_window=int(self.syn_window.value),
+            ss_sigma_factor=float(self.syn_scale.value),
+            inv_iter=int(self.syn_inv_iter.value),
+            inv_tol=float(self.syn_inv_tol.value),
+            clip_percentiles=(float(self.clip_low.value), float(self.clip_high.value)),
             working_resolution_um=float(self.syn_resolution.value),
         )
 
@@ -276,13 +339,15 @@ class RegisterWidget(StepWidget):
             ants_radius=int(self.ants_radius.value),
             sampling=self.sampling.value,
             sampling_fraction=float(self.fraction.value),
+            max_samples=int(self.max_samples.value),
             levels=rigid.parse_levels(self.levels.value),
             iterations=int(self.iterations.value),
+            optimizer=self.optimizer.value,
             learning_rate=float(self.learning_rate.value),
             min_step=float(self.min_step.value),
             clip_percentiles=(float(self.clip_low.value), float(self.clip_high.value)),
             seed=int(self.seed.value),
-            threads=1 if self.one_thread.value else 0,
+            threads=int(self.threads.value),
             bias_correction=bool(self.n4.value),
             match_histogram=bool(self.match.value),
         )
@@ -317,13 +382,15 @@ class RegisterWidget(StepWidget):
             self.ants_radius.value = r.ants_radius
             self.sampling.value = r.sampling
             self.fraction.value = r.sampling_fraction
+            self.max_samples.value = r.max_samples
             self.levels.value = rigid.format_levels(r.levels)
             self.iterations.value = r.iterations
+            self.optimizer.value = r.optimizer
             self.learning_rate.value = r.learning_rate
             self.min_step.value = r.min_step
             self.clip_low.value, self.clip_high.value = r.clip_percentiles
             self.seed.value = r.seed
-            self.one_thread.value = r.threads == 1
+            self.threads.value = r.threads
             self.n4.value, self.match.value = r.bias_correction, r.match_histogram
         y = saved.syn_settings
         if y is not None:
@@ -332,6 +399,11 @@ class RegisterWidget(StepWidget):
             self.syn_step.value = y.step_length
             self.syn_radius.value = y.radius
             self.syn_sigma.value = y.sigma_diff
+            self.syn_tol.value = y.opt_tol
+            self.syn_window.value = y.energy_window
+            self.syn_scale.value = y.ss_sigma_factor
+            self.syn_inv_iter.value = y.inv_iter
+            self.syn_inv_tol.value = y.inv_tol
             if y.working_resolution_um is not None:
                 res = round(y.working_resolution_um)
                 if res not in self.syn_resolution.choices:
