@@ -57,81 +57,98 @@ def dipys_own() -> Iterator[None]:
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _composed(d1, d2, b, t, k, i, j, out):  # pragma: no cover (numba-compiled)
-    """``out = d1[k, i, j] + t d2(k, i, j + B d1[k, i, j])``; False (and ``out`` 0) where
-    a neighbour of the point is off ``d2``'s grid."""
+def _composed(d1, flat, n0, n1, n2, b, t, k, i, j):  # pragma: no cover (numba-compiled)
+    """``(inside, d1[k, i, j] + t d2(k, i, j + B d1[k, i, j]))``, the vector as three
+    numbers; ``(False, 0, 0, 0)`` where a neighbour of the point is off ``d2``'s ``(n0,
+    n1, n2)`` grid (or the point is not a number).
+
+    ``d2`` comes as its flat ``(n0 * n1 * n2, 3)`` view, read at the eight corners'
+    offsets with their weights worked out once, and the vector is returned, not written:
+    4D indexing of each of the 24 values and writing the vector through an output array
+    made the inversion's residual 1.4x slower (``docs/benchmarks.md``, session 11).
+    """
     a0, a1, a2 = d1[k, i, j, 0], d1[k, i, j, 1], d1[k, i, j, 2]
     x = k + (b[0, 0] * a0 + b[0, 1] * a1 + b[0, 2] * a2)
     y = i + (b[1, 0] * a0 + b[1, 1] * a1 + b[1, 2] * a2)
     z = j + (b[2, 0] * a0 + b[2, 1] * a1 + b[2, 2] * a2)
+    if not (-1.0 < x < n0 and -1.0 < y < n1 and -1.0 < z < n2):
+        return False, 0.0, 0.0, 0.0
     fx, fy, fz = math.floor(x), math.floor(y), math.floor(z)
     ix, iy, iz = int(fx), int(fy), int(fz)
-    if (
-        not (-1.0 < x < d2.shape[0] and -1.0 < y < d2.shape[1] and -1.0 < z < d2.shape[2])
-        or ix < 0
-        or iy < 0
-        or iz < 0
-        or ix + 1 >= d2.shape[0]
-        or iy + 1 >= d2.shape[1]
-        or iz + 1 >= d2.shape[2]
-    ):
-        out[0] = 0.0
-        out[1] = 0.0
-        out[2] = 0.0
-        return False
+    if ix < 0 or iy < 0 or iz < 0 or ix + 1 >= n0 or iy + 1 >= n1 or iz + 1 >= n2:
+        return False, 0.0, 0.0, 0.0
     cx, cy, cz = x - fx, y - fy, z - fz
     ax, ay, az = 1.0 - cx, 1.0 - cy, 1.0 - cz
-    for c in range(3):
-        v = ax * (
-            ay * (az * d2[ix, iy, iz, c] + cz * d2[ix, iy, iz + 1, c])
-            + cy * (az * d2[ix, iy + 1, iz, c] + cz * d2[ix, iy + 1, iz + 1, c])
-        ) + cx * (
-            ay * (az * d2[ix + 1, iy, iz, c] + cz * d2[ix + 1, iy, iz + 1, c])
-            + cy * (az * d2[ix + 1, iy + 1, iz, c] + cz * d2[ix + 1, iy + 1, iz + 1, c])
-        )
-        out[c] = t * v + d1[k, i, j, c]
-    return True
+    w0, w1, w2, w3 = ax * ay * az, ax * ay * cz, ax * cy * az, ax * cy * cz
+    w4, w5, w6, w7 = cx * ay * az, cx * ay * cz, cx * cy * az, cx * cy * cz
+    o0 = (ix * n1 + iy) * n2 + iz
+    o2 = o0 + n2
+    o4 = o0 + n1 * n2
+    o6 = o4 + n2
+    v0 = (
+        w0 * flat[o0, 0] + w1 * flat[o0 + 1, 0] + w2 * flat[o2, 0] + w3 * flat[o2 + 1, 0]
+        + w4 * flat[o4, 0] + w5 * flat[o4 + 1, 0] + w6 * flat[o6, 0] + w7 * flat[o6 + 1, 0]
+    )  # fmt: skip
+    v1 = (
+        w0 * flat[o0, 1] + w1 * flat[o0 + 1, 1] + w2 * flat[o2, 1] + w3 * flat[o2 + 1, 1]
+        + w4 * flat[o4, 1] + w5 * flat[o4 + 1, 1] + w6 * flat[o6, 1] + w7 * flat[o6 + 1, 1]
+    )  # fmt: skip
+    v2 = (
+        w0 * flat[o0, 2] + w1 * flat[o0 + 1, 2] + w2 * flat[o2, 2] + w3 * flat[o2 + 1, 2]
+        + w4 * flat[o4, 2] + w5 * flat[o4 + 1, 2] + w6 * flat[o6, 2] + w7 * flat[o6 + 1, 2]
+    )  # fmt: skip
+    return True, t * v0 + a0, t * v1 + a1, t * v2 + a2
 
 
 @numba.njit(nogil=True, cache=True)
 def _compose_planes(d1, d2, b, t, comp, first, last, sums):  # pragma: no cover
     """:func:`compose` on planes ``first:last``; ``sums`` gets (count, sum of squared
     norms, sum of their squares, largest squared norm) of the points inside."""
-    v = np.empty(3)
+    n0, n1, n2 = d2.shape[0], d2.shape[1], d2.shape[2]
+    flat = d2.reshape(n0 * n1 * n2, 3)
+    count, total, total_sq, largest = 0.0, 0.0, 0.0, 0.0
     for k in range(first, last):
         for i in range(d1.shape[1]):
             for j in range(d1.shape[2]):
-                inside = _composed(d1, d2, b, t, k, i, j, v)
-                comp[k, i, j, 0] = v[0]
-                comp[k, i, j, 1] = v[1]
-                comp[k, i, j, 2] = v[2]
+                inside, v0, v1, v2 = _composed(d1, flat, n0, n1, n2, b, t, k, i, j)
+                comp[k, i, j, 0] = v0
+                comp[k, i, j, 1] = v1
+                comp[k, i, j, 2] = v2
                 if inside:
-                    nn = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
-                    sums[0] += 1.0
-                    sums[1] += nn
-                    sums[2] += nn * nn
-                    sums[3] = max(sums[3], nn)
+                    nn = v0 * v0 + v1 * v1 + v2 * v2
+                    count += 1.0
+                    total += nn
+                    total_sq += nn * nn
+                    largest = max(largest, nn)
+    sums[0] += count
+    sums[1] += total
+    sums[2] += total_sq
+    sums[3] = max(sums[3], largest)
 
 
 @numba.njit(nogil=True, cache=True)
 def _residual_planes(p, d, b, inv_spacing, q, norms, first, last, sums):  # pragma: no cover
     """The inversion's residual ``q = p + d(x + p)`` on planes ``first:last``, its norms
     in voxels; ``sums`` gets (their sum, their largest)."""
-    v = np.empty(3)
+    n0, n1, n2 = d.shape[0], d.shape[1], d.shape[2]
+    flat = d.reshape(n0 * n1 * n2, 3)
+    total, largest = 0.0, 0.0
     for k in range(first, last):
         for i in range(p.shape[1]):
             for j in range(p.shape[2]):
-                _composed(p, d, b, 1.0, k, i, j, v)
-                q[k, i, j, 0] = v[0]
-                q[k, i, j, 1] = v[1]
-                q[k, i, j, 2] = v[2]
+                _, v0, v1, v2 = _composed(p, flat, n0, n1, n2, b, 1.0, k, i, j)
+                q[k, i, j, 0] = v0
+                q[k, i, j, 1] = v1
+                q[k, i, j, 2] = v2
                 s0 = q[k, i, j, 0] * inv_spacing[0]
                 s1 = q[k, i, j, 1] * inv_spacing[1]
                 s2 = q[k, i, j, 2] * inv_spacing[2]
                 m = math.sqrt(s0 * s0 + s1 * s1 + s2 * s2)
                 norms[k, i, j] = m
-                sums[0] += m
-                sums[1] = max(sums[1], m)
+                total += m
+                largest = max(largest, m)
+    sums[0] += total
+    sums[1] = max(sums[1], largest)
 
 
 @numba.njit(nogil=True, cache=True)
