@@ -1,7 +1,9 @@
-"""SyN's kernels, threaded: composing displacement fields, inverting one, the CC factors.
+"""SyN's kernels, threaded: composing displacement fields, inverting one, warping an image,
+the CC factors.
 
 DIPY's SyN adds each step to its field by composition, inverts both models' fields four
-times an iteration and computes the cross-correlation's local sums; at the finest level
+times an iteration, warps both images through them and computes the cross-correlation's
+local sums; at the finest level
 these are over half of an iteration's time (``docs/benchmarks.md``), each on one core.
 Here they run with the GIL released and the grid's first axis split between threads:
 
@@ -13,11 +15,14 @@ Here they run with the GIL released and the grid's first axis split between thre
   DIPY's step sizes (0.75, then 0.5, each vector's step capped at that share of the
   largest residual) and its stop (the largest residual below 0.1 voxel, the mean below
   ``tolerance``, or ``max_iter`` iterations);
+- :func:`warp` is DIPY's ``warp_3d``: ``warped[i] = volume[C d(A i) + B i]``, where both
+  the field and the image are read from the corners of the eight that are on their grid
+  (DIPY's rule for a warp: a point at the edge reads part of its neighbourhood);
 - :func:`cc_factors` is DIPY's own ``precompute_cc_factors_3d`` on two halves of the
   grid, each with the window's margin.
 
-The first two are numba (interpolation in double precision, where DIPY sums in the fields'
-float32), so results equal DIPY's to float32 rounding; the third is DIPY's running window
+The first three are numba (interpolation in double precision, where DIPY sums in the fields'
+float32), so results equal DIPY's to float32 rounding; the last is DIPY's running window
 sums started at another plane, equal to rounding (``tests/test_syn_kernels.py``). The plane
 blocks are fixed and their sums added in order, so results do not depend on the number of
 threads. All are 3D (:func:`install` is called for 3D runs only). Fields are ``(n0, n1, n2,
@@ -27,6 +32,7 @@ keeps them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -37,7 +43,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-__all__ = ["cc_factors", "compose", "dipys_own", "install", "invert"]
+__all__ = ["cc_factors", "compose", "dipys_own", "install", "invert", "smooth", "warp"]
 
 _BLOCKS = 8  # plane blocks per call (fixed: the sums' order, and so the bits, stay put)
 _SMALL = 65_536  # voxels under which a call runs as one block on the caller's thread
@@ -71,6 +77,16 @@ def _composed(d1, flat, n0, n1, n2, b, t, k, i, j):  # pragma: no cover (numba-c
     x = k + (b[0, 0] * a0 + b[0, 1] * a1 + b[0, 2] * a2)
     y = i + (b[1, 0] * a0 + b[1, 1] * a1 + b[1, 2] * a2)
     z = j + (b[2, 0] * a0 + b[2, 1] * a1 + b[2, 2] * a2)
+    inside, v0, v1, v2 = _vector_at(flat, n0, n1, n2, x, y, z)
+    if not inside:
+        return False, 0.0, 0.0, 0.0
+    return True, t * v0 + a0, t * v1 + a1, t * v2 + a2
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _vector_at(flat, n0, n1, n2, x, y, z):  # pragma: no cover (numba-compiled)
+    """``(True, the vector at (x, y, z))`` of a flat ``(n0 * n1 * n2, 3)`` field read
+    trilinearly where all eight corners are on its grid, else ``(False, 0, 0, 0)``."""
     if not (-1.0 < x < n0 and -1.0 < y < n1 and -1.0 < z < n2):
         return False, 0.0, 0.0, 0.0
     fx, fy, fz = math.floor(x), math.floor(y), math.floor(z)
@@ -97,7 +113,7 @@ def _composed(d1, flat, n0, n1, n2, b, t, k, i, j):  # pragma: no cover (numba-c
         w0 * flat[o0, 2] + w1 * flat[o0 + 1, 2] + w2 * flat[o2, 2] + w3 * flat[o2 + 1, 2]
         + w4 * flat[o4, 2] + w5 * flat[o4 + 1, 2] + w6 * flat[o6, 2] + w7 * flat[o6 + 1, 2]
     )  # fmt: skip
-    return True, t * v0 + a0, t * v1 + a1, t * v2 + a2
+    return True, v0, v1, v2
 
 
 @numba.njit(nogil=True, cache=True)
@@ -162,6 +178,138 @@ def _step_planes(p, q, norms, epsilon, maxlen, first, last):  # pragma: no cover
                 s = epsilon * maxlen / n if n > maxlen else epsilon
                 for c in range(3):
                     p[k, i, j, c] = p[k, i, j, c] - s * q[k, i, j, c]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _corners(flat, n0, n1, n2, x, y, z, c):  # pragma: no cover (numba-compiled)
+    """Component ``c`` of a flat ``(n0 * n1 * n2, m)`` grid read trilinearly at ``(x, y,
+    z)`` from the corners that are on the grid (DIPY's ``_interpolate_scalar_3d`` and
+    ``_interpolate_vector_3d``: a corner off the grid adds nothing; a point outside
+    ``(-1, n)`` on any axis, or not a number, reads 0)."""
+    if not (-1.0 < x < n0 and -1.0 < y < n1 and -1.0 < z < n2):
+        return 0.0
+    fx, fy, fz = math.floor(x), math.floor(y), math.floor(z)
+    ix, iy, iz = int(fx), int(fy), int(fz)
+    cx, cy, cz = x - fx, y - fy, z - fz
+    ax, ay, az = 1.0 - cx, 1.0 - cy, 1.0 - cz
+    if ix >= 0 and iy >= 0 and iz >= 0 and ix + 1 < n0 and iy + 1 < n1 and iz + 1 < n2:
+        o0 = (ix * n1 + iy) * n2 + iz  # all eight on the grid: the common case
+        o2 = o0 + n2
+        o4 = o0 + n1 * n2
+        o6 = o4 + n2
+        return ax * (
+            ay * (az * flat[o0, c] + cz * flat[o0 + 1, c])
+            + cy * (az * flat[o2, c] + cz * flat[o2 + 1, c])
+        ) + cx * (
+            ay * (az * flat[o4, c] + cz * flat[o4 + 1, c])
+            + cy * (az * flat[o6, c] + cz * flat[o6 + 1, c])
+        )
+    v = 0.0
+    for a in range(2):
+        kk = ix + a
+        if kk < 0 or kk >= n0:
+            continue
+        wa = cx if a else ax
+        for b in range(2):
+            ii = iy + b
+            if ii < 0 or ii >= n1:
+                continue
+            wb = cy if b else ay
+            for e in range(2):
+                jj = iz + e
+                if jj < 0 or jj >= n2:
+                    continue
+                v += wa * wb * (cz if e else az) * flat[(kk * n1 + ii) * n2 + jj, c]
+    return v
+
+
+@numba.njit(nogil=True, cache=True)
+def _warp_planes(volume, d, a, b, c, warped, first, last):  # pragma: no cover
+    """:func:`warp` on the output planes ``first:last``."""
+    n0, n1, n2 = d.shape[0], d.shape[1], d.shape[2]
+    field = d.reshape(n0 * n1 * n2, 3)
+    m0, m1, m2 = volume.shape
+    image = volume.reshape(m0 * m1 * m2, 1)
+    for k in range(first, last):
+        for i in range(warped.shape[1]):
+            for j in range(warped.shape[2]):
+                x = a[0, 0] * k + a[0, 1] * i + a[0, 2] * j + a[0, 3]
+                y = a[1, 0] * k + a[1, 1] * i + a[1, 2] * j + a[1, 3]
+                z = a[2, 0] * k + a[2, 1] * i + a[2, 2] * j + a[2, 3]
+                inside, e0, e1, e2 = _vector_at(field, n0, n1, n2, x, y, z)
+                if not inside:  # DIPY adds the corners on the grid
+                    e0 = _corners(field, n0, n1, n2, x, y, z, 0)
+                    e1 = _corners(field, n0, n1, n2, x, y, z, 1)
+                    e2 = _corners(field, n0, n1, n2, x, y, z, 2)
+                px = c[0, 0] * e0 + c[0, 1] * e1 + c[0, 2] * e2
+                py = c[1, 0] * e0 + c[1, 1] * e1 + c[1, 2] * e2
+                pz = c[2, 0] * e0 + c[2, 1] * e1 + c[2, 2] * e2
+                px += b[0, 0] * k + b[0, 1] * i + b[0, 2] * j + b[0, 3]
+                py += b[1, 0] * k + b[1, 1] * i + b[1, 2] * j + b[1, 3]
+                pz += b[2, 0] * k + b[2, 1] * i + b[2, 2] * j + b[2, 3]
+                warped[k, i, j] = _corners(image, m0, m1, m2, px, py, pz, 0)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _reflected(p, n):  # pragma: no cover (numba-compiled)
+    """Index ``p`` of an axis of ``n`` mirrored into it as SciPy's ``mode="reflect"``
+    does (``d c b a | a b c d | d c b a``)."""
+    p = p % (2 * n)
+    return 2 * n - 1 - p if p >= n else p
+
+
+@numba.njit(nogil=True, cache=True)
+def _smooth_planes(src, dst, w, axis, first, last):  # pragma: no cover (numba-compiled)
+    """SciPy's ``correlate1d`` with the symmetric kernel ``w`` along ``axis`` (0, 1 or 2)
+    of a ``(n0, n1, n2, m)`` array, ``mode="reflect"``, for the planes ``first:last`` of
+    ``dst``: ``w[r] x[p] + sum_t w[r + t] (x[p - t] + x[p + t])`` in double precision,
+    stored in ``dst``'s type, as SciPy sums it."""
+    n0, n1, n2, m = src.shape
+    r = (w.size - 1) // 2
+    row = n2 * m
+    acc = np.empty(n1 * row)
+    turned = np.empty((n2, n1 * m), dtype=src.dtype)
+    along = np.empty((n2, n1 * m))
+    for k in range(first, last):
+        if axis == 0:
+            plane = src[k].reshape(n1 * row)
+            for q in range(n1 * row):
+                acc[q] = w[r] * np.float64(plane[q])
+            for t in range(1, r + 1):
+                lo = src[_reflected(k - t, n0)].reshape(n1 * row)
+                hi = src[_reflected(k + t, n0)].reshape(n1 * row)
+                wt = w[r + t]
+                for q in range(n1 * row):
+                    acc[q] += (np.float64(lo[q]) + np.float64(hi[q])) * wt
+        elif axis == 1:
+            plane = src[k].reshape(n1, row)
+            for i in range(n1):
+                for q in range(row):
+                    acc[i * row + q] = w[r] * np.float64(plane[i, q])
+                for t in range(1, r + 1):
+                    lo, hi, wt = _reflected(i - t, n1), _reflected(i + t, n1), w[r + t]
+                    for q in range(row):
+                        acc[i * row + q] += (np.float64(plane[lo, q]) + plane[hi, q]) * wt
+        else:  # along the rows: the plane turned so that they run down it, as for axis 1
+            for i in range(n1):
+                for j in range(n2):
+                    for c in range(m):
+                        turned[j, i * m + c] = src[k, i, j, c]
+            col = n1 * m
+            for j in range(n2):
+                for q in range(col):
+                    along[j, q] = w[r] * np.float64(turned[j, q])
+                for t in range(1, r + 1):
+                    lo, hi, wt = _reflected(j - t, n2), _reflected(j + t, n2), w[r + t]
+                    for q in range(col):
+                        along[j, q] += (np.float64(turned[lo, q]) + turned[hi, q]) * wt
+            for i in range(n1):
+                for j in range(n2):
+                    for c in range(m):
+                        acc[i * row + j * m + c] = along[j, i * m + c]
+        out = dst[k].reshape(n1 * row)
+        for q in range(n1 * row):
+            out[q] = acc[q]
 
 
 def _blocks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -285,6 +433,91 @@ def invert(d, world2grid, spacing, max_iter, tolerance, start=None):
     return p
 
 
+def warp(volume, d1, affine_idx_in=None, affine_idx_out=None, affine_disp=None, out_shape=None):
+    """DIPY's ``warp_3d`` (same arguments), threaded: ``warped[i] = volume[C d1(A i) + B
+    i]``, both read trilinearly from the corners on their grid.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(m0, m1, m2)`` image to warp.
+    d1 : numpy.ndarray
+        ``(n0, n1, n2, 3)`` displacement field (mm).
+    affine_idx_in, affine_idx_out, affine_disp : numpy.ndarray or None
+        DIPY's ``A`` (output index -> ``d1``'s index), ``B`` (output index -> ``volume``'s
+        index) and ``C`` (its linear part maps a displacement to ``volume``'s index units);
+        None is the identity.
+    out_shape : sequence of int, optional
+        The output grid (default: ``d1``'s).
+
+    Returns
+    -------
+    numpy.ndarray
+        The warped image, ``volume``'s dtype.
+    """
+    shape = tuple(int(n) for n in (d1.shape[:3] if out_shape is None else out_shape))
+    eye = np.eye(4)
+    a, b, c = (
+        eye if m is None else np.ascontiguousarray(np.asarray(m, float))
+        for m in (affine_idx_in, affine_idx_out, affine_disp)
+    )
+    volume = np.ascontiguousarray(volume)
+    warped = np.zeros(shape, dtype=volume.dtype)
+    _over_blocks(_warp_planes, shape, volume, np.ascontiguousarray(d1), a, b, c, warped)
+    return warped
+
+
+def smooth(field, sigma):
+    """Each component of a vector field smoothed as ``scipy.ndimage.gaussian_filter(
+    field[..., c], sigma)`` does (``mode="reflect"``, ``truncate=4``; axis by axis, each
+    pass stored in the field's type), the components side by side and threaded.
+
+    Parameters
+    ----------
+    field : numpy.ndarray
+        ``(n0, n1, n2, m)`` field (left unchanged).
+    sigma : float
+        Standard deviation of the Gaussian (voxels), the same on every axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        The smoothed field, a new array of ``field``'s shape and dtype.
+    """
+    radius = int(4.0 * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    w = np.exp(-0.5 / (sigma * sigma) * x**2)
+    w = w / w.sum()
+    a = np.array(field, order="C")
+    b = np.empty_like(a)
+    for axis, (src, dst) in enumerate(((a, b), (b, a), (a, b))):
+        _over_blocks(_smooth_planes, a.shape, src, dst, w, axis)
+    return b
+
+
+def _cc_forward(metric):
+    """DIPY's ``CCMetric.compute_forward`` with the step smoothed by :func:`smooth`."""
+    step, metric.energy = metric.compute_forward_step(
+        metric.gradient_static, metric.factors, metric.radius
+    )
+    return smooth(np.asarray(step), metric.sigma_diff)
+
+
+def _cc_backward(metric):
+    """DIPY's ``CCMetric.compute_backward`` with the step smoothed by :func:`smooth`."""
+    step, _ = metric.compute_backward_step(metric.gradient_moving, metric.factors, metric.radius)
+    return smooth(np.asarray(step), metric.sigma_diff)
+
+
+def _warping_function(model, interpolation, *, warp_coordinates=False):
+    """A DIPY map's ``_get_warping_function`` with :func:`warp` for its 3D linear warps."""
+    if model.dim == 3 and interpolation == "linear" and not warp_coordinates:
+        return warp
+    return type(model)._get_warping_function(
+        model, interpolation, warp_coordinates=warp_coordinates
+    )
+
+
 def cc_factors(static, moving, radius):
     """DIPY's ``precompute_cc_factors_3d`` (same arguments) on the two halves of the first
     axis at once, each computed with ``radius`` planes of margin.
@@ -319,11 +552,18 @@ def cc_factors(static, moving, radius):
 
 def install(sdr) -> None:
     """Let a DIPY ``SymmetricDiffeomorphicRegistration`` use these kernels for its field
-    updates, its inversions and (with a CC metric) its window sums; once DIPY has connected
-    its own (its ``OPT_START`` callback); nothing within :func:`dipys_own`."""
+    updates, its inversions, its two models' image warps and (with a CC metric) its window
+    sums; once DIPY has connected its own (its ``OPT_START`` callback); nothing within
+    :func:`dipys_own`."""
     if not _ours:
         return
+    for model in (sdr.static_to_ref, sdr.moving_to_ref):
+        model._get_warping_function = functools.partial(_warping_function, model)
     sdr.compose = compose
     sdr.invert_vector_field = invert
-    if getattr(sdr.metric, "precompute_factors", None) is not None and sdr.metric.dim == 3:
+    from dipy.align.metrics import CCMetric
+
+    if type(sdr.metric) is CCMetric and sdr.metric.dim == 3:
         sdr.metric.precompute_factors = cc_factors
+        sdr.metric.compute_forward = functools.partial(_cc_forward, sdr.metric)
+        sdr.metric.compute_backward = functools.partial(_cc_backward, sdr.metric)
